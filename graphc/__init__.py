@@ -1,0 +1,27 @@
+"""graphc: a JIT-compiled computation-graph compiler for training and serving networks on CPUs.
+
+TensorFlow-1 style:
+
+    >>> import graphc as gc
+    >>> a = gc.constant([[1.0, 2.0], [3.0, 4.0]])
+    >>> b = gc.constant([[5.0, 6.0], [7.0, 8.0]])
+    >>> with gc.Session() as sess:
+    ...     print(sess.run(gc.add(a, b)))
+    [[ 6.  8.]
+     [10. 12.]]
+"""
+__version__ = "0.1.0"
+
+from . import dtypes, errors
+from .dtypes import as_dtype, bool_, float32, float64, int32, int64
+from .errors import (DtypeError, FeedError, FetchError, GraphcError, GraphError, ShapeError,
+                     UninitializedVariableError)
+from .ir import Graph, Operation, Tensor, TensorSpec, get_default_graph, name_scope, reset_default_graph
+from . import ops
+from .ops import *  # noqa: F401,F403  (every op's public function)
+from .ops.registry import convert_to_tensor
+from .autodiff import gradients
+from .session import Session
+from . import nn
+
+bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool

@@ -1,0 +1,460 @@
+"""The graph IR: ``Graph`` (one networkx.MultiDiGraph), ``TensorSpec`` and ``Tensor`` handles.
+
+A node is one op application. Node attributes: ``op`` (op type, a key of the op
+registry), ``attrs`` (a dict of static attributes), ``spec`` (a ``TensorSpec``),
+``name`` (unique, readable, scoped) and ``trace`` (the user's call site).
+An edge ``u -> v`` with attribute ``pos`` says that ``u`` is input number ``pos``
+of ``v``; the same producer may feed several positions of one consumer.
+Every node has exactly one output.
+
+    >>> import graphc as gc
+    >>> g = gc.Graph()
+    >>> with g.as_default():
+    ...     x = gc.placeholder("float32", (None, 3), name="x")
+    ...     y = x * 2.0
+    >>> y.shape, y.dtype.name, y.name
+    ((None, 3), 'float32', 'mul')
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import networkx as nx
+import numpy as np
+
+from .errors import GraphError
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKIP_DIRS = tuple(os.path.join(os.path.dirname(_PKG_DIR), d) + os.sep
+                   for d in ("graphc", "passes", "runtime"))
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Static shape (``None`` for an unknown dimension) and dtype of a tensor."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype.name}[{dims}]"
+
+
+def _user_call_site() -> str:
+    """``file:line`` of the innermost frame outside graphc (where the user built the op)."""
+    f = sys._getframe(2)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not fn.startswith(_SKIP_DIRS) and not fn.startswith("<frozen"):
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back
+    return "<unknown>"
+
+
+class Graph:
+    """A dataflow graph: a thin, validated wrapper around ``networkx.MultiDiGraph``.
+
+    Node ids are increasing integers (creation order), which gives every
+    traversal a deterministic tie-break.
+
+        >>> g = Graph()
+        >>> with g.as_default():
+        ...     import graphc as gc
+        ...     c = gc.constant(1.0) + 2.0
+        >>> g.num_nodes()
+        3
+    """
+
+    def __init__(self):
+        self.nx = nx.MultiDiGraph()
+        self._next_id = 0
+        self._names: dict[str, int] = {}
+        self._name_counts: dict[str, int] = {}
+        self._scopes: list[str] = []
+        self.seed: int | None = None
+        self.collections: dict[str, list[int]] = {}
+
+    # -- building -------------------------------------------------------------------
+    def add_node(self, op: str, inputs: Iterable[int], attrs: dict, spec: TensorSpec,
+                 name: str | None = None, trace: str | None = None) -> int:
+        """Add one op application; returns its node id. ``name`` is made unique."""
+        nid = self._next_id
+        self._next_id += 1
+        uname = self.unique_name(name or op)
+        self.nx.add_node(nid, op=op, attrs=dict(attrs), spec=spec, name=uname,
+                         trace=trace if trace is not None else _user_call_site())
+        for pos, src in enumerate(inputs):
+            if src not in self.nx:
+                raise GraphError(f"input {pos} of {uname} ({op}) is node {src}, "
+                                 "which is not in this graph; tensors of different graphs "
+                                 "cannot be mixed")
+            self.nx.add_edge(src, nid, pos=pos)
+        self._names[uname] = nid
+        return nid
+
+    def unique_name(self, base: str) -> str:
+        """Scope ``base`` with the current name scope and make it unique (``add``, ``add_1``...).
+
+        A name ending in ``/`` (as yielded by ``name_scope``) is used verbatim,
+        without the slash, as in TensorFlow: the scope already reserved it.
+        """
+        if base.endswith("/"):
+            full = base[:-1]
+            if full in self._names:
+                raise GraphError(f"node name {full!r} is already taken")
+            return full
+        full = "/".join(self._scopes + [base]) if self._scopes else base
+        if full not in self._name_counts:
+            self._name_counts[full] = 0
+            return full
+        i = self._name_counts[full]
+        while True:
+            i += 1
+            cand = f"{full}_{i}"
+            if cand not in self._name_counts:
+                self._name_counts[full] = i
+                self._name_counts[cand] = 0
+                return cand
+
+    @contextlib.contextmanager
+    def name_scope(self, name: str):
+        """Prefix every node name created inside with ``name/`` (re-used scopes get ``_1``...)."""
+        scope = self.unique_name(name).split("/")[-1]
+        self._scopes.append(scope)
+        try:
+            yield "/".join(self._scopes) + "/"
+        finally:
+            self._scopes.pop()
+
+    @contextlib.contextmanager
+    def as_default(self):
+        """Make this graph the default graph inside the ``with`` block."""
+        _DEFAULT_STACK.append(self)
+        try:
+            yield self
+        finally:
+            _DEFAULT_STACK.pop()
+
+    def add_to_collection(self, key: str, node: int) -> None:
+        self.collections.setdefault(key, []).append(node)
+
+    # -- reading ---------------------------------------------------------------------
+    def __contains__(self, node) -> bool:
+        return node in self.nx
+
+    def num_nodes(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def nodes(self) -> list[int]:
+        """Node ids in creation order."""
+        return sorted(self.nx.nodes)
+
+    def op(self, n: int) -> str:
+        return self.nx.nodes[n]["op"]
+
+    def attrs(self, n: int) -> dict:
+        return self.nx.nodes[n]["attrs"]
+
+    def spec(self, n: int) -> TensorSpec:
+        return self.nx.nodes[n]["spec"]
+
+    def name(self, n: int) -> str:
+        return self.nx.nodes[n]["name"]
+
+    def trace(self, n: int) -> str:
+        return self.nx.nodes[n]["trace"]
+
+    def node_data(self, n: int) -> dict:
+        return self.nx.nodes[n]
+
+    def inputs(self, n: int) -> list[int]:
+        """Producers of ``n`` in input-position order."""
+        edges = sorted(self.nx.in_edges(n, data="pos"), key=lambda e: e[2])
+        return [u for u, _, _ in edges]
+
+    def consumers(self, n: int) -> list[tuple[int, int]]:
+        """``(consumer, position)`` pairs reading ``n``, in consumer order."""
+        return sorted((v, pos) for _, v, pos in self.nx.out_edges(n, data="pos"))
+
+    def by_name(self, name: str) -> int:
+        """Node id of the node called ``name`` (a trailing ``:0`` is accepted)."""
+        key = name[:-2] if name.endswith(":0") else name
+        nid = self._names.get(key)
+        if nid is None or nid not in self.nx:
+            raise KeyError(f"no node named {name!r} in this graph")
+        return nid
+
+    def tensor(self, n: int) -> "Tensor":
+        return Tensor(self, n)
+
+    def topo_order(self, roots: Iterable[int] | None = None) -> list[int]:
+        """Topological order (ties broken by creation order) of ``roots`` and their ancestors."""
+        if roots is None:
+            sub = self.nx
+        else:
+            keep = set()
+            stack = list(roots)
+            while stack:
+                n = stack.pop()
+                if n in keep:
+                    continue
+                keep.add(n)
+                stack.extend(self.nx.predecessors(n))
+            sub = self.nx.subgraph(keep)
+        return list(nx.lexicographical_topological_sort(sub))
+
+    # -- rewriting (used by passes) --------------------------------------------------------
+    def replace(self, old: int, new: int) -> None:
+        """Redirect every consumer of ``old`` to read ``new`` instead (``old`` stays, unused)."""
+        if old == new:
+            return
+        so, sn = self.spec(old), self.spec(new)
+        if so.dtype != sn.dtype or not _shapes_agree(so.shape, sn.shape):
+            raise GraphError(f"replace: {self.name(old)} ({so}) cannot be replaced by "
+                             f"{self.name(new)} ({sn}): specs differ")
+        for _, v, key, pos in list(self.nx.out_edges(old, keys=True, data="pos")):
+            self.nx.remove_edge(old, v, key)
+            self.nx.add_edge(new, v, pos=pos)
+        for key, ids in self.collections.items():
+            self.collections[key] = [new if i == old else i for i in ids]
+
+    def set_inputs(self, n: int, inputs: list[int]) -> None:
+        """Replace the input list of ``n``."""
+        for u, _, key in list(self.nx.in_edges(n, keys=True)):
+            self.nx.remove_edge(u, n, key)
+        for pos, src in enumerate(inputs):
+            self.nx.add_edge(src, n, pos=pos)
+
+    def remove(self, nodes: Iterable[int]) -> None:
+        """Remove nodes (and their edges) from the graph."""
+        for n in list(nodes):
+            self._names.pop(self.name(n), None)
+            self.nx.remove_node(n)
+        for key, ids in self.collections.items():
+            self.collections[key] = [i for i in ids if i in self.nx]
+
+    def copy(self) -> "Graph":
+        """An independent copy (node ids and names preserved; attrs dicts copied)."""
+        g = Graph.__new__(Graph)
+        g.nx = nx.MultiDiGraph()
+        for n, d in self.nx.nodes(data=True):
+            g.nx.add_node(n, **{**d, "attrs": dict(d["attrs"])})
+        g.nx.add_edges_from(self.nx.edges(keys=True, data=True))
+        g._next_id = self._next_id
+        g._names = dict(self._names)
+        g._name_counts = dict(self._name_counts)
+        g._scopes = []
+        g.seed = self.seed
+        g.collections = {k: list(v) for k, v in self.collections.items()}
+        return g
+
+    def validate(self) -> None:
+        """Check structure and specs: acyclic, inputs numbered 0..k-1, every spec re-infers.
+
+        Raises ``GraphError`` naming the offending node.
+        """
+        from .ops.registry import get_op
+        if not nx.is_directed_acyclic_graph(self.nx):
+            cycle = nx.find_cycle(self.nx)
+            raise GraphError(f"graph has a cycle: {[self.name(u) for u, *_ in cycle]}")
+        for n in self.nx.nodes:
+            positions = sorted(p for _, _, p in self.nx.in_edges(n, data="pos"))
+            if positions != list(range(len(positions))):
+                raise GraphError(f"node {self.name(n)} ({self.op(n)}) has input positions "
+                                 f"{positions}; expected 0..{len(positions) - 1}")
+            opdef = get_op(self.op(n))
+            if opdef.infer is None:
+                continue
+            specs = [self.spec(i) for i in self.inputs(n)]
+            spec = opdef.infer(specs, self.attrs(n))
+            if spec.dtype != self.spec(n).dtype or not _shapes_agree(spec.shape, self.spec(n).shape):
+                raise GraphError(f"node {self.name(n)} ({self.op(n)}) has spec {self.spec(n)} but "
+                                 f"its inputs imply {spec}")
+
+    def __repr__(self) -> str:
+        return f"<graphc.Graph with {self.num_nodes()} nodes>"
+
+
+def _shapes_agree(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+# -- the default graph -----------------------------------------------------------------------
+_DEFAULT_STACK: list[Graph] = []
+_GLOBAL_DEFAULT = [Graph()]
+
+
+def get_default_graph() -> Graph:
+    """The graph new ops go into: the innermost ``as_default()``, else the global default."""
+    return _DEFAULT_STACK[-1] if _DEFAULT_STACK else _GLOBAL_DEFAULT[0]
+
+
+def reset_default_graph() -> None:
+    """Start a fresh global default graph (not allowed inside ``with g.as_default()``)."""
+    if _DEFAULT_STACK:
+        raise GraphError("reset_default_graph() called inside a `with graph.as_default()` block; "
+                         "leave the block first")
+    _GLOBAL_DEFAULT[0] = Graph()
+
+
+def name_scope(name: str):
+    """``with gc.name_scope("dense"):`` prefixes new node names with ``dense/``."""
+    return get_default_graph().name_scope(name)
+
+
+class Operation:
+    """A read-only view of the op that produces a tensor (``tensor.op``)."""
+    __slots__ = ("graph", "node")
+
+    def __init__(self, graph: Graph, node: int):
+        self.graph, self.node = graph, node
+
+    @property
+    def type(self) -> str:
+        return self.graph.op(self.node)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name(self.node)
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.graph.attrs(self.node))
+
+    @property
+    def inputs(self) -> list["Tensor"]:
+        return [Tensor(self.graph, i) for i in self.graph.inputs(self.node)]
+
+    @property
+    def outputs(self) -> list["Tensor"]:
+        return [Tensor(self.graph, self.node)]
+
+    def __eq__(self, other):
+        return isinstance(other, Operation) and other.graph is self.graph and other.node == self.node
+
+    def __hash__(self):
+        return hash((id(self.graph), self.node))
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.name!r} type={self.type}>"
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+class Tensor:
+    """A symbolic handle to the output of one node of a ``Graph``.
+
+    Supports ``+ - * / // % @ ** -x abs()``, ordering comparisons (``<`` ...,
+    giving bool tensors) and numpy-style slicing ``x[1:, None, ::2]``. As in
+    TensorFlow 1, ``==`` is identity so tensors can be dict keys; use
+    ``gc.equal`` for elementwise equality.
+    """
+    __slots__ = ("graph", "node")
+    __array_priority__ = 100  # numpy defers to our reflected operators
+
+    def __init__(self, graph: Graph, node: int):
+        self.graph, self.node = graph, node
+
+    @property
+    def spec(self) -> TensorSpec:
+        return self.graph.spec(self.node)
+
+    @property
+    def shape(self) -> tuple:
+        return self.graph.spec(self.node).shape
+
+    def get_shape(self) -> tuple:
+        return self.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.graph.spec(self.node).dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name(self.node)
+
+    @property
+    def op(self) -> Operation:
+        return Operation(self.graph, self.node)
+
+    def eval(self, feed_dict=None, session=None):
+        """Evaluate in ``session`` (or a fresh one): ``sess.run(self, feed_dict)``."""
+        from .session import Session
+        sess = session or Session(self.graph)
+        return sess.run(self, feed_dict=feed_dict)
+
+    def __repr__(self) -> str:
+        return f"<Tensor {self.name!r} shape={self.shape} dtype={self.dtype.name}>"
+
+    def __eq__(self, other):
+        return isinstance(other, Tensor) and other.graph is self.graph and other.node == self.node
+
+    def __hash__(self):
+        return hash((id(self.graph), self.node))
+
+    def __bool__(self):
+        raise TypeError(f"the truth value of symbolic tensor {self.name!r} is unknown while "
+                        "building the graph; use gc.where / gc.cond-style ops, or run it in a "
+                        "Session first")
+
+    def __len__(self):
+        if not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of tensor {self.name!r} with shape {self.shape} is unknown")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator:
+        raise TypeError(f"tensor {self.name!r} is symbolic and cannot be iterated; "
+                        "index it (x[i]) or use gc.unstack")
+
+    # arithmetic
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().subtract(self, o)
+    def __rsub__(self, o): return _ops().subtract(o, self)
+    def __mul__(self, o): return _ops().multiply(self, o)
+    def __rmul__(self, o): return _ops().multiply(o, self)
+    def __truediv__(self, o): return _ops().divide(self, o)
+    def __rtruediv__(self, o): return _ops().divide(o, self)
+    def __floordiv__(self, o): return _ops().floordiv(self, o)
+    def __rfloordiv__(self, o): return _ops().floordiv(o, self)
+    def __mod__(self, o): return _ops().mod(self, o)
+    def __rmod__(self, o): return _ops().mod(o, self)
+    def __pow__(self, o): return _ops().pow(self, o)
+    def __rpow__(self, o): return _ops().pow(o, self)
+    def __matmul__(self, o): return _ops().matmul(self, o)
+    def __rmatmul__(self, o): return _ops().matmul(o, self)
+    def __neg__(self): return _ops().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops().abs(self)
+    def __invert__(self): return _ops().logical_not(self)
+    def __and__(self, o): return _ops().logical_and(self, o)
+    def __or__(self, o): return _ops().logical_or(self, o)
+    # comparisons (== stays identity, as in TensorFlow 1)
+    def __lt__(self, o): return _ops().less(self, o)
+    def __le__(self, o): return _ops().less_equal(self, o)
+    def __gt__(self, o): return _ops().greater(self, o)
+    def __ge__(self, o): return _ops().greater_equal(self, o)
+
+    def __getitem__(self, key):
+        return _ops().getitem(self, key)
+
+    # TF-compat conveniences on variables and tensors
+    @property
+    def T(self):
+        return _ops().transpose(self)

@@ -1,0 +1,1 @@
+"""graphc.passes: graph-to-graph optimization passes."""

@@ -1,0 +1,1 @@
+"""graphc.runtime: lowering, numba kernels, cache and executor."""

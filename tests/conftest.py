@@ -1,0 +1,25 @@
+import os
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/gradcheck.py and friends
+
+# every test run compiles into its own cache folder unless one is given
+os.environ.setdefault("GRAPHC_CACHE_DIR", os.path.join(tempfile.gettempdir(), "graphc-test-cache"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_graph():
+    """Each test starts with an empty default graph."""
+    import graphc as gc
+    gc.reset_default_graph()
+    yield
+    gc.reset_default_graph()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
