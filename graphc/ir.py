@@ -127,8 +127,9 @@ class Graph:
     @contextlib.contextmanager
     def name_scope(self, name: str):
         """Prefix every node name created inside with ``name/`` (re-used scopes get ``_1``...)."""
-        scope = self.unique_name(name).split("/")[-1]
-        self._scopes.append(scope)
+        full = self.unique_name(name)
+        prefix = "/".join(self._scopes) + "/" if self._scopes else ""
+        self._scopes.append(full[len(prefix):])  # may itself contain "/" ("query/kernel")
         try:
             yield "/".join(self._scopes) + "/"
         finally:

@@ -1,1 +1,22 @@
-"""graphc.passes: graph-to-graph optimization passes."""
+"""graphc.passes: graph-to-graph optimization passes (networkx), run by ``optimize``.
+
+    graph, report = graphc.passes.optimize(graph, fetches, feeds=fed_nodes)
+
+The default pipeline (``DEFAULT_PIPELINE`` in ``manager.py``) is: dead-code
+elimination, constant folding, algebraic simplification, folding again, CSE,
+DCE again, then elementwise, epilogue (matmul/conv2d + tail) and reduction
+fusion. Each pass is a plain function ``(graph, ctx) -> PassResult``.
+"""
+from .core import DEFAULT_OPTIONS, PassContext, PassResult
+from .cse import cse
+from .dce import dce, prune_feeds
+from .fold import fold
+from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
+from .manager import (DEFAULT_PIPELINE, PASSES, PassCheckError, PassManager, PassRecord, Report,
+                      optimize, sample_inputs)
+from .simplify import RULES, simplify
+
+__all__ = ["optimize", "PassManager", "DEFAULT_PIPELINE", "PASSES", "DEFAULT_OPTIONS", "PassContext",
+           "PassResult", "PassRecord", "Report", "PassCheckError", "sample_inputs", "dce",
+           "prune_feeds", "cse", "fold", "simplify", "RULES", "fuse_elementwise", "fuse_epilogue",
+           "fuse_reduction"]

@@ -321,7 +321,8 @@ def gather(params, indices, axis=0, batch_dims=0, name=None, validate_indices=No
     p = convert_to_tensor(params)
     idx = _index_tensor(indices)
     if batch_dims:
-        raise NotImplementedError("gather: batch_dims != 0 is not supported")
+        raise ValueError(f"gather: batch_dims={batch_dims} is not supported (only 0); gather per batch "
+                         "row with gc.gather on a reshaped tensor instead")
     if axis is None:
         axis = 0
     if p.ndim == 0:

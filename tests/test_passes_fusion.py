@@ -1,0 +1,291 @@
+"""Fusion passes: elementwise regions, matmul/conv2d epilogues, reduction prologues; idempotence."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.interpreter import evaluate
+from graphc.ops.fused import run_program
+from graphc.passes import optimize, sample_inputs
+
+
+def count(g, op):
+    return sum(1 for n in g.nx.nodes if g.op(n) == op)
+
+
+def nodes_of(g, op):
+    return [n for n in g.topo_order() if g.op(n) == op]
+
+
+def check(g, fetches, feeds=(), options=None):
+    """Full pipeline in debug mode, equal to the reference, and idempotent."""
+    fetches = [getattr(f, "node", f) for f in fetches]
+    feeds = [getattr(f, "node", f) for f in feeds]
+    opt, rep = optimize(g, fetches, feeds=feeds, debug=True, options=options)
+    fv, state = sample_inputs(g, fetches, feeds, seed=3)
+    with np.errstate(all="ignore"):
+        want = evaluate(g, fetches, fv, state).values
+        got = evaluate(opt, rep.fetches, {n: v for n, v in fv.items() if n in opt}, state).values
+    for a, b in zip(want, got):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
+    again, rep2 = optimize(opt, rep.fetches, feeds=feeds, options=options)
+    assert rep2.changed == 0 and again.num_nodes() == opt.num_nodes(), str(rep2)
+    return opt, rep
+
+
+# -- elementwise -------------------------------------------------------------------------------------
+def test_chain_becomes_one_fused_node():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4), name="x")
+        y = gc.sigmoid(gc.tanh(gc.exp(x) + 1.0) * 3.0)
+    opt, rep = check(g, [y], [x])
+    assert count(opt, "fused_elementwise") == 1 and opt.num_nodes() == 4  # x, 1.0, 3.0, fused
+    (f,) = nodes_of(opt, "fused_elementwise")
+    assert f == y.node and opt.name(f) == g.name(y.node)
+    assert [s[0] for s in opt.attrs(f)["program"]] == ["exp", "add", "tanh", "mul", "sigmoid"]
+    assert sorted(opt.op(i) for i in opt.inputs(f)) == ["constant", "constant", "placeholder"]
+
+
+def test_program_runs_like_the_ops():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3,), name="x")
+        y = gc.where(x > 0.0, gc.sqrt(gc.abs(x)), gc.cast(gc.cast(x, "int32"), "float32") * x)
+    opt, rep = check(g, [y], [x])
+    (f,) = nodes_of(opt, "fused_elementwise")
+    xs = np.array([-2.5, 0.0, 4.0], np.float32)
+    ins = [xs if opt.op(i) == "placeholder" else opt.attrs(i)["value"] for i in opt.inputs(f)]
+    want = evaluate(g, [y.node], {x.node: xs}).values[0]
+    np.testing.assert_array_equal(run_program(opt.attrs(f)["program"], ins), want)
+
+
+def test_diamond_is_one_region_without_duplicated_work():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (2, 3), name="x")
+        e = gc.exp(x)
+        y = gc.tanh(e) * gc.sigmoid(e) + e
+    opt, _ = check(g, [y], [x])
+    (f,) = nodes_of(opt, "fused_elementwise")
+    prog = opt.attrs(f)["program"]
+    assert [s[0] for s in prog].count("exp") == 1 and len(prog) == 5
+
+
+def test_value_used_outside_the_region_is_a_boundary():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3, 3), name="x")
+        h = gc.exp(x) + 1.0                      # used by the region below and by matmul
+        y = gc.tanh(h) * 2.0
+        z = gc.matmul(h, h)
+    opt, _ = check(g, [y, z], [x])
+    fused = nodes_of(opt, "fused_elementwise")
+    assert len(fused) == 2 and h.node in fused and y.node in fused
+    assert h.node in opt.inputs(y.node) and sum(s[0] == "exp" for f in fused for s in opt.attrs(f)["program"]) == 1
+
+
+def test_fetched_value_is_a_boundary():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3,), name="x")
+        h = gc.exp(x) * 2.0
+        y = gc.log(h + 1.0) - 3.0
+    opt, rep = check(g, [y, h], [x])
+    assert rep.fetches == [y.node, h.node]
+    assert opt.op(h.node) == "fused_elementwise" and opt.op(y.node) == "fused_elementwise"
+    assert h.node in opt.inputs(y.node)
+
+
+def test_broadcasting_region_and_scalar_constants_as_inputs():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 1, 4), name="x")
+        b = gc.placeholder("float32", (3, 1), name="b")
+        y = gc.relu(x * 0.5 + b) - gc.constant(np.arange(4, dtype=np.float32))
+    opt, _ = check(g, [y], [x, b])
+    (f,) = nodes_of(opt, "fused_elementwise")
+    assert opt.spec(f).shape == (None, 3, 4)
+    assert count(opt, "constant") == 2 and len(opt.inputs(f)) == 4
+
+
+def test_single_ops_are_left_alone():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3, 3), name="x")
+        y = gc.matmul(gc.exp(x), gc.transpose(gc.tanh(x)))
+    opt, _ = check(g, [y], [x])
+    assert count(opt, "fused_elementwise") == 0 and count(opt, "exp") == 1
+
+
+def test_region_size_cap():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (2,), name="x")
+        y = x
+        for _ in range(10):
+            y = gc.tanh(y)
+    opt, _ = check(g, [y], [x], options={"max_fusion_steps": 4})
+    sizes = sorted(len(opt.attrs(f)["program"]) for f in nodes_of(opt, "fused_elementwise"))
+    assert sum(sizes) + count(opt, "tanh") == 10 and max(sizes) <= 4
+
+
+def test_fused_nodes_are_inlined_into_a_larger_region():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3,), name="x")
+        y = gc.exp(gc.tanh(gc.sigmoid(gc.abs(x) + 1.0) * 2.0) - x)
+    small, rep = optimize(g, [y], feeds=[x], options={"max_fusion_steps": 2})
+    assert count(small, "fused_elementwise") >= 2
+    big, rep2 = optimize(small, rep.fetches, feeds=[x.node], pipeline=["fuse_elementwise"], debug=True)
+    assert count(big, "fused_elementwise") == 1
+    (f,) = nodes_of(big, "fused_elementwise")
+    assert [s[0] for s in big.attrs(f)["program"]] == ["abs", "add", "sigmoid", "mul", "tanh", "sub", "exp"]
+    xs = np.array([-1.0, 0.5, 3.0], np.float32)
+    want = evaluate(g, [y.node], {x.node: xs}).values[0]
+    np.testing.assert_array_equal(evaluate(big, rep2.fetches, {x.node: xs}).values[0], want)
+
+
+def test_integer_and_bool_regions():
+    g = gc.Graph()
+    with g.as_default():
+        i = gc.placeholder("int32", (4,), name="i")
+        y = gc.logical_and((i * 2 + 1) > 2, gc.logical_not(gc.equal(i, 0)))
+    opt, _ = check(g, [y], [i])
+    assert count(opt, "fused_elementwise") == 1 and opt.spec(y.node).dtype == np.bool_
+
+
+# -- epilogue ----------------------------------------------------------------------------------------------
+def test_matmul_bias_relu_becomes_one_contraction():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4), name="x")
+        w = gc.Variable(np.ones((4, 3), np.float32), name="w")
+        b = gc.Variable(np.zeros(3, np.float32), name="b")
+        y = gc.relu(gc.nn.bias_add(gc.matmul(x, w), b))
+    opt, _ = check(g, [y], [x])
+    assert [opt.op(n) for n in opt.topo_order()] == ["placeholder", "variable", "variable",
+                                                     "fused_contraction"]
+    a = opt.attrs(y.node)
+    assert a["contraction"] == "matmul" and a["n_c"] == 2
+    assert dict(a["c_attrs"]) == {"transpose_a": False, "transpose_b": False}
+    assert [s[0] for s in a["program"]] == ["add", "relu"]
+    assert opt.inputs(y.node) == [x.node, w.node, b.node]
+
+
+def test_matmul_with_residual_and_transposes():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3, 3), name="x")
+        w = gc.placeholder("float32", (3, 3), name="w")
+        y = gc.tanh(gc.matmul(x, w, transpose_b=True) * gc.matmul(x, w) + x)
+    opt, _ = check(g, [y], [x, w])
+    assert count(opt, "fused_contraction") == 1 and count(opt, "matmul") == 1
+
+
+def test_matmul_with_two_consumers_is_not_fused():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3, 3), name="x")
+        m = gc.matmul(x, x)
+        y = gc.relu(m) + gc.reduce_sum(m)
+    opt, _ = check(g, [y], [x])
+    assert count(opt, "matmul") == 1 and count(opt, "fused_contraction") == 0
+
+
+def test_fetched_matmul_is_not_fused():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3, 3), name="x")
+        m = gc.matmul(x, x)
+        y = gc.relu(m)
+    opt, _ = check(g, [y, m], [x])
+    assert count(opt, "matmul") == 1 and opt.op(y.node) == "relu"
+
+
+def test_conv2d_bias_activation():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 6, 6, 2), name="x")
+        f = gc.Variable(np.full((3, 3, 2, 4), 0.1, np.float32), name="f")
+        b = gc.Variable(np.arange(4, dtype=np.float32), name="b")
+        y = gc.nn.elu(gc.nn.bias_add(gc.nn.conv2d(x, f, strides=1, padding="SAME"), b))
+    opt, _ = check(g, [y], [x])
+    assert count(opt, "fused_contraction") == 1 and count(opt, "conv2d") == 0
+    assert opt.attrs(y.node)["contraction"] == "conv2d"
+
+
+# -- reduction ----------------------------------------------------------------------------------------
+def test_mean_of_squares_is_one_reduction():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 5), name="x")
+        t = gc.placeholder("float32", (None, 5), name="t")
+        y = gc.reduce_mean(gc.square(x - t), axis=1)
+    opt, _ = check(g, [y], [x, t])
+    assert [opt.op(n) for n in opt.topo_order()] == ["placeholder", "placeholder", "fused_reduction"]
+    a = opt.attrs(y.node)
+    assert a["reduce"] == "reduce_mean" and dict(a["r_attrs"]) == {"axis": (1,), "keepdims": False}
+    assert [s[0] for s in a["program"]] == ["sub", "square"]
+
+
+def test_handwritten_softmax_and_cross_entropy():
+    g = gc.Graph()
+    with g.as_default():
+        logits = gc.placeholder("float32", (None, 4), name="logits")
+        labels = gc.placeholder("float32", (None, 4), name="labels")
+        z = logits - gc.reduce_max(logits, axis=1, keepdims=True)
+        e = gc.exp(z)
+        p = e / gc.reduce_sum(e, axis=1, keepdims=True)
+        loss = gc.reduce_mean(-gc.reduce_sum(labels * gc.log(p + 1e-7), axis=1))
+    opt, _ = check(g, [loss, p], [logits, labels])
+    assert count(opt, "fused_reduction") >= 2
+    assert count(opt, "exp") + count(opt, "log") + count(opt, "mul") == 0
+
+
+def test_reduction_input_used_elsewhere_is_not_fused():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (4,), name="x")
+        s = gc.square(x)
+        y = gc.reduce_sum(s) + s
+    opt, _ = check(g, [y], [x])
+    assert count(opt, "fused_reduction") == 0 and count(opt, "reduce_sum") == 1
+
+
+# -- end to end -----------------------------------------------------------------------------------------
+def test_dense_layer_training_graph_with_variables():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        y_true = gc.placeholder("float32", (None, 2), name="y")
+        w = gc.Variable(np.full((3, 2), 0.5, np.float32), name="w")
+        b = gc.Variable(np.zeros(2, np.float32), name="b")
+        pred = gc.sigmoid(gc.matmul(x, w) + b)
+        loss = gc.reduce_mean(gc.square(pred - y_true))
+        dw, db = gc.gradients(loss, [w, b])
+        step = gc.group(w.assign_sub(dw * 0.1), b.assign_sub(db * 0.1))
+    opt, _ = check(g, [loss, step], [x, y_true])
+    assert opt.num_nodes() < g.num_nodes()
+    assert count(opt, "assign_sub") == 2
+
+
+def test_unfused_random_op_stays_and_keeps_its_values():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4), name="x")
+        y = gc.nn.dropout(gc.relu(x * 2.0), rate=0.5, seed=1)
+    opt, rep = check(g, [y], [x])
+    assert count(opt, "random_uniform") == 1
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_optimize_twice_changes_nothing(n):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        h = x
+        for _ in range(n):
+            h = gc.relu(gc.matmul(h * 1.0, gc.constant(np.eye(3, dtype=np.float32))) + 1.0)
+            h = h - gc.reduce_mean(gc.exp(h), axis=1, keepdims=True)
+    check(g, [h], [x])
