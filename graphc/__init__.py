@@ -22,6 +22,7 @@ from .ops import *  # noqa: F401,F403  (every op's public function)
 from .ops.registry import convert_to_tensor
 from .autodiff import gradients
 from .session import Session
+from .function import Function, function
 from . import nn
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool

@@ -95,13 +95,11 @@ class Session:
     def _prepare(self, nodes: list[int], fed: list[int]) -> Callable:
         """Optimize and compile the subgraph a run needs; returns run(feeds, state, key)."""
         graph, fetches = self.graph, nodes
-        from . import passes as _p  # INTEGRATION-TEMP
-        if self.optimize and hasattr(_p, "optimize"):
+        if self.optimize:
             from .passes import optimize
             graph, report = optimize(self.graph, nodes, feeds=fed)
             fetches = report.fetches
-        from . import runtime as _r  # INTEGRATION-TEMP
-        if self.executor == "compiled" and hasattr(_r, "compile"):
+        if self.executor == "compiled":
             from . import runtime
             exe = runtime.compile(graph, fetches, feeds=fed)
             return exe.run

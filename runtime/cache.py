@@ -1,0 +1,270 @@
+"""The on-disk kernel cache: generated kernel modules and numba's compiled code.
+
+Every kernel (generated or hand-written) is Python *source* text. ``load_module``
+writes it to ``$GRAPHC_CACHE_DIR/kernels/k_<hash>.py`` (atomically: temp file +
+``os.replace``), where ``<hash>`` covers the source and the graphc / numba /
+numpy / Python versions, and imports it. The functions in it are decorated
+with ``numba.njit(cache=True)``, so numba stores their machine code next to
+the file (``__pycache__``) and a second process loads it instead of compiling.
+
+``ensure_compiled`` compiles (or loads) one signature eagerly, under an
+``fcntl.flock`` file lock (concurrent numba cache writers can crash, numba
+issue 4807). A corrupt, truncated or stale entry (source file or numba cache
+file) is detected, deleted and rebuilt, never a crash.
+
+    >>> from graphc.runtime import cache
+    >>> sorted(cache.cache_info())[:3]
+    ['bytes', 'compiled', 'dir']
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import importlib.util
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+import threading
+
+import numba
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None
+
+STATS = {"compiled": 0, "loaded": 0, "modules_written": 0, "rebuilt": 0}
+_MODULES: dict[str, object] = {}
+_TLOCK = threading.RLock()
+_LOCK_DEPTH = [0]
+GENERATION = [0]
+# prange kernels: off unless GRAPHC_PARALLEL=1. Measured on the 2-core dev box, numba's OpenMP
+# pool made memory-bound loops 3-4x slower than serial ones and its spinning threads slowed
+# the BLAS calls that follow (workqueue: parallel == serial); cached parallel functions also
+# load slowly (numba issue 8085).
+PARALLEL = os.environ.get("GRAPHC_PARALLEL", "0") not in ("", "0", "false", "no")   # bumped by cache_clear: in-process memos keyed on it are dropped
+HEADER = ("import math\nimport numpy as np\nfrom numba import njit, prange\n\n")
+
+
+def _graphc_version() -> str:
+    try:
+        import graphc
+        return graphc.__version__
+    except Exception:  # pragma: no cover
+        return "?"
+
+
+def versions_key() -> str:
+    return (f"graphc={_graphc_version()} numba={numba.__version__} numpy={np.__version__} "
+            f"py={sys.version_info[0]}.{sys.version_info[1]} cache-format=1")
+
+
+def cache_dir() -> str:
+    """The cache folder: ``$GRAPHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphc`` or ``~/.cache/graphc``."""
+    d = os.environ.get("GRAPHC_CACHE_DIR")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "graphc")
+    return os.path.abspath(d)
+
+
+def _kernel_dir(root: str | None = None) -> str:
+    d = os.path.join(root or cache_dir(), "kernels")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@contextlib.contextmanager
+def file_lock(root: str | None = None):
+    """Process-wide + cross-process exclusive lock on the cache folder (re-entrant in-process)."""
+    with _TLOCK:
+        if _LOCK_DEPTH[0] or fcntl is None:
+            _LOCK_DEPTH[0] += 1
+            try:
+                yield
+            finally:
+                _LOCK_DEPTH[0] -= 1
+            return
+        path = os.path.join(_kernel_dir(root), ".lock")
+        with open(path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            _LOCK_DEPTH[0] += 1
+            try:
+                yield
+            finally:
+                _LOCK_DEPTH[0] -= 1
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    d = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256((versions_key() + "\n" + source).encode()).hexdigest()[:20]
+
+
+def load_module(source: str, tag: str = "k"):
+    """Import kernel module ``source`` from the cache folder (writing it first if needed)."""
+    full = HEADER + source
+    h = source_hash(full)
+    key = cache_dir() + ":" + h
+    mod = _MODULES.get(key)
+    if mod is not None:
+        return mod
+    with file_lock():
+        kdir = _kernel_dir()
+        modname = f"graphc_{tag}_{h}"
+        path = os.path.join(kdir, modname + ".py")
+        text = f"# graphc kernel module; {versions_key()}\n# hash {h}\n" + full
+        try:
+            with open(path) as f:
+                ok = f.read() == text
+        except (OSError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            if os.path.exists(path):  # corrupt / truncated / stale: drop it and its compiled code
+                STATS["rebuilt"] += 1
+                _drop_numba_files(kdir, modname)
+            _atomic_write(path, text)
+            STATS["modules_written"] += 1
+        mod = _import_file(modname, path)
+    _MODULES[key] = mod
+    return mod
+
+
+def _import_file(modname: str, path: str):
+    spec = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
+    pat = f"{modname}.{func}-*" if func else f"{modname}.*"
+    for p in glob.glob(os.path.join(kdir, "__pycache__", pat)):
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+
+
+def ensure_compiled(disp, sig: tuple):
+    """Compile (or load from the disk cache) ``disp`` for argument types ``sig``; returns ``disp``.
+
+    A corrupt numba cache entry makes the load fail: the entry is deleted and
+    the function compiled again.
+    """
+    sig = tuple(sig)
+    if sig in disp.overloads:
+        return disp
+    with file_lock():
+        if sig in disp.overloads:
+            return disp
+        hits = sum(disp._cache_hits.values())
+        try:
+            disp.compile(sig)
+        except numba.core.errors.TypingError:
+            raise
+        except Exception:
+            # corrupt cache entry: delete the function's cache files and compile from scratch
+            mod = sys.modules.get(disp.py_func.__module__)
+            path = getattr(mod, "__file__", None)
+            if path is None:
+                raise
+            _drop_numba_files(os.path.dirname(path), disp.py_func.__module__, disp.py_func.__qualname__)
+            STATS["rebuilt"] += 1
+            with contextlib.suppress(Exception):
+                disp._cache.flush()
+            disp.compile(sig)
+        if sum(disp._cache_hits.values()) > hits:
+            STATS["loaded"] += 1
+        else:
+            STATS["compiled"] += 1
+    return disp
+
+
+# -- hand-written kernel families ------------------------------------------------------------------
+class KernelFamily:
+    """Hand-written numba kernels kept as plain Python functions, compiled through the cache.
+
+    ``@fam.kernel(parallel=False)`` marks a function; ``fam.get(name)`` returns its
+    numba dispatcher (all marked functions of the family live in one cached module
+    so they may call each other).
+    """
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.funcs: list[tuple] = []
+        self._mod = None
+        self._key = None
+
+    def kernel(self, parallel: bool = False):
+        def deco(fn):
+            self.funcs.append((fn, parallel))
+            return fn
+        return deco
+
+    def source(self) -> str:
+        parts = []
+        for fn, par in self.funcs:
+            src = textwrap.dedent(inspect.getsource(fn))
+            lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
+            deco = (f"@njit(cache=True, nogil=True, error_model='numpy'"
+                    f"{', parallel=True' if par and PARALLEL else ''})")
+            parts.append(deco + "\n" + "\n".join(lines) + "\n")
+        return "\n\n".join(parts)
+
+    def get(self, name: str):
+        key = (cache_dir(), GENERATION[0])
+        if self._mod is None or self._key != key:
+            self._mod = load_module(self.source(), self.tag)
+            self._key = key
+        return getattr(self._mod, name)
+
+
+# -- CLI helpers -------------------------------------------------------------------------------------
+def cache_info() -> dict:
+    """Where the cache is and what it holds (for ``graphc info``)."""
+    root = cache_dir()
+    kdir = os.path.join(root, "kernels")
+    mods = glob.glob(os.path.join(kdir, "graphc_*.py"))
+    files = glob.glob(os.path.join(kdir, "**", "*"), recursive=True)
+    size = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    return {"dir": root, "entries": len(mods), "bytes": size, "versions": versions_key(),
+            "compiled": STATS["compiled"], "loaded": STATS["loaded"], "rebuilt": STATS["rebuilt"]}
+
+
+def cache_clear() -> int:
+    """Delete every cached kernel; returns the number of kernel modules removed."""
+    root = cache_dir()
+    kdir = os.path.join(root, "kernels")
+    with file_lock():
+        n = len(glob.glob(os.path.join(kdir, "graphc_*.py")))
+        for p in glob.glob(os.path.join(kdir, "*")) + glob.glob(os.path.join(kdir, ".tmp-*")):
+            if os.path.basename(p) == ".lock":
+                continue
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+    for k in [k for k in _MODULES if k.startswith(root + ":")]:
+        del _MODULES[k]
+    GENERATION[0] += 1
+    return n

@@ -1,0 +1,307 @@
+"""The executor: ``compile(graph, fetches, feeds)`` -> ``Executable``; ``run`` has the interpreter's semantics.
+
+Per set of feed shapes the graph is lowered once (``lower.lower``) to a Plan,
+its buffers are allocated, and a *driver* is generated: a straight-line Python
+function calling every kernel with its prebound arguments (preallocated
+buffer views and constants are bound as globals of the driver; only feeds,
+variables and reference results are looked up per run). Shape sets are cached,
+so a repeated batch size costs one dict lookup; a new batch size re-plans but
+never recompiles a kernel (kernels are specialised on dtype and rank only).
+
+Variables: ``variable`` reads see ``state`` as it was at the start of the run;
+assign / assign_add / assign_sub apply in schedule order, each seeing earlier
+ones of the same run; the new values are returned in ``updates`` (fresh
+arrays), and nothing is written to ``state``.
+
+    >>> import numpy as np, graphc as gc
+    >>> from graphc.runtime import compile
+    >>> g = gc.Graph()
+    >>> with g.as_default():
+    ...     x = gc.placeholder("float32", (None,), name="x"); y = x * 2.0 + 1.0
+    >>> exe = compile(g, [y.node], [x.node])
+    >>> exe.run({x.node: np.arange(3, dtype=np.float32)}, {}, 0)[0][0].tolist()
+    [1.0, 3.0, 5.0]
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from graphc.errors import UninitializedVariableError
+from graphc.interpreter import evaluate, random_key
+from graphc.ir import Graph
+from graphc.ops.registry import get_op
+
+from .kernels import Const, In, Out, Scratch
+from .lower import ALIGN, Plan, lower
+
+_UNINIT = object()
+
+
+def _c(x, shape):
+    """``x`` as a writeable C-contiguous array of ``shape`` (a view when possible)."""
+    if not (x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x, order="C")
+    return x.reshape(shape)
+
+
+def _c0(x):
+    if not (x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x, order="C")
+    return x
+
+
+def _alloc(nbytes: int) -> np.ndarray:
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    off = (-raw.ctypes.data) % ALIGN
+    return raw[off:off + nbytes]
+
+
+def _view(raw, shape, dtype):
+    nb = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return raw[:nb].view(np.dtype(dtype)).reshape(shape)
+
+
+class Bound:
+    """A Plan with its buffers allocated and its driver generated."""
+
+    def __init__(self, exe: "Executable", plan: Plan):
+        self.plan = plan
+        g = exe.graph
+        raws = [_alloc(c) for c in plan.buffers]
+        glb = {"np": np, "_c": _c, "_c0": _c0, "UNINIT": _UNINIT, "_uninit": exe._uninit,
+               "_rk": random_key}
+        lines = ["def driver(feeds, state, run_key):", "    upd = {}"]
+        fixed: dict[int, object] = {}     # node -> fixed array (constants, pool buffers)
+        per_run: set = set()
+        storage = {}
+        counter = [0]
+
+        def gname(obj, prefix="G"):
+            counter[0] += 1
+            nm = f"{prefix}{counter[0]}"
+            glb[nm] = obj
+            return nm
+
+        # first consumer of each variable (except assign's own ref input) gets the check
+        var_nodes = {s.node for s in plan.steps if s.kind == "var"}
+        checked: set = set()
+        for s in plan.steps:
+            n = s.node
+            storage[n] = s.storage
+            if s.kind == "unfed":
+                raise _NeedsInterpreter()
+            if s.kind == "feed":
+                lines.append(f"    v{n} = feeds[{n}]")
+                per_run.add(n)
+                continue
+            if s.kind == "var":
+                lines.append(f"    v{n} = state.get({g.name(n)!r}, UNINIT)")
+                per_run.add(n)
+                continue
+            if s.kind == "const":
+                val = g.attrs(n)["value"]
+                lines.append(f"    v{n} = {gname(val)}")
+                fixed[n] = np.array(val, order="C") if not (val.flags.c_contiguous and val.flags.writeable) \
+                    else val
+                continue
+            for pos, u in enumerate(s.inputs):
+                if u in var_nodes and u not in checked and not (s.kind == "assign" and pos == 0):
+                    lines.append(f"    if v{u} is UNINIT: _uninit({u})")
+                    checked.add(u)
+            if s.kind == "assign":
+                ref = g.name(s.inputs[0])
+                lines.append(f"    cur = upd.get({ref!r}, state.get({ref!r}))")
+                if s.op != "assign":
+                    lines.append(f"    if cur is None: _uninit({s.inputs[0]})")
+                opdef = get_op(s.op)
+                lines.append(f"    v{n} = np.array({gname(opdef.reference)}([cur, v{s.inputs[1]}], "
+                             f"{gname(g.attrs(n))}), copy=True)")
+                lines.append(f"    upd[{ref!r}] = v{n}")
+                per_run.add(n)
+                continue
+            if s.kind == "random":
+                opdef = get_op(s.op)
+                attrs = g.attrs(n)
+                args = ", ".join(f"v{u}" for u in s.inputs)
+                lines.append(f"    v{n} = {gname(opdef.reference)}([{args}], {gname(attrs)}, "
+                             f"_rk(run_key, {int(attrs.get('seed', 0))}))")
+                per_run.add(n)
+                continue
+            call = s.call
+            if call.mode == "value":
+                fn, descs = call.steps[0]
+                args = []
+                for d in descs:
+                    if isinstance(d, In):
+                        u = s.inputs[d.k]
+                        args.append(f"v{u}" if u in per_run or u not in fixed
+                                    else gname(fixed[u]))
+                    elif isinstance(d, Const):
+                        args.append(gname(d.value))
+                    else:
+                        raise ValueError("value-mode calls take inputs and constants only")
+                lines.append(f"    v{n} = {gname(fn, 'K')}({', '.join(args)})")
+                per_run.add(n)
+                continue
+            # out-mode: output buffer
+            if s.storage == "buf":
+                out_arr = _view(raws[s.buffer], s.shape, s.dtype)
+                fixed[n] = out_arr
+                lines.append(f"    v{n} = {gname(out_arr)}")
+            else:
+                lines.append(f"    v{n} = np.empty({tuple(s.shape)!r}, {gname(s.dtype)})")
+                per_run.add(n)
+            scratch = [_view(raws[b], shp, dt) for b, (dt, shp) in zip(s.scratch_buffers, call.scratch)]
+            for fn, descs in call.steps:
+                args = []
+                for d in descs:
+                    if isinstance(d, In):
+                        u = s.inputs[d.k]
+                        if u in fixed and u not in per_run:
+                            arr = fixed[u]
+                            args.append(gname(arr.reshape(d.shape) if d.shape is not None else arr))
+                        elif d.shape is not None:
+                            args.append(f"_c(v{u}, {tuple(d.shape)!r})")
+                        else:
+                            args.append(f"_c0(v{u})")
+                    elif isinstance(d, Out):
+                        if n in fixed:
+                            args.append(gname(fixed[n].reshape(d.shape) if d.shape is not None
+                                              else fixed[n]))
+                        else:
+                            args.append(f"v{n}.reshape({tuple(d.shape)!r})" if d.shape is not None
+                                        else f"v{n}")
+                    elif isinstance(d, Scratch):
+                        a = scratch[d.j]
+                        args.append(gname(a.reshape(d.shape) if d.shape is not None else a))
+                    elif isinstance(d, Const):
+                        args.append(gname(d.value))
+                lines.append(f"    {gname(fn, 'K')}({', '.join(args)})")
+        # fetches: uninitialized variables raise; values that may alias pool buffers are copied
+        roots_pool = _pool_aliased(plan)
+        outs = []
+        for f in plan.fetches:
+            if f in var_nodes:
+                lines.append(f"    if v{f} is UNINIT: _uninit({f})")
+            outs.append(f"np.array(v{f}, copy=True)" if f in roots_pool else f"v{f}")
+        lines.append(f"    return [{', '.join(outs)}], upd")
+        self.source = "\n".join(lines) + "\n"
+        code = builtins.compile(self.source, f"<graphc driver {id(self)}>", "exec")
+        exec(code, glb)
+        self.driver = glb["driver"]
+        self.raws = raws
+
+
+def _pool_aliased(plan: Plan) -> set:
+    """Nodes whose value may be (a view of) a pool buffer."""
+    out = set()
+    for s in plan.steps:
+        if s.storage == "buf" or (s.storage == "value" and s.kind == "call"
+                                  and any(u in out for u in s.inputs)):
+            out.add(s.node)
+    return out
+
+
+class _NeedsInterpreter(Exception):
+    """The schedule has an unfed placeholder: the interpreter raises the exact error."""
+
+
+class Executable:
+    """A compiled graph: ``run(feed_values, state, run_key) -> (fetch values, updates)``."""
+
+    def __init__(self, graph: Graph, fetches, feeds=()):
+        self.graph = graph
+        self.fetches = [int(f) for f in fetches]
+        self.feeds = [int(f) for f in feeds]
+        self._bound: dict[tuple, Bound | None] = {}
+        self._last: Bound | None = None
+        self._feed_dtypes = {f: graph.spec(f).dtype for f in self.feeds}
+
+    # -- planning ----------------------------------------------------------------------------------
+    def prepare(self, feed_shapes: dict) -> Plan | None:
+        """Plan, allocate and bind for one set of feed shapes (done on first use otherwise)."""
+        key = tuple(tuple(feed_shapes[f]) for f in self.feeds)
+        b = self._get(key)
+        return b.plan if b is not None else None
+
+    def _get(self, key: tuple) -> Bound | None:
+        b = self._bound.get(key, False)
+        if b is False:
+            try:
+                plan = lower(self.graph, self.fetches, self.feeds, dict(zip(self.feeds, key)))
+                b = Bound(self, plan)
+            except _NeedsInterpreter:
+                b = None
+            self._bound[key] = b
+        if b is not None:
+            self._last = b
+        return b
+
+    @property
+    def plan(self) -> Plan | None:
+        """The Plan of the most recently run (or prepared) shape set; planned now if shapes are static."""
+        if self._last is None:
+            shapes = [self.graph.spec(f).shape for f in self.feeds]
+            if all(d is not None for s in shapes for d in s):
+                self.prepare({f: s for f, s in zip(self.feeds, shapes)})
+        return self._last.plan if self._last is not None else None
+
+    @property
+    def bound_shape_sets(self) -> int:
+        return len(self._bound)
+
+    # -- running -------------------------------------------------------------------------------------
+    def run(self, feed_values: dict, state: dict, run_key: int = 0):
+        """Run once; returns ``(list of fetch values, updates dict)`` like ``interpreter.evaluate``."""
+        feeds = {}
+        for f in self.feeds:
+            try:
+                v = feed_values[f]
+            except KeyError:
+                raise KeyError(f"compiled for feeds {self.feeds}; node {f} "
+                               f"({self.graph.name(f)}) was not fed") from None
+            if not isinstance(v, np.ndarray):
+                v = np.asarray(v)
+            if v.dtype != self._feed_dtypes[f]:
+                v = v.astype(self._feed_dtypes[f])
+            feeds[f] = v
+        key = tuple(feeds[f].shape for f in self.feeds)
+        b = self._bound.get(key)
+        if b is None:
+            b = self._get(key)
+            if b is None:
+                res = evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
+                return res.values, res.updates
+        self._last = b
+        try:
+            return b.driver(feeds, state, run_key)
+        except UninitializedVariableError:
+            raise
+        except Exception:
+            # a kernel failed where the reference may raise a clearer error (or succeed): defer to it
+            res = evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
+            return res.values, res.updates
+
+    def _uninit(self, node: int):
+        raise UninitializedVariableError(
+            f"variable '{self.graph.name(node)}' is used before it was initialized; run "
+            "gc.global_variables_initializer() (or v.initializer) in this session first")
+
+    def __repr__(self) -> str:
+        return (f"<graphc.runtime.Executable: {len(self.fetches)} fetches, {len(self.feeds)} feeds, "
+                f"{len(self._bound)} shape sets>")
+
+
+def compile(graph: Graph, fetches, feeds=(), *, cache_dir: str | None = None) -> Executable:  # noqa: A001
+    """Compile ``fetches`` (node ids) of ``graph`` given fed nodes ``feeds`` into an ``Executable``.
+
+    ``cache_dir`` overrides ``$GRAPHC_CACHE_DIR`` for the kernels of this process.
+    """
+    if cache_dir is not None:
+        import os
+        os.environ["GRAPHC_CACHE_DIR"] = str(cache_dir)
+    exe = Executable(graph, fetches, feeds)
+    exe.plan  # noqa: B018  (static shapes: plan and compile now)
+    return exe

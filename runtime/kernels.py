@@ -1,0 +1,183 @@
+"""The kernel registry ``KERNELS`` (op name -> binder) and the elementwise / fallback binders.
+
+A *binder* gets a ``NodeCtx`` (the node, its attrs and the concrete shapes of
+one shape set) and returns a ``Call``: the kernel invocations that compute the
+node, over argument descriptors the executor turns into arrays:
+
+* ``In(k, shape)``: input ``k`` (reshaped to ``shape``, a view; C-contiguous),
+* ``Out(shape)``: the node's output buffer (preallocated by the memory plan),
+* ``Scratch(j, shape)``: temporary buffer ``j`` of ``Call.scratch``,
+* ``Const(value)``: a bound Python/numpy value.
+
+``mode="value"`` calls instead return the output (numpy references; views).
+A binder returning ``None`` (or raising) makes the node fall back to its
+numpy reference, so every op runs; ``KERNELS`` lists the ops with kernels.
+
+    >>> "fused_elementwise" in KERNELS and "matmul" in KERNELS
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numba
+import numpy as np
+
+from graphc.ops.registry import OPS, get_op
+
+from . import cache, codegen
+
+
+@dataclass(frozen=True)
+class In:
+    k: int
+    shape: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Out:
+    shape: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Scratch:
+    j: int
+    shape: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+
+
+@dataclass
+class Call:
+    """How to compute one node: ``steps`` of ``(fn, [descriptors])`` run in order."""
+    steps: list
+    name: str
+    mode: str = "out"                         # "out": kernels write Out; "value": steps[0] returns it
+    scratch: list = field(default_factory=list)   # [(dtype, shape)]
+    warm: list = field(default_factory=list)      # [(numba dispatcher, signature)] compiled at bind
+    contiguous: bool = True                   # inputs made C-contiguous before the call
+
+
+@dataclass
+class NodeCtx:
+    node: int
+    op: str
+    attrs: dict
+    in_shapes: list
+    in_dtypes: list
+    out_shape: tuple
+    out_dtype: np.dtype
+    static_out_shape: tuple
+    static_in_shapes: list
+
+    @property
+    def n_in(self) -> int:
+        return len(self.in_shapes)
+
+
+KERNELS: dict[str, Callable[[NodeCtx], Call | None]] = {}
+
+
+def kernel_for(*ops: str):
+    """Register a binder for op names ``ops``."""
+    def deco(fn):
+        for op in ops:
+            KERNELS[op] = fn
+        return fn
+    return deco
+
+
+def arr_t(dtype, ndim: int, layout: str = "C"):
+    """The numba type of a C-contiguous array."""
+    return numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout)
+
+
+I64 = numba.types.int64
+F64 = numba.types.float64
+
+
+def reference_call(ctx: NodeCtx) -> Call:
+    """Fallback: the op's numpy reference (correct, not fast)."""
+    opdef = get_op(ctx.op)
+    ref, attrs = opdef.reference, ctx.attrs
+
+    def run_reference(*vals):
+        return ref(list(vals), attrs)
+    return Call(steps=[(run_reference, [In(k) for k in range(ctx.n_in)])], name=f"ref:{ctx.op}",
+                mode="value", contiguous=False)
+
+
+def bind(ctx: NodeCtx) -> Call:
+    """The kernel call for ``ctx``: its registered binder, else the numpy reference."""
+    binder = KERNELS.get(ctx.op)
+    if binder is None and ctx.op in OPS and OPS[ctx.op].fusion == "elementwise" \
+            and OPS[ctx.op].scalar not in (None, "<program>"):
+        binder = bind_elementwise
+    if binder is not None:
+        try:
+            call = binder(ctx)
+        except Exception as e:  # a kernel that cannot handle this case: reference instead
+            call = None
+            FALLBACK_REASONS[(ctx.op, str(type(e).__name__))] = str(e)[:200]
+        if call is not None:
+            try:
+                for disp, sig in call.warm:
+                    cache.ensure_compiled(disp, sig)
+                return call
+            except Exception as e:
+                FALLBACK_REASONS[(ctx.op, "compile:" + type(e).__name__)] = str(e)[:200]
+    return reference_call(ctx)
+
+
+FALLBACK_REASONS: dict = {}
+
+
+# -- elementwise -----------------------------------------------------------------------------------
+def ew_call(program, in_shapes, in_dtypes, out_shape, out_dtype, static_out_shape, name,
+            in_index=None, out_desc=None, static_in_shapes=None):
+    """Call descriptors for one generated elementwise kernel over (collapsed) shapes."""
+    out2, ins2, pattern = codegen.collapse(tuple(out_shape), [tuple(s) for s in in_shapes],
+                                           static_out_shape, static_in_shapes)
+    parallel = cache.PARALLEL and \
+        codegen.static_elements(static_out_shape) >= codegen.PARALLEL_MIN_ELEMENTS
+    disp = codegen.ew_kernel(program, in_dtypes, out_dtype, pattern, parallel)
+    r = len(out2)
+    sig = tuple(arr_t(d, r) for d in in_dtypes) + (arr_t(out_dtype, r),)
+    idx = in_index or (lambda k, shape: In(k, shape))
+    args = [idx(k, ins2[k]) for k in range(len(in_shapes))]
+    args.append(out_desc(out2) if out_desc else Out(out2))
+    return (disp, args), (disp, sig)
+
+
+def bind_elementwise(ctx: NodeCtx) -> Call:
+    if ctx.op == "fused_elementwise":
+        program = ctx.attrs["program"]
+        label = "+".join(step[0] for step in program)
+    else:
+        program = codegen.single_op_program(ctx.op, ctx.n_in, ctx.attrs)
+        label = ctx.op
+    if ctx.out_dtype.kind not in "fiub" or any(np.dtype(d).kind not in "fiub" for d in ctx.in_dtypes):
+        return None
+    step, warm = ew_call(program, ctx.in_shapes, ctx.in_dtypes, ctx.out_shape, ctx.out_dtype,
+                         ctx.static_out_shape, label, static_in_shapes=ctx.static_in_shapes)
+    return Call(steps=[step], name=f"ew[{label}]", warm=[warm])
+
+
+KERNELS["fused_elementwise"] = bind_elementwise
+for _name, _od in list(OPS.items()):
+    if _od.fusion == "elementwise" and _od.scalar not in (None, "<program>"):
+        KERNELS[_name] = bind_elementwise
+
+
+def _identity_value(x):
+    return x
+
+
+@kernel_for("identity", "stop_gradient")
+def bind_identity(ctx: NodeCtx) -> Call:
+    # the interpreter passes the very same array through (no copy)
+    return Call(steps=[(_identity_value, [In(0)])], name="identity", mode="value", contiguous=False)

@@ -1,0 +1,104 @@
+"""Layout / indexing kernels: transpose, concat, gather, one_hot, pad, written into planned buffers.
+
+Views (reshape, expand_dims, squeeze, slicing) stay numpy views: their
+references are zero-copy and the memory plan keeps the viewed buffer alive.
+Data-moving ops copy into the planned buffer with numpy's ``out=`` loops or a
+numba kernel (one_hot); invalid indices fall back to the reference, which raises
+its usual error.
+
+    >>> from graphc.runtime.kernels import KERNELS
+    >>> all(op in KERNELS for op in ("transpose", "concat", "gather", "one_hot", "pad"))
+    True
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from graphc.ops.registry import get_op
+
+from .cache import KernelFamily
+from .kernels import Call, Const, In, NodeCtx, Out, arr_t, kernel_for
+
+fam = KernelFamily("array")
+
+
+@fam.kernel(parallel=False)
+def one_hot_last(idx, out, on, off):
+    n, d = out.shape
+    for r in range(n):
+        k = idx[r]
+        for j in range(d):
+            out[r, j] = off
+        if k >= 0 and k < d:
+            out[r, k] = on
+
+
+@kernel_for("transpose")
+def bind_transpose(ctx: NodeCtx):
+    perm = tuple(ctx.attrs["perm"])
+
+    def transpose_into(x, out):
+        np.copyto(out, np.transpose(x, perm))
+    return Call(steps=[(transpose_into, [In(0), Out()])], name="transpose")
+
+
+@kernel_for("concat")
+def bind_concat(ctx: NodeCtx):
+    axis = ctx.attrs["axis"]
+
+    def concat_into(*arrays):
+        np.concatenate(arrays[:-1], axis=axis, out=arrays[-1])
+    return Call(steps=[(concat_into, [In(k) for k in range(ctx.n_in)] + [Out()])], name="concat")
+
+
+@kernel_for("gather")
+def bind_gather(ctx: NodeCtx):
+    a = ctx.attrs
+    if set(a) - {"axis", "batch_dims"} or a.get("batch_dims", 0):
+        return None
+    axis = a["axis"]
+    n = ctx.in_shapes[0][axis]
+    ref = get_op("gather").reference
+
+    def gather_into(p, idx, out):
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            ref([p, idx], a)                # raises the reference's error
+        np.take(p, idx, axis=axis, out=out)
+    return Call(steps=[(gather_into, [In(0), In(1), Out()])], name="gather")
+
+
+@kernel_for("one_hot")
+def bind_one_hot(ctx: NodeCtx):
+    a = ctx.attrs
+    depth = int(a["depth"])
+    if a["axis"] not in (-1, len(ctx.out_shape) - 1) or 0 in ctx.out_shape:
+        return None
+    dt = np.dtype(a["dtype"])
+    if dt.kind not in "fi" or np.dtype(ctx.in_dtypes[0]).kind not in "iu":
+        return None
+    rows = int(np.prod(ctx.in_shapes[0], dtype=np.int64))
+    on, off = np.array(a["on_value"]).astype(dt)[()], np.array(a["off_value"]).astype(dt)[()]
+    k = fam.get("one_hot_last")
+    import numba
+    sc = numba.from_dtype(dt)
+    return Call(steps=[(k, [In(0, (rows,)), Out((rows, depth)), Const(on), Const(off)])],
+                name="one_hot", warm=[(k, (arr_t(ctx.in_dtypes[0], 1), arr_t(dt, 2), sc, sc))])
+
+
+@kernel_for("pad")
+def bind_pad(ctx: NodeCtx):
+    a = ctx.attrs
+    if a.get("mode", "CONSTANT") != "CONSTANT":
+        return None
+    pads = tuple((int(lo), int(hi)) for lo, hi in a["paddings"])
+    cv = a.get("constant_values", 0)
+    inner = tuple(slice(lo, lo + int(s)) for (lo, _), s in zip(pads, ctx.in_shapes[0]))
+
+    def pad_into(x, out):
+        out.fill(cv)
+        out[inner] = x
+    return Call(steps=[(pad_into, [In(0), Out()])], name="pad")
+
+
+_ = prange  # (numba kernels above may use prange)

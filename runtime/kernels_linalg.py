@@ -1,0 +1,213 @@
+"""Contraction kernels: matmul (BLAS), conv2d forward (im2col + GEMM) and its two gradients,
+and ``fused_contraction`` (a contraction followed by its elementwise epilogue, run in place).
+
+GEMMs go through numpy's BLAS (``np.matmul(..., out=buffer)``), which writes straight
+into the planned buffer; im2col / col2im are numba kernels parallel over the batch.
+
+    >>> from graphc.runtime.kernels import KERNELS
+    >>> sorted(op for op in KERNELS if "conv" in op)
+    ['conv2d', 'conv2d_backprop_filter', 'conv2d_backprop_input']
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from graphc.ir import TensorSpec
+from graphc.ops.nn import _geometry
+from graphc.ops.registry import get_op
+
+from .cache import KernelFamily
+from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
+
+fam = KernelFamily("conv")
+
+
+# -- numba kernels (plain Python here; compiled through the cache) -------------------------------------
+@fam.kernel(parallel=True)
+def im2col(x, col, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+    n, h, w, c = x.shape
+    for b in prange(n):
+        for i in range(oh):
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                for p in range(kh):
+                    y = i * sh + p * dh - ph
+                    for q in range(kw):
+                        xx = j * sw + q * dw - pw
+                        base = (p * kw + q) * c
+                        if y >= 0 and y < h and xx >= 0 and xx < w:
+                            for ch in range(c):
+                                col[r, base + ch] = x[b, y, xx, ch]
+                        else:
+                            for ch in range(c):
+                                col[r, base + ch] = 0
+
+
+@fam.kernel(parallel=True)
+def col2im(col, dx, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+    n, h, w, c = dx.shape
+    for b in prange(n):
+        dx[b] = 0
+        for i in range(oh):
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                for p in range(kh):
+                    y = i * sh + p * dh - ph
+                    if y < 0 or y >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q * dw - pw
+                        if xx < 0 or xx >= w:
+                            continue
+                        base = (p * kw + q) * c
+                        for ch in range(c):
+                            dx[b, y, xx, ch] += col[r, base + ch]
+
+
+# -- GEMM through numpy's BLAS -----------------------------------------------------------------------
+def _mm_nn(a, b, out):
+    np.matmul(a, b, out=out)
+
+
+def _mm_tn(a, b, out):
+    np.matmul(np.swapaxes(a, -1, -2), b, out=out)
+
+
+def _mm_nt(a, b, out):
+    np.matmul(a, np.swapaxes(b, -1, -2), out=out)
+
+
+def _mm_tt(a, b, out):
+    np.matmul(np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2), out=out)
+
+
+_MM = {(False, False): _mm_nn, (True, False): _mm_tn, (False, True): _mm_nt, (True, True): _mm_tt}
+
+
+def _matmul_steps(attrs, out_desc, in_map):
+    fn = _MM[(bool(attrs["transpose_a"]), bool(attrs["transpose_b"]))]
+    return [(fn, [in_map(0, None), in_map(1, None), out_desc])], [], []
+
+
+def _conv_geom(x_shape, f_shape, attrs):
+    (oh, ph, _), (ow, pw, _) = _geometry(x_shape[1:3], f_shape[0:2], attrs)
+    sh, sw = attrs["strides"]
+    dh, dw = attrs.get("dilations", (1, 1))
+    return oh, ow, (int(f_shape[0]), int(f_shape[1]), int(sh), int(sw), int(dh), int(dw),
+                    int(ph), int(pw), int(oh), int(ow))
+
+
+def _geom_sig(dtype):
+    return (I64,) * 10
+
+
+def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int):
+    """im2col into scratch, then one GEMM col (M, K) @ f (K, O) -> out (M, O)."""
+    n = x_shape[0]
+    oh, ow, geom = _conv_geom(x_shape, f_shape, attrs)
+    k = int(np.prod(f_shape[:3]))
+    o = int(f_shape[3])
+    m = n * oh * ow
+    kh, kw, sh, sw, dh, dw, ph, pw = geom[:8]
+    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:      # 1x1 conv: a plain GEMM
+        return [(_mm_nn, [in_map(0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])], [], []
+    im = fam.get("im2col")
+    steps = [(im, [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
+             (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
+    warm = [(im, (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype))]
+    return steps, [(np.dtype(dtype), (m, k))], warm
+
+
+def _in(k, shape):
+    return In(k, shape)
+
+
+@kernel_for("matmul")
+def bind_matmul(ctx: NodeCtx):
+    if ctx.out_dtype.kind != "f":
+        return None
+    steps, scratch, warm = _matmul_steps(ctx.attrs, Out(), _in)
+    return Call(steps=steps, name="matmul", scratch=scratch, warm=warm)
+
+
+@kernel_for("conv2d")
+def bind_conv2d(ctx: NodeCtx):
+    steps, scratch, warm = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], ctx.out_dtype, ctx.attrs,
+                                       lambda s=None: Out(s), _in, 0)
+    return Call(steps=steps, name="conv2d[im2col+gemm]", scratch=scratch, warm=warm)
+
+
+@kernel_for("conv2d_backprop_filter")
+def bind_conv_bp_filter(ctx: NodeCtx):
+    x_shape, f_shape, dy_shape = ctx.in_shapes
+    n = x_shape[0]
+    oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
+    k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
+    im = fam.get("im2col")
+    steps = [(im, [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]),
+             (_mm_tn, [Scratch(0, (m, k)), In(2, (m, o)), Out((k, o))])]
+    warm = [(im, (arr_t(ctx.out_dtype, 4), arr_t(ctx.out_dtype, 2)) + _geom_sig(ctx.out_dtype))]
+    return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",
+                scratch=[(ctx.out_dtype, (m, k))], warm=warm)
+
+
+def _noop(*args):
+    return None
+
+
+@kernel_for("conv2d_backprop_input")
+def bind_conv_bp_input(ctx: NodeCtx):
+    x_shape, f_shape, dy_shape = ctx.in_shapes
+    n = x_shape[0]
+    oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
+    k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
+    c2i = fam.get("col2im")
+    steps = [(_mm_nt, [In(2, (m, o)), In(1, (k, o)), Scratch(0, (m, k))]),
+             (c2i, [Scratch(0, (m, k)), Out()] + [Const(g) for g in geom])]
+    warm = [(c2i, (arr_t(ctx.out_dtype, 2), arr_t(ctx.out_dtype, 4)) + _geom_sig(ctx.out_dtype))]
+    return Call(steps=steps, name="conv2d_backprop_input[gemm+col2im]",
+                scratch=[(ctx.out_dtype, (m, k))], warm=warm)
+
+
+@kernel_for("fused_contraction")
+def bind_fused_contraction(ctx: NodeCtx):
+    a = ctx.attrs
+    nc, cop, cattrs = a["n_c"], a["contraction"], dict(a["c_attrs"])
+    c_spec = get_op(cop).infer([TensorSpec(tuple(s), d) for s, d in
+                                zip(ctx.in_shapes[:nc], ctx.in_dtypes[:nc])], cattrs)
+    c_shape, c_dt = tuple(c_spec.shape), c_spec.dtype
+    c_static = get_op(cop).infer([TensorSpec(tuple(s), d) for s, d in
+                                  zip(ctx.static_in_shapes[:nc], ctx.in_dtypes[:nc])], cattrs).shape
+    if c_dt.kind != "f":
+        return None
+    in_place = c_shape == tuple(ctx.out_shape) and c_dt == ctx.out_dtype
+    scratch: list = []
+    if in_place:
+        def c_out(s=None):
+            return Out(s)
+    else:
+        scratch.append((c_dt, c_shape))
+
+        def c_out(s=None):
+            return Scratch(0, s)
+    if cop == "matmul":
+        steps, sc, warm = _matmul_steps(cattrs, c_out(), _in)
+    elif cop == "conv2d":
+        steps, sc, warm = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], c_dt, cattrs, c_out, _in,
+                                      len(scratch))
+    else:
+        return None
+    scratch += sc
+    epi_in_shapes = [c_shape] + [tuple(s) for s in ctx.in_shapes[nc:]]
+    epi_dtypes = [c_dt] + list(ctx.in_dtypes[nc:])
+
+    def epi_index(k, shape):
+        if k == 0:
+            return Out(shape) if in_place else Scratch(0, shape)
+        return In(nc + k - 1, shape)
+    step, w = ew_call(a["program"], epi_in_shapes, epi_dtypes, ctx.out_shape, ctx.out_dtype,
+                      ctx.static_out_shape, "epilogue", in_index=epi_index,
+                      static_in_shapes=[tuple(c_static)] + list(ctx.static_in_shapes[nc:]))
+    label = "+".join(s[0] for s in a["program"])
+    return Call(steps=steps + [step], name=f"{cop}+ew[{label}]", scratch=scratch, warm=warm + [w])

@@ -1,0 +1,241 @@
+"""Lowering: an optimized graph + one set of input shapes -> a ``Plan``.
+
+A Plan is the run's schedule (the interpreter's: topological, creation-order
+ties) as kernel calls over numbered buffers:
+
+1. concrete shapes of every scheduled node are inferred from the feed shapes
+   with the ops' own shape rules (a node whose shape depends on values runs
+   its numpy reference, as do its consumers with unknown shapes);
+2. every node is bound to a kernel (``kernels.bind``: generated elementwise
+   kernels, hand-written numba kernels, else the numpy reference);
+3. liveness analysis assigns kernel outputs and scratch space to reused,
+   preallocated buffers (best fit by size). A value returned by a numpy
+   reference may alias its inputs (views), so it keeps their buffers alive.
+   Fetched values and assign results are fresh arrays each run (callers keep
+   them), never pool buffers.
+
+    >>> import graphc as gc
+    >>> from graphc.runtime import compile
+    >>> g = gc.Graph()
+    >>> with g.as_default():
+    ...     x = gc.placeholder("float32", (None, 4), name="x"); y = gc.exp(x) * 2.0 + 1.0
+    >>> exe = compile(g, [y.node], [x.node])
+    >>> plan = exe.prepare({x.node: (8, 4)})
+    >>> plan.peak_bytes > 0
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc.interpreter import STATE_OPS, schedule
+from graphc.ir import Graph, TensorSpec
+from graphc.ops.registry import get_op
+
+from .kernels import Call, NodeCtx, bind, reference_call
+
+ALIGN = 64
+
+
+@dataclass
+class Step:
+    """One scheduled node: ``kind`` is feed, var, const, unfed, assign, random or call."""
+    node: int
+    op: str
+    kind: str
+    inputs: list
+    call: Call | None = None
+    shape: tuple | None = None
+    dtype: np.dtype | None = None
+    storage: str = ""          # buf / fresh / value / ext
+    buffer: int | None = None
+    scratch_buffers: list = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """Ordered kernel calls over numbered buffers for one set of input shapes."""
+    graph: Graph
+    fetches: list
+    feeds: list
+    steps: list
+    shapes_key: tuple
+    buffers: list = field(default_factory=list)       # capacity in bytes of each pool buffer
+    fetch_bytes: int = 0
+    naive_bytes: int = 0
+
+    @property
+    def pool_bytes(self) -> int:
+        return int(sum(self.buffers))
+
+    @property
+    def peak_bytes(self) -> int:
+        """Pool buffers plus the fresh fetched outputs of one run."""
+        return self.pool_bytes + self.fetch_bytes
+
+    @property
+    def kernel_calls(self) -> list:
+        return [s for s in self.steps if s.kind == "call"]
+
+    def __str__(self) -> str:
+        g = self.graph
+        lines = [f"Plan: {len(self.kernel_calls)} kernel calls, {len(self.buffers)} buffers, "
+                 f"pool {self.pool_bytes} B + fetched {self.fetch_bytes} B = peak {self.peak_bytes} B "
+                 f"(without reuse: {self.naive_bytes} B)"]
+        for i, b in enumerate(self.buffers):
+            lines.append(f"  buf{i}: {b} B")
+
+        def where(n):
+            s = self._by_node.get(n)
+            if s is None:
+                return g.name(n)
+            if s.storage == "buf":
+                return f"buf{s.buffer}"
+            return {"feed": "feed:", "var": "var:", "const": "const:"}.get(s.kind, "%") + g.name(n)
+        for s in self.steps:
+            spec = f"{s.dtype.name}{list(s.shape)}" if s.shape is not None and s.dtype is not None else "?"
+            if s.kind == "call":
+                extra = "".join(f" scratch=buf{b}" for b in s.scratch_buffers)
+                lines.append(f"  {s.call.name}({', '.join(where(i) for i in s.inputs)}) -> "
+                             f"{where(s.node)} {spec}{extra}   # {g.name(s.node)}")
+            elif s.kind in ("assign", "random"):
+                lines.append(f"  {s.kind}:{s.op}({', '.join(where(i) for i in s.inputs)}) -> "
+                             f"%{g.name(s.node)} {spec}")
+        lines.append("  return " + ", ".join(where(f) for f in self.fetches))
+        return "\n".join(lines)
+
+    @property
+    def _by_node(self) -> dict:
+        return {s.node: s for s in self.steps}
+
+
+def _nbytes(shape, dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _known(shape) -> bool:
+    return shape is not None and all(d is not None for d in shape)
+
+
+def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
+    """Bind every scheduled node to a kernel for ``feed_shapes`` and plan the buffers."""
+    fed = set(feeds)
+    order = schedule(graph, fetches, {n: None for n in fed})
+    fetch_set = set(fetches)
+    shapes: dict[int, tuple | None] = {}
+    steps: list[Step] = []
+    for n in order:
+        op = graph.op(n)
+        spec = graph.spec(n)
+        ins = graph.inputs(n)
+        if n in fed:
+            st = Step(n, op, "feed", [], shape=tuple(feed_shapes[n]), dtype=spec.dtype, storage="ext")
+        elif op == "placeholder":
+            st = Step(n, op, "unfed", [], storage="ext")
+        elif op == "variable":
+            st = Step(n, op, "var", [], shape=tuple(spec.shape), dtype=spec.dtype, storage="ext")
+        elif op == "constant":
+            v = graph.attrs(n)["value"]
+            st = Step(n, op, "const", [], shape=tuple(np.shape(v)), dtype=spec.dtype, storage="ext")
+        else:
+            opdef = get_op(op)
+            in_shapes = [shapes.get(i) for i in ins]
+            shape = None
+            if all(_known(s) for s in in_shapes):
+                try:
+                    out = opdef.infer([TensorSpec(tuple(s), graph.spec(i).dtype)
+                                       for s, i in zip(in_shapes, ins)], graph.attrs(n))
+                    shape = tuple(out.shape) if _known(out.shape) else None
+                except Exception:
+                    shape = None
+            kind = "assign" if op in STATE_OPS else ("random" if opdef.random else "call")
+            st = Step(n, op, kind, list(ins), shape=shape, dtype=spec.dtype)
+            if kind == "call":
+                ctx = NodeCtx(n, op, graph.attrs(n), in_shapes, [graph.spec(i).dtype for i in ins],
+                              shape, spec.dtype, tuple(spec.shape), [graph.spec(i).shape for i in ins])
+                st.call = bind(ctx) if shape is not None else reference_call(ctx)
+                if st.call.mode == "out":
+                    st.storage = "fresh" if n in fetch_set else "buf"
+                else:
+                    st.storage = "value"
+            else:
+                st.storage = "fresh" if kind == "assign" else "value"
+        shapes[n] = st.shape
+        steps.append(st)
+    plan = Plan(graph, list(fetches), list(feeds), steps,
+                tuple(tuple(feed_shapes[f]) for f in feeds))
+    _plan_memory(plan)
+    return plan
+
+
+def _plan_memory(plan: Plan) -> None:
+    """Liveness-based best-fit assignment of pool buffers (outputs and scratch)."""
+    steps = plan.steps
+    index = {s.node: i for i, s in enumerate(steps)}
+    roots: dict[int, frozenset] = {}
+    last_use: dict[int, int] = {}        # value (node) or ("scratch", step, j) -> last step index
+    end = len(steps)
+    for i, s in enumerate(steps):
+        if s.storage == "buf":
+            roots[s.node] = frozenset([s.node])
+        elif s.storage == "value":
+            r = set()
+            for u in s.inputs:
+                r |= roots.get(u, frozenset())
+            roots[s.node] = frozenset(r)
+        else:
+            roots[s.node] = frozenset()
+        for u in s.inputs:
+            for b in roots.get(u, ()):
+                last_use[b] = i
+    for f in plan.fetches:
+        for b in roots.get(f, ()):
+            last_use[b] = end
+    free: list[int] = []           # buffer ids not in use
+    caps: list[int] = []
+    owner_release: dict[int, list] = {}
+    naive = 0
+
+    def take(nbytes: int) -> int:
+        fits = [b for b in free if caps[b] >= nbytes]
+        if fits:
+            b = min(fits, key=lambda b: caps[b])
+        elif free:
+            b = max(free, key=lambda b: caps[b])
+            caps[b] = nbytes
+        else:
+            caps.append(nbytes)
+            return len(caps) - 1
+        free.remove(b)
+        return b
+
+    fetch_bytes = 0
+    for i, s in enumerate(steps):
+        if s.storage == "fresh" and s.shape is not None:
+            fetch_bytes += _nbytes(s.shape, s.dtype)
+        if s.kind != "call":
+            pass
+        else:
+            if s.storage == "buf":
+                nb = _nbytes(s.shape, s.dtype)
+                naive += nb
+                s.buffer = take(_round(nb))
+                owner_release.setdefault(last_use.get(s.node, i), []).append(s.buffer)
+            s.scratch_buffers = []
+            for dt, shp in s.call.scratch:
+                nb = _nbytes(shp, dt)
+                naive += nb
+                s.scratch_buffers.append(take(_round(nb)))
+            free.extend(s.scratch_buffers)
+        for b in owner_release.pop(i, []):
+            free.append(b)
+    plan.buffers = caps
+    plan.fetch_bytes = fetch_bytes
+    plan.naive_bytes = naive + fetch_bytes
+    del index
+
+
+def _round(nb: int) -> int:
+    return max(ALIGN, -(-nb // ALIGN) * ALIGN)

@@ -1,0 +1,184 @@
+"""The runtime executor: interpreter semantics (variables, assigns, errors, random), batch-size
+changes without recompiling, the memory plan, and optimized (fused) graphs end to end."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import runtime
+from graphc.errors import FeedError, UninitializedVariableError
+from graphc.interpreter import evaluate
+
+RNG = np.random.default_rng(3)
+
+
+def f32(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def _mlp():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 20), name="x")
+        w1 = gc.Variable(f32(20, 16), name="w1")
+        b1 = gc.Variable(np.zeros(16, np.float32), name="b1")
+        w2 = gc.Variable(f32(16, 4), name="w2")
+        h = gc.relu(gc.matmul(x, w1) + b1)
+        logits = gc.matmul(h, w2)
+        y = gc.nn.softmax(logits)
+    state = {"w1": f32(20, 16), "b1": f32(16), "w2": f32(16, 4)}
+    return g, x, y, logits, state
+
+
+def test_batch_size_changes_do_not_recompile():
+    g, x, y, logits, state = _mlp()
+    exe = runtime.compile(g, [y.node, logits.node], [x.node])
+    for n in (32, 5):       # warm every kernel once
+        exe.run({x.node: f32(n, 20)}, state, 0)
+    before = dict(runtime.STATS)
+    for n in (1, 7, 32, 64, 5, 1):
+        xv = f32(n, 20)
+        out, _ = exe.run({x.node: xv}, state, 0)
+        ref = evaluate(g, [y.node, logits.node], {x.node: xv}, state)
+        np.testing.assert_allclose(out[0], ref.values[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out[1], ref.values[1], rtol=1e-5, atol=1e-5)
+    assert runtime.STATS["compiled"] == before["compiled"]
+    assert runtime.STATS["loaded"] == before["loaded"]
+    assert exe.bound_shape_sets == 5     # 32, 5, 1, 7, 64
+
+
+def test_fetched_values_are_not_overwritten_by_the_next_run():
+    g, x, y, logits, state = _mlp()
+    exe = runtime.compile(g, [y.node, logits.node], [x.node])
+    a, _ = exe.run({x.node: f32(4, 20)}, state, 0)
+    keep = [v.copy() for v in a]
+    exe.run({x.node: f32(4, 20)}, state, 0)
+    for v, k in zip(a, keep):
+        np.testing.assert_array_equal(v, k)
+
+
+def test_plan_reuses_buffers_and_reports_peak_bytes():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 100), name="x")
+        y = x
+        for i in range(6):
+            y = gc.tanh(y) * 1.5 + float(i)
+    exe = runtime.compile(g, [y.node], [x.node])
+    plan = exe.prepare({x.node: (10, 100)})
+    assert plan.peak_bytes < plan.naive_bytes
+    assert len(plan.buffers) <= 2
+    assert "buf0" in str(plan) and "peak" in str(plan)
+    assert exe.plan is plan
+
+
+def test_variables_read_run_start_values_and_assigns_apply_in_order():
+    g = gc.Graph()
+    with g.as_default():
+        v = gc.Variable(np.array([1.0, 2.0], np.float32), name="v")
+        read = v * 1.0
+        a1 = gc.assign_add(v, np.array([10.0, 10.0], np.float32))
+        a2 = gc.assign_sub(v, np.array([1.0, 1.0], np.float32))
+        both = gc.group(a1, a2)
+    state = {"v": np.array([1.0, 2.0], np.float32)}
+    fetches = [read.node, a1.node, a2.node, v.node, both.node]
+    exe = runtime.compile(g, fetches, [])
+    out, upd = exe.run({}, dict(state), 0)
+    ref = evaluate(g, fetches, {}, dict(state))
+    for a, b in zip(out, ref.values):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(upd["v"], ref.updates["v"])
+    assert state["v"].tolist() == [1.0, 2.0]            # nothing written to state
+    assert upd["v"] is not state["v"]
+
+
+def test_initializer_and_uninitialized_variable_error():
+    g = gc.Graph()
+    with g.as_default():
+        v = gc.Variable(np.ones(3, np.float32), name="v")
+        y = v * 2.0
+        init = gc.global_variables_initializer()
+    exe = runtime.compile(g, [y.node], [])
+    with pytest.raises(UninitializedVariableError, match="'v'"):
+        exe.run({}, {}, 0)
+    exe_i = runtime.compile(g, [init.node], [])
+    _, upd = exe_i.run({}, {}, 0)
+    np.testing.assert_array_equal(upd["v"], np.ones(3, np.float32))
+    out, _ = exe.run({}, upd, 0)
+    np.testing.assert_array_equal(out[0], np.full(3, 2.0, np.float32))
+    with pytest.raises(UninitializedVariableError):
+        runtime.compile(g, [v.node], []).run({}, {}, 0)
+
+
+def test_unfed_placeholder_raises_the_interpreters_feed_error():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,), name="x")
+        y = x + 1.0
+    exe = runtime.compile(g, [y.node], [])
+    with pytest.raises(FeedError, match="must be fed"):
+        exe.run({}, {}, 0)
+
+
+def test_feeding_an_intermediate_node_cuts_its_ancestors():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,), name="x")
+        h = gc.exp(x)
+        y = h * 3.0
+    exe = runtime.compile(g, [y.node, h.node], [h.node])
+    hv = f32(4)
+    out, _ = exe.run({h.node: hv}, {}, 0)
+    np.testing.assert_allclose(out[0], hv * 3.0, rtol=1e-6)
+    assert out[1] is hv
+
+
+def test_random_ops_follow_run_key():
+    g = gc.Graph()
+    with g.as_default():
+        r = gc.random_uniform((4,), seed=9) + 0.0
+    exe = runtime.compile(g, [r.node], [])
+    for key in (0, 1, 2):
+        out, _ = exe.run({}, {}, key)
+        np.testing.assert_array_equal(out[0], evaluate(g, [r.node], {}, {}, run_key=key).values[0])
+
+
+def test_optimized_graph_end_to_end():
+    from graphc.passes import optimize
+    g, x, y, logits, state = _mlp()
+    with g.as_default():
+        loss = gc.reduce_mean(gc.square(logits - 1.0) * 0.5)
+    fetches = [y.node, loss.node]
+    g2, report = optimize(g, fetches, feeds=[x.node])
+    ops = {g2.op(n) for n in g2.nodes()}
+    assert ops & {"fused_elementwise", "fused_contraction", "fused_reduction"}
+    exe = runtime.compile(g2, report.fetches, [x.node])
+    for n in (3, 17):
+        xv = f32(n, 20)
+        out, _ = exe.run({x.node: xv}, state, 0)
+        ref = evaluate(g, fetches, {x.node: xv}, state)
+        for a, b in zip(out, ref.values):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert not [s for s in exe.plan.kernel_calls if s.call.name.startswith("ref:")]
+
+
+def test_training_step_through_the_runtime_matches_the_interpreter():
+    g, x, y, logits, state = _mlp()
+    with g.as_default():
+        lab = gc.placeholder("int32", (None,), name="lab")
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=logits))
+        vars_ = [g.by_name(n) for n in ("w1", "b1", "w2")]
+        grads = gc.gradients(loss, [g.tensor(v) for v in vars_])
+        ups = [gc.assign_sub(g.tensor(v), gr * 0.1) for v, gr in zip(vars_, grads)]
+        step = gc.group(*ups)
+    xv, lv = f32(8, 20), RNG.integers(0, 4, 8).astype(np.int32)
+    fetches = [loss.node, step.node]
+    exe = runtime.compile(g, fetches, [x.node, lab.node])
+    s_rt, s_ref = dict(state), dict(state)
+    for _ in range(3):
+        out, upd = exe.run({x.node: xv, lab.node: lv}, s_rt, 0)
+        ref = evaluate(g, fetches, {x.node: xv, lab.node: lv}, s_ref)
+        np.testing.assert_allclose(out[0], ref.values[0], rtol=1e-5)
+        s_rt.update(upd)
+        s_ref.update(ref.updates)
+    for k in state:
+        np.testing.assert_allclose(s_rt[k], s_ref[k], rtol=1e-4, atol=1e-6)

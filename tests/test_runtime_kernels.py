@@ -1,0 +1,273 @@
+"""Every runtime kernel against the reference interpreter: odd shapes, broadcasting, dtypes.
+
+Graphs are built so that many kernels are checked per compile (numba compiles are slow);
+the kernel cache folder of the test session keeps later runs warm.
+"""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import runtime
+from graphc.interpreter import evaluate
+from graphc.ops.registry import OPS, apply
+
+RNG = np.random.default_rng(7)
+
+
+def run_both(fetches, feeds, state=None, run_key=5, rtol=2e-5, atol=1e-5):
+    g = fetches[0].graph
+    fn = [f.node for f in fetches]
+    fv = {k.node: v for k, v in feeds.items()}
+    exe = runtime.compile(g, fn, list(fv))
+    out, upd = exe.run(fv, dict(state or {}), run_key)
+    ref = evaluate(g, fn, fv, dict(state or {}), run_key=run_key)
+    for a, b, f in zip(out, ref.values, fetches):
+        assert a.dtype == b.dtype, (f, a.dtype, b.dtype)
+        assert a.shape == b.shape, (f, a.shape, b.shape)
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=str(f))
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=str(f))
+    return exe, out, upd
+
+
+def data(shape, dtype="float32", lo=-2.0, hi=2.0):
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return RNG.uniform(lo, hi, shape).astype(dt)
+    if dt.kind == "b":
+        return RNG.random(shape) > 0.5
+    return RNG.integers(-5, 6, shape).astype(dt)
+
+
+_POSITIVE = {"log", "sqrt", "rsqrt", "log1p", "reciprocal", "pow"}
+_SKIP = {"identity", "stop_gradient", "cast", "fused_elementwise", "logical_not", "logical_and",
+         "logical_or", "where", "sigmoid_cross_entropy_with_logits"}
+
+
+def _ew_ops(arity):
+    out = []
+    for name, od in sorted(OPS.items()):
+        if od.fusion != "elementwise" or name in _SKIP or od.scalar in (None, "<program>"):
+            continue
+        n = 2 if "{1}" in od.scalar else 1
+        if n == arity:
+            out.append(name)
+    return out
+
+
+def _attrs(name):
+    return {"leaky_relu": {"alpha": 0.3}, "elu": {"alpha": 1.0}, "gelu": {"approximate": False}}.get(name, {})
+
+
+def test_every_unary_float_op_size1_and_odd_sizes():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 1, 13), name="x")   # size-1 axis, 13 not a vector multiple
+        fetches = []
+        for op in _ew_ops(1):
+            inp = gc.abs(x) + 0.5 if op in _POSITIVE else x
+            fetches.append(apply(op, [inp], _attrs(op)))
+        fetches.append(apply("gelu", [x], {"approximate": True}))
+    exe, _, _ = run_both(fetches, {x: data((3, 1, 13))})
+    assert not [s for s in exe.plan.kernel_calls if s.call.name.startswith("ref:")]
+
+
+def test_every_binary_op_with_broadcasting_float32():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", (None, 1, 5), name="a")
+        b = gc.placeholder("float32", (4, 1), name="b")
+        fetches = []
+        for op in _ew_ops(2):
+            if op in _POSITIVE:
+                fetches.append(apply(op, [gc.abs(a) + 0.5, b]))
+            elif op in ("floordiv", "mod", "div"):
+                fetches.append(apply(op, [a, gc.abs(b) + 0.5]))
+            else:
+                fetches.append(apply(op, [a, b]))
+        fetches.append(gc.where(a > b, a, b))
+        fetches.append(gc.nn.sigmoid_cross_entropy_with_logits(labels=gc.sigmoid(b), logits=a))
+    run_both(fetches, {a: data((3, 1, 5)), b: data((4, 1))})
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float64"])
+def test_arithmetic_other_dtypes(dtype):
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder(dtype, (None, 6), name="a")
+        b = gc.placeholder(dtype, (6,), name="b")
+        ops_ = ["add", "sub", "mul", "maximum", "minimum", "squared_difference", "floordiv", "mod",
+                "less", "greater_equal", "equal"]
+        fetches = [apply(op, [a, b]) for op in ops_]
+        fetches += [gc.abs(a), gc.negative(a), gc.square(a), gc.sign(a), gc.cast(a, "float32"),
+                    gc.cast(gc.cast(a, "float32") * 1.5, dtype), gc.relu(a)]
+    bv = data((6,), dtype)
+    bv[bv == 0] = 3
+    run_both(fetches, {a: data((5, 6), dtype), b: bv})
+
+
+def test_int32_wraps_like_numpy_and_bool_logic():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("int32", (None,), name="a")
+        p = gc.placeholder("bool", (None,), name="p")
+        q = gc.placeholder("bool", (None,), name="q")
+        fetches = [a * a * a, gc.logical_and(p, q), gc.logical_or(p, gc.logical_not(q)),
+                   gc.where(p, a, -a), gc.cast(p, "float32"), gc.cast(gc.cast(a, "float32"), "bool"),
+                   gc.equal(p, q)]
+    run_both(fetches, {a: np.array([2 ** 20, -3, 7, 0], np.int32), p: data((4,), "bool"),
+                       q: data((4,), "bool")})
+
+
+@pytest.mark.parametrize("sa,sb", [((1, 1, 1), (2, 3, 4)), ((2, 1, 4), (1, 3, 1)), ((2, 3, 1), (4,)),
+                                   ((), (2, 3, 4)), ((1,), (1, 1))])
+def test_broadcasting_on_every_axis(sa, sb):
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", sa, name="a")
+        b = gc.placeholder("float32", sb, name="b")
+        y = a * b + a
+    run_both([y], {a: data(sa), b: data(sb)})
+
+
+def test_non_contiguous_and_readonly_feeds():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", (None, 5), name="a")
+        y = gc.exp(a) * 2.0
+        z = gc.matmul(a, a, transpose_b=True)
+    base = data((10, 10))
+    nc = base[::2, 1:6]
+    ro = data((5, 5))
+    ro.flags.writeable = False
+    for feed in (nc, ro, np.asfortranarray(data((5, 5)))):
+        run_both([y, z], {a: feed})
+
+
+def test_fused_programs_against_reference():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3, 4), name="x")
+        c = gc.constant(np.float32(0.5))
+        bias = gc.constant(data((4,)))
+        fe = apply("fused_elementwise", [x, c, bias],
+                   {"program": (("mul", (0, 1), ()), ("add", (3, 2), ()), ("tanh", (4,), ()),
+                                ("greater", (5, 1), ()), ("where", (6, 5, 1), ()),
+                                ("cast", (7,), (("dtype", np.dtype("float64")),)))})
+        fr = apply("fused_reduction", [x, bias],
+                   {"program": (("sub", (0, 1), ()), ("square", (2,), ())), "reduce": "reduce_sum",
+                    "r_attrs": (("axis", (0, 2)), ("keepdims", True))})
+        fr2 = apply("fused_reduction", [x],
+                    {"program": (("exp", (0,), ()),), "reduce": "reduce_max",
+                     "r_attrs": (("axis", (1,)), ("keepdims", False))})
+    run_both([fe, fr, fr2], {x: data((2, 3, 4))})
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul_and_fused_contraction(ta, tb):
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", (None, 3) if not ta else (3, None), name="a")
+        w = gc.constant(data((3, 5) if not tb else (5, 3)))
+        b = gc.constant(data((5,)))
+        y = gc.matmul(a, w, transpose_a=ta, transpose_b=tb)
+        fc = apply("fused_contraction", [a, w, b],
+                   {"contraction": "matmul", "n_c": 2,
+                    "c_attrs": (("transpose_a", ta), ("transpose_b", tb)),
+                    "program": (("add", (0, 1), ()), ("relu", (2,), ()))})
+    run_both([y, fc], {a: data((1, 3) if not ta else (3, 1))})
+
+
+def test_batched_and_integer_matmul():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float64", (None, 2, 3, 4), name="a")
+        b = gc.placeholder("float64", (1, 4, 2), name="b")
+        i = gc.placeholder("int32", (3, 3), name="i")
+        y = gc.matmul(a, b)
+        yi = gc.matmul(i, i)
+    run_both([y, yi], {a: data((2, 2, 3, 4), "float64"), b: data((1, 4, 2), "float64"),
+                       i: data((3, 3), "int32")})
+
+
+@pytest.mark.parametrize("stride,padding,dil", [(1, "VALID", 1), (2, "SAME", 1), (1, "SAME", 2)])
+def test_conv2d_forward_backward_and_fused(stride, padding, dil):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 7, 6, 3), name="x")
+        f = gc.constant(data((3, 2, 3, 4)))
+        b = gc.constant(data((4,)))
+        y = gc.nn.conv2d(x, f, strides=stride, padding=padding, dilations=dil)
+        gi = gc.nn.conv2d_backprop_input(x, f, y, strides=stride, padding=padding, dilations=dil)
+        gf = gc.nn.conv2d_backprop_filter(x, f, y, strides=stride, padding=padding, dilations=dil)
+        fc = apply("fused_contraction", [x, f, b],
+                   {"contraction": "conv2d", "n_c": 2,
+                    "c_attrs": tuple(sorted(y.op.attrs.items())),
+                    "program": (("add", (0, 1), ()), ("relu", (2,), ()))})
+        one = gc.nn.conv2d(x, gc.constant(data((1, 1, 3, 2))))
+    run_both([y, gi, gf, fc, one], {x: data((2, 7, 6, 3))}, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])
+def test_pooling_and_gradients(k, s, padding):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 5, 7, 2), name="x")
+        mp = gc.nn.max_pool2d(x, k, s, padding)
+        ap = gc.nn.avg_pool2d(x, k, s, padding)
+        attrs = dict(mp.op.attrs)
+        mg = apply("max_pool2d_grad", [x, mp], attrs)
+        ag = apply("avg_pool2d_grad", [x, ap], dict(ap.op.attrs))
+    run_both([mp, ap, mg, ag], {x: data((3, 5, 7, 2))})
+
+
+def test_reductions_softmax_crossentropy():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 1, 7), name="x")
+        i = gc.placeholder("int32", (None, 1, 7), name="i")
+        lab = gc.placeholder("int64", (None, 1), name="lab")
+        x2 = gc.reshape(x, (-1, 7))
+        fetches = [gc.reduce_sum(x, axis=[0, 2]), gc.reduce_mean(x, axis=2, keepdims=True),
+                   gc.reduce_max(x, axis=0), gc.reduce_min(x), gc.reduce_prod(x, axis=1),
+                   gc.reduce_any(x > 0, axis=2), gc.reduce_all(x > -1), gc.reduce_sum(i, axis=2),
+                   gc.reduce_mean(i, axis=2), gc.argmax(x, axis=2),
+                   gc.nn.softmax(x), gc.nn.log_softmax(x), gc.nn.softmax(x, axis=0),
+                   gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=x),
+                   gc.nn.softmax_cross_entropy_with_logits(labels=gc.nn.softmax(x2), logits=x2)]
+    run_both(fetches, {x: data((4, 1, 7)), i: data((4, 1, 7), "int32"),
+                       lab: np.array([[0], [6], [3], [1]], np.int64)})
+
+
+def test_sparse_crossentropy_bad_label_raises_reference_error():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        lab = gc.placeholder("int32", (None,), name="lab")
+        y = gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=x)
+    exe = runtime.compile(g, [y.node], [x.node, lab.node])
+    with pytest.raises(ValueError, match="out of"):
+        exe.run({x.node: data((2, 3)), lab.node: np.array([0, 3], np.int32)}, {}, 0)
+
+
+def test_array_kernels():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3, 2), name="x")
+        idx = gc.placeholder("int32", (None,), name="idx")
+        gi = gc.placeholder("int64", (2, None), name="gi")
+        fetches = [gc.transpose(x, (2, 0, 1)), gc.concat([x, x * 2.0], axis=1),
+                   gc.gather(x, gi, axis=1), gc.gather(x, idx * 0 + 1), gc.one_hot(idx, 4), gc.one_hot(idx, 3, axis=0),
+                   gc.pad(x, [[1, 0], [0, 2], [1, 1]], constant_values=7.0), x[:, 1:, ::-1],
+                   gc.reshape(x, (-1,)), gc.expand_dims(x, 0)]
+    run_both(fetches, {x: data((2, 3, 2)), idx: np.array([2, 0, 1, 1, 5], np.int32),
+                       gi: np.array([[0, 2, -1], [1, 1, 0]], np.int64)})
+
+
+def test_random_ops_match_reference():
+    g = gc.Graph()
+    with g.as_default():
+        r1 = gc.random_uniform((3, 4), seed=3)
+        r2 = gc.random_normal((5,), seed=4) * 2.0
+    run_both([r1, r2], {}, run_key=11)
