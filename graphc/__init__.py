@@ -24,5 +24,6 @@ from .autodiff import gradients
 from .session import Session
 from .function import Function, function
 from . import nn
+from . import optimizers, regularizers, schedules
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool

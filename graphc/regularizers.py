@@ -1,0 +1,130 @@
+"""Weight regularizers (Keras names and defaults): penalties added to the loss as graph terms.
+
+A regularizer is called on a weight tensor and returns a scalar tensor of the
+weight's dtype; the model API adds it to the loss for ``kernel_regularizer=``.
+
+    >>> import graphc as gc
+    >>> w = gc.constant([[1.0, -2.0]])
+    >>> gc.Session().run(gc.regularizers.L1L2(l1=0.1, l2=0.5)(w)).item()
+    2.799999952316284
+"""
+from __future__ import annotations
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def _check(v, what):
+    v = float(v)
+    if not v >= 0:
+        raise ValueError(f"{what} must be a non-negative number, got {v!r}")
+    return v
+
+
+class Regularizer:
+    """Base class: ``__call__(x) -> scalar tensor`` and ``get_config()``."""
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+
+class L1(Regularizer):
+    """``l1 * reduce_sum(abs(x))``."""
+
+    def __init__(self, l1=0.01):
+        self.l1 = _check(l1, "l1")
+
+    def __call__(self, x):
+        ops = _ops()
+        x = ops.convert_to_tensor(x)
+        return ops.reduce_sum(ops.abs(x)) * self.l1
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(Regularizer):
+    """``l2 * reduce_sum(square(x))`` (no factor 1/2, as in Keras)."""
+
+    def __init__(self, l2=0.01):
+        self.l2 = _check(l2, "l2")
+
+    def __call__(self, x):
+        ops = _ops()
+        x = ops.convert_to_tensor(x)
+        return ops.reduce_sum(ops.square(x)) * self.l2
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+class L1L2(Regularizer):
+    """``l1 * reduce_sum(abs(x)) + l2 * reduce_sum(square(x))`` (both default 0, as in Keras)."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _check(l1, "l1")
+        self.l2 = _check(l2, "l2")
+
+    def __call__(self, x):
+        ops = _ops()
+        x = ops.convert_to_tensor(x)
+        out = ops.zeros((), x.dtype)
+        if self.l1:
+            out = out + ops.reduce_sum(ops.abs(x)) * self.l1
+        if self.l2:
+            out = out + ops.reduce_sum(ops.square(x)) * self.l2
+        return out
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+# Keras aliases: "l1", "l2", "l1_l2" (the last with l1 = l2 = 0.01)
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_NAMES = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": lambda: L1L2(l1=0.01, l2=0.01)}
+
+
+def serialize(regularizer: Regularizer) -> dict:
+    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+
+
+def deserialize(config: dict) -> Regularizer:
+    cls = _CLASSES.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown regularizer {config.get('class_name')!r}; known: {', '.join(_CLASSES)}")
+    return cls.from_config(config.get("config", {}))
+
+
+def get(identifier):
+    """A regularizer from a name (``"l1"``, ``"l2"``, ``"l1_l2"``), a config dict, an instance or
+    any callable; ``None`` gives ``None``.
+
+        >>> get("l2").get_config()
+        {'l2': 0.01}
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        make = _NAMES.get(identifier.lower())
+        if make is None:
+            raise ValueError(f"unknown regularizer {identifier!r}; known: {', '.join(_NAMES)}")
+        return make()
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"could not interpret regularizer identifier {identifier!r}")
