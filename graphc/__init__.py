@@ -25,5 +25,6 @@ from .session import Session
 from .function import Function, function
 from . import nn
 from . import optimizers, regularizers, schedules
+from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool

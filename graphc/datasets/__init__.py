@@ -1,0 +1,4 @@
+"""Datasets: ``mnist`` (IDX files from a path or ``$GRAPHC_DATA``) and ``digits`` (scikit-learn)."""
+from . import digits, mnist
+
+__all__ = ["mnist", "digits"]

@@ -1,0 +1,237 @@
+"""Recurrent layers: SimpleRNN, LSTM, GRU (Keras weight layouts and gate orders).
+
+The time loop is unrolled into the graph over the *static* time axis. A model
+input with a ``None`` time axis (``Input(shape=(None, 100))``) still works: each
+program is built per input signature, so every distinct sequence length gets its
+own unrolled program (the weights are shared). Calling the layer directly on a
+graph tensor whose time axis is unknown is an error.
+
+    >>> from graphc.layers import Input, LSTM
+    >>> x = Input(shape=(None, 100))
+    >>> LSTM(64, return_sequences=True)(x).shape
+    (None, None, 64)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations as _act
+from .. import initializers as _init
+from .base import Layer, serialize_obj
+from .core import matmul_last
+
+
+def _ops():
+    from .. import ops
+    return ops
+
+
+class _RNN(Layer):
+    _gates = 1
+    _n_states = 1
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
+                 bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 seed=None, **kwargs):
+        for k in ("activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                  "bias_constraint", "time_major"):
+            kwargs.pop(k, None)
+        self._extra = {k: kwargs.pop(k) for k in ("unit_forget_bias", "reset_after")
+                       if k in kwargs}
+        super().__init__(**kwargs)
+        if stateful:
+            raise ValueError(f"{type(self).__name__}: stateful=True is not supported")
+        if recurrent_dropout:
+            raise ValueError(f"{type(self).__name__}: recurrent_dropout is not supported")
+        self.units = int(units)
+        self.activation = _act.get(activation)
+        self.recurrent_activation = _act.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = _init.get(kernel_initializer)
+        self.recurrent_initializer = _init.get(recurrent_initializer)
+        self.bias_initializer = _init.get(bias_initializer)
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.dropout = float(dropout)
+        self.seed = seed
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.go_backwards = go_backwards
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        if len(input_shape) != 3 or d is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs (batch, timesteps, "
+                             f"features) with known features, got {input_shape}")
+        g = self._gates * self.units
+        self.kernel = self.add_weight("kernel", (d, g), initializer=self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, g),
+                                                initializer=self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer)
+        self.bias = self.add_weight("bias", self._bias_shape(), initializer=self._bias_init(),
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
+
+    def _input_projection(self, inputs):
+        xw = matmul_last(inputs, self.kernel)
+        if self.use_bias:
+            xw = xw + (self.bias if self.bias.ndim == 1 else self.bias[0])
+        return xw
+
+    def call(self, inputs, initial_state=None, training=None, mask=None):
+        o = _ops()
+        t_len = inputs.shape[1]
+        if t_len is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: the time axis of {inputs.shape} "
+                             "must be known when the graph is built (models specialize it per "
+                             "input signature automatically)")
+        if t_len == 0:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: empty sequences")
+        if training and self.dropout:
+            inputs = o.nn.dropout(inputs, rate=self.dropout, noise_shape=(None, 1, inputs.shape[-1]),
+                                  seed=self.seed)
+        xw = self._input_projection(inputs)
+        steps = o.unstack(xw, num=t_len, axis=1)
+        if self.go_backwards:
+            steps = steps[::-1]
+        if initial_state is not None:
+            states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if len(states) != self._n_states:
+                raise ValueError(f"{type(self).__name__}: initial_state needs {self._n_states} tensors")
+        else:
+            states = [None] * self._n_states
+        outputs = []
+        for x_t in steps:
+            states = self._step(x_t, states)
+            outputs.append(states[0])
+        out = o.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
+        if self.return_state:
+            return [out] + list(states)
+        return out
+
+    def compute_output_shape(self, input_shape):
+        b, t = input_shape[0], input_shape[1]
+        out = (b, t, self.units) if self.return_sequences else (b, self.units)
+        if self.return_state:
+            return [out] + [(b, self.units)] * self._n_states
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": _act.serialize(self.activation),
+                "recurrent_activation": _act.serialize(self.recurrent_activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": serialize_obj(self.kernel_initializer),
+                "recurrent_initializer": serialize_obj(self.recurrent_initializer),
+                "bias_initializer": serialize_obj(self.bias_initializer),
+                "kernel_regularizer": serialize_obj(self.kernel_regularizer),
+                "recurrent_regularizer": serialize_obj(self.recurrent_regularizer),
+                "bias_regularizer": serialize_obj(self.bias_regularizer),
+                "dropout": self.dropout, "seed": self.seed,
+                "return_sequences": self.return_sequences, "return_state": self.return_state,
+                "go_backwards": self.go_backwards, **self._extra}
+
+
+class SimpleRNN(_RNN):
+    """``h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``."""
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, **kwargs)
+
+    def _step(self, x_t, states):
+        h = states[0]
+        z = x_t if h is None else x_t + _ops().matmul(h, self.recurrent_kernel)
+        return [self.activation(z)]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.pop("recurrent_activation")
+        return cfg
+
+
+class _ForgetBias(_init.Initializer):
+    """Keras' LSTM bias with ``unit_forget_bias``: zeros, ones for the forget gate."""
+
+    def __init__(self, units, base):
+        self.units, self.base = units, base
+
+    def __call__(self, shape, dtype="float32"):
+        u = self.units
+        return np.concatenate([self.base((u,), dtype), np.ones((u,), dtype),
+                               self.base((2 * u,), dtype)]).astype(dtype)
+
+
+class LSTM(_RNN):
+    """Long short-term memory; gates ``i, f, c, o`` in Keras order; states ``[h, c]``."""
+    _gates = 4
+    _n_states = 2
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        super().__init__(units, unit_forget_bias=unit_forget_bias, **kwargs)
+        self.unit_forget_bias = unit_forget_bias
+
+    def _bias_init(self):
+        return _ForgetBias(self.units, self.bias_initializer) if self.unit_forget_bias \
+            else self.bias_initializer
+
+    def _step(self, x_t, states):
+        o = _ops()
+        h, c = states
+        u = self.units
+        z = x_t if h is None else x_t + o.matmul(h, self.recurrent_kernel)
+        ra = self.recurrent_activation
+        i = ra(z[:, :u])
+        f = ra(z[:, u:2 * u])
+        g = self.activation(z[:, 2 * u:3 * u])
+        og = ra(z[:, 3 * u:])
+        c_new = i * g if c is None else f * c + i * g
+        h_new = og * self.activation(c_new)
+        return [h_new, c_new]
+
+
+class GRU(_RNN):
+    """Gated recurrent unit (Keras' default ``reset_after=True``: bias shape ``(2, 3 * units)``)."""
+    _gates = 3
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        if not reset_after:
+            raise ValueError("GRU: only reset_after=True (the Keras default) is supported")
+        super().__init__(units, reset_after=reset_after, **kwargs)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _step(self, x_t, states):
+        o = _ops()
+        h = states[0]
+        u = self.units
+        ra = self.recurrent_activation
+        if h is None:
+            rec = self.bias[1] if self.use_bias else None
+        else:
+            rec = o.matmul(h, self.recurrent_kernel)
+            if self.use_bias:
+                rec = rec + self.bias[1]
+
+        def part(t, k):
+            return t[k * u:(k + 1) * u] if t.ndim == 1 else t[:, k * u:(k + 1) * u]
+        if rec is None:
+            z = ra(part(x_t, 0))
+            r = ra(part(x_t, 1))
+            hh = self.activation(part(x_t, 2))
+        else:
+            z = ra(part(x_t, 0) + part(rec, 0))
+            r = ra(part(x_t, 1) + part(rec, 1))
+            hh = self.activation(part(x_t, 2) + r * part(rec, 2))
+        h_new = (1.0 - z) * hh if h is None else z * h + (1.0 - z) * hh
+        return [h_new]

@@ -1,0 +1,128 @@
+"""One-file model saving: an ``.npz`` holding the JSON config, the compile settings and every
+weight array, written atomically (a temporary file in the same folder, then ``os.replace``),
+so a crash while saving leaves any previous file intact.
+
+    >>> import os, tempfile
+    >>> from graphc.models import Sequential, load_model
+    >>> from graphc.layers import Dense
+    >>> m = Sequential([Dense(2, input_dim=3)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz"); m.save(path)
+    >>> [w.shape for w in load_model(path).get_weights()]
+    [(3, 2), (2,)]
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "graphc-model-1"
+
+
+def _write_atomic(path: str, arrays: dict) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _savez(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _savez(f, arrays: dict) -> None:
+    """Write the npz archive into the open file ``f`` (separate so tests can simulate a crash)."""
+    np.savez(f, **arrays)
+
+
+def _str_array(s: str) -> np.ndarray:
+    return np.array(s)
+
+
+def _compile_config(model):
+    if not getattr(model, "compiled", False):
+        return None
+    from .. import losses, optimizers
+    args = model._compile_args
+    try:
+        loss = args["loss"]
+        loss = [losses.serialize(l) for l in loss] if isinstance(loss, (list, tuple)) else (
+            {k: losses.serialize(v) for k, v in loss.items()} if isinstance(loss, dict)
+            else losses.serialize(loss))
+        metrics = args["metrics"]
+        json.dumps(metrics)
+        return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics,
+                "loss_weights": args["loss_weights"]}
+    except (ValueError, TypeError):
+        return None  # custom callables: the model is saved uncompiled
+
+
+def save_model(model, filepath, overwrite=True) -> None:
+    """Save ``model`` (architecture, weights, compile settings) to one file."""
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} exists and overwrite=False")
+    cls = type(model).__name__
+    config = {"format": FORMAT, "class_name": "Functional" if cls == "Model" else cls,
+              "config": model.get_config(), "compile": _compile_config(model)}
+    weights = model.get_weights()
+    arrays = {"config": _str_array(json.dumps(config))}
+    for i, w in enumerate(weights):
+        arrays[f"weight_{i:05d}"] = w
+    _write_atomic(filepath, arrays)
+
+
+def _read(filepath):
+    filepath = os.fspath(filepath)
+    with open(filepath, "rb") as f:
+        data = f.read()
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        config = json.loads(str(z["config"]))
+        keys = sorted(k for k in z.files if k.startswith("weight_"))
+        weights = [z[k] for k in keys]
+    return config, weights
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Rebuild a model saved with ``model.save(path)``: same architecture, weights and (if it
+    was compiled with serializable settings) the same compile settings (fresh optimizer state)."""
+    from .functional import deserialize_layer
+    config, weights = _read(filepath)
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{filepath} is not a graphc model file (format {config.get('format')!r})")
+    model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]},
+                              custom_objects)
+    model.set_weights(weights)
+    cc = config.get("compile")
+    if compile and cc:
+        from .. import losses, optimizers
+        loss = cc["loss"]
+        loss = [losses.deserialize(l) if isinstance(l, dict) else l for l in loss] \
+            if isinstance(loss, list) else (losses.deserialize(loss) if isinstance(loss, dict) and
+                                            "class_name" in loss else loss)
+        model.compile(optimizer=optimizers.deserialize(cc["optimizer"]), loss=loss,
+                      metrics=cc["metrics"], loss_weights=cc["loss_weights"])
+    return model
+
+
+def save_weights(model, filepath) -> None:
+    arrays = {"config": _str_array(json.dumps({"format": FORMAT + "-weights"}))}
+    for i, w in enumerate(model.get_weights()):
+        arrays[f"weight_{i:05d}"] = w
+    _write_atomic(filepath, arrays)
+
+
+def load_weights(model, filepath) -> None:
+    _, weights = _read(filepath)
+    model.set_weights(weights)

@@ -1,0 +1,399 @@
+"""``compile`` / ``fit`` / ``evaluate`` / ``predict`` for models (mixed into ``Model``).
+
+Each program is one graph built once per model and input signature (the shapes
+and dtypes of the fed arrays): the training step holds the forward pass, the
+loss, the gradients, the optimizer update, the BatchNorm statistics updates and
+the metrics, and runs as a single ``Session.run`` per batch. Python only slices
+batches and averages the fetched numbers.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import losses as _losses
+from .. import metrics as _metrics
+
+
+class _Program:
+    """Placeholders to feed and tensors to fetch for one (kind, signature)."""
+
+    def __init__(self, feeds, fetches, names, step=None):
+        self.feeds = feeds          # placeholders, in the order of the arrays fed
+        self.fetches = fetches      # [step?] + scalars / outputs
+        self.names = names          # names of the fetched scalars (loss, metrics)
+        self.step = step
+
+
+def _as_list(x):
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class TrainingMixin:
+    """Keras' training API; needs the ``Model`` attributes (``inputs``, ``outputs``, ``_replay``)."""
+
+    # -- compile ---------------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=None, steps_per_execution=None, jit_compile=None,
+                **kwargs):
+        """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object."""
+        from .. import optimizers
+        self.optimizer = optimizers.get(optimizer)
+        self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
+                              "loss_weights": loss_weights}
+        try:
+            self._ensure_network()
+            n_out, names = len(self.outputs), self.output_names
+        except ValueError:   # a Sequential model without an input shape yet: one output
+            n_out, names = 1, [None]
+        if isinstance(loss, dict):
+            loss = [loss.get(n) for n in names]
+        losses = _as_list(loss) if isinstance(loss, (list, tuple)) else [loss] * n_out
+        if len(losses) != n_out:
+            raise ValueError(f"compile: {len(losses)} losses for {n_out} outputs")
+        self._loss_fns = [_losses.get(l) if l is not None else None for l in losses]
+        self._loss_names = [_losses.name_of(l) if l is not None else None for l in losses]
+        if isinstance(loss_weights, dict):
+            loss_weights = [loss_weights.get(n, 1.0) for n in names]
+        self._loss_weights = list(loss_weights) if loss_weights is not None else [1.0] * n_out
+        if isinstance(metrics, dict):
+            per_out = [_as_list(metrics.get(n)) for n in names]
+        elif metrics and n_out > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
+            per_out = [list(m) for m in metrics]
+        else:
+            per_out = [_as_list(metrics)] * n_out
+        self._metric_specs = per_out
+        self._programs = {k: v for k, v in self._programs.items() if k[0] == "predict"}
+        self._lr_var = None
+        self.compiled = True
+        self.stop_training = False
+
+    def _require_compiled(self, what):
+        if not getattr(self, "compiled", False):
+            raise RuntimeError(f"you must compile the model before calling {what}(); "
+                               "call model.compile(optimizer=..., loss=...)")
+
+    # -- data ------------------------------------------------------------------------------------------
+    def _x_list(self, x) -> list:
+        if isinstance(x, dict):
+            x = [x[n] for n in self.input_names]
+        xs = _as_list(x) if isinstance(x, (list, tuple)) and len(self.inputs) > 1 else [x]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"model {self.name!r} has {len(self.inputs)} inputs, got {len(xs)} arrays")
+        out = []
+        for arr, t in zip(xs, self.inputs):
+            arr = np.asarray(arr)
+            if arr.dtype != t.dtype:
+                arr = arr.astype(t.dtype)
+            if arr.ndim != len(t.shape):
+                raise ValueError(f"input {t.name!r} expects arrays of rank {len(t.shape)} (shape "
+                                 f"{t.shape}), got shape {arr.shape}")
+            for d, s in zip(t.shape[1:], arr.shape[1:]):
+                if d is not None and d != s:
+                    raise ValueError(f"input {t.name!r} expects shape {t.shape}, got an array of "
+                                     f"shape {arr.shape}")
+            out.append(arr)
+        return out
+
+    def _y_list(self, y) -> list:
+        if isinstance(y, dict):
+            y = [y[n] for n in self.output_names]
+        ys = _as_list(y) if isinstance(y, (list, tuple)) and len(self.outputs) > 1 else [y]
+        if len(ys) != len(self.outputs):
+            raise ValueError(f"model {self.name!r} has {len(self.outputs)} outputs, got {len(ys)} "
+                             "target arrays")
+        out = []
+        for arr, t, fn in zip(ys, self.outputs, self._loss_fns):
+            arr = np.asarray(arr)
+            if _losses.is_sparse(fn):
+                if arr.ndim == len(t.shape) and arr.shape[-1] == 1:
+                    arr = arr[..., 0]
+                arr = arr.astype(np.int32) if arr.dtype != np.int64 else arr
+            else:
+                arr = arr.astype(np.float32) if arr.dtype != np.float64 or t.dtype != np.float64 \
+                    else arr
+                if arr.ndim == len(t.shape) - 1:
+                    arr = arr[..., None]
+            out.append(arr)
+        return out
+
+    def _signature(self, arrays) -> tuple:
+        return tuple((a.shape[1:], a.dtype.str) for a in arrays)
+
+    def _input_placeholders(self, xs):
+        from ..ops.state import placeholder
+        phs = []
+        for i, (t, a) in enumerate(zip(self.inputs, xs)):
+            shape = (None,) + tuple(a.shape[1:])
+            phs.append(placeholder(t.dtype, shape, name=f"{t.node.layer.name}"))
+        return phs
+
+    # -- programs --------------------------------------------------------------------------------------
+    def _get_program(self, kind, xs, ys=None):
+        key = (kind, self._signature(xs), self._signature(ys or []))
+        prog = self._programs.get(key)
+        if prog is None:
+            state = self._ensure_built()
+            g = state.graph
+            with g.as_default(), g.name_scope(kind):
+                prog = getattr(self, f"_build_{kind}")(xs, ys)
+            state.init_new_variables()
+            self._programs[key] = prog
+        return prog
+
+    def _build_predict(self, xs, ys):
+        phs = self._input_placeholders(xs)
+        outs = self._replay(phs, training=False)
+        return _Program(phs, outs, [])
+
+    def _loss_and_metrics(self, outs, ys):
+        from ..ops.state import placeholder
+        from .. import ops
+        yphs = [placeholder(a.dtype, (None,) + tuple(a.shape[1:]), name=f"{n}_target")
+                for a, n in zip(ys, self.output_names)]
+        total, names, scalars = None, [], []
+        per_loss = []
+        for i, (o, yt, fn, w) in enumerate(zip(outs, yphs, self._loss_fns, self._loss_weights)):
+            if fn is None:
+                continue
+            li = ops.reduce_mean(fn(yt, o))
+            per_loss.append((i, li))
+            term = li * float(w) if w != 1.0 else li
+            total = term if total is None else total + term
+        if total is None:
+            raise ValueError("compile() was given no loss; pass loss='categorical_crossentropy' etc.")
+        multi = len(self.outputs) > 1
+        if multi:
+            for i, li in per_loss:
+                names.append(f"{self.output_names[i]}_loss")
+                scalars.append(li)
+        for i, (o, yt, specs) in enumerate(zip(outs, yphs, self._metric_specs)):
+            for m in specs:
+                fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
+                names.append(f"{self.output_names[i]}_{mname}" if multi else mname)
+                scalars.append(ops.reduce_mean(ops.cast(fn(yt, o), "float32")))
+        return yphs, total, names, scalars
+
+    def _build_train(self, xs, ys):
+        from .. import ops
+        from ..layers.base import _UpdateCollector
+        phs = self._input_placeholders(xs)
+        updates: list = []
+        _UpdateCollector.stack.append(updates)
+        try:
+            outs = self._replay(phs, training=True)
+        finally:
+            _UpdateCollector.stack.pop()
+        yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
+        reg = self.losses
+        if reg:
+            total = total + _sum(reg)
+        var_list = self.trainable_weights
+        opt = self.optimizer
+        if var_list:
+            lr = opt.learning_rate
+            if isinstance(lr, float):
+                if self._lr_var is None:
+                    self._lr_var = ops.Variable(np.float32(lr), trainable=False, name="learning_rate")
+                    self._lr_value = lr
+                opt.learning_rate = self._lr_var
+                try:
+                    step = opt.minimize(total, var_list=var_list)
+                finally:
+                    opt.learning_rate = lr
+            else:
+                step = opt.minimize(total, var_list=var_list)
+            step = ops.group(step, *updates) if updates else step
+        else:
+            step = ops.group(*updates) if updates else ops.no_op()
+        return _Program(phs + yphs, [step, total] + scalars, ["loss"] + names, step=step)
+
+    def _build_test(self, xs, ys):
+        phs = self._input_placeholders(xs)
+        outs = self._replay(phs, training=False)
+        yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
+        return _Program(phs + yphs, [total] + scalars, ["loss"] + names)
+
+    # -- learning rate (for callbacks) --------------------------------------------------------------
+    def _sync_lr(self):
+        """Push ``optimizer.learning_rate`` (if changed by the user) into the graph variable."""
+        if getattr(self, "_lr_var", None) is not None and isinstance(self.optimizer.learning_rate, float) \
+                and self.optimizer.learning_rate != self._lr_value:
+            self._set_lr(self.optimizer.learning_rate)
+
+    def _get_lr(self) -> float:
+        lr = self.optimizer.learning_rate
+        if isinstance(lr, float):
+            return lr
+        raise ValueError("the optimizer's learning rate is a schedule or a tensor, not a number")
+
+    def _set_lr(self, value) -> None:
+        value = float(value)
+        if not isinstance(self.optimizer.learning_rate, (float, int)):
+            raise ValueError("cannot set the learning rate: the optimizer uses a schedule or a tensor")
+        self.optimizer.learning_rate = value
+        if getattr(self, "_lr_var", None) is not None:
+            self._ensure_built().set_values([self._lr_var], [np.float32(value)])
+            self._lr_value = value
+
+    # -- running -----------------------------------------------------------------------------------------
+    def _run(self, prog, arrays):
+        feed = {ph: a for ph, a in zip(prog.feeds, arrays)}
+        return self._state.session.run(prog.fetches, feed)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
+                       return_dict=False):
+        self._require_compiled("train_on_batch")
+        self._ensure_network_for(x)
+        xs, ys = self._x_list(x), self._y_list(y)
+        prog = self._get_program("train", xs, ys)
+        self._sync_lr()
+        vals = self._run(prog, xs + ys)[1:]
+        return _result(prog.names, [float(v) for v in vals], return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        self._require_compiled("test_on_batch")
+        xs, ys = self._x_list(x), self._y_list(y)
+        prog = self._get_program("test", xs, ys)
+        return _result(prog.names, [float(v) for v in self._run(prog, xs + ys)], return_dict)
+
+    def predict_on_batch(self, x):
+        self._ensure_network_for(x)
+        xs = self._x_list(x)
+        outs = self._run(self._get_program("predict", xs), xs)
+        return outs[0] if len(outs) == 1 else list(outs)
+
+    def _ensure_network_for(self, x):
+        """Hook for Sequential models without an input shape (built from the first data)."""
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, **kwargs):
+        """Train for ``epochs`` epochs; returns a ``History`` (``history.history[name]`` per epoch)."""
+        from .. import callbacks as cbks
+        self._require_compiled("fit")
+        self._ensure_network_for(x)
+        batch_size = int(batch_size or 32)
+        xs, ys = self._x_list(x), self._y_list(y)
+        n = len(xs[0])
+        if any(len(a) != n for a in xs + ys):
+            raise ValueError(f"fit: all inputs and targets need the same number of samples, got "
+                             f"{[len(a) for a in xs + ys]}")
+        if validation_data is None and validation_split and 0.0 < validation_split < 1.0:
+            split = int(n * (1.0 - validation_split))
+            val_xs, val_ys = [a[split:] for a in xs], [a[split:] for a in ys]
+            xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
+            n = split
+        elif validation_data is not None:
+            vd = tuple(validation_data)
+            val_xs, val_ys = self._x_list(vd[0]), self._y_list(vd[1])
+        else:
+            val_xs = val_ys = None
+        if n == 0:
+            raise ValueError("fit: no training samples")
+        prog = self._get_program("train", xs, ys)
+        steps = (n + batch_size - 1) // batch_size
+        history = cbks.History()
+        cb_list = list(callbacks or [])
+        all_cbs = cbks.CallbackList(cb_list + [history], add_progbar=verbose != 0, verbose=verbose,
+                                    model=self, epochs=epochs, steps=steps)
+        self.history = history
+        self.stop_training = False
+        all_cbs.on_train_begin()
+        from .. import initializers as _init   # one seeded stream: set_random_seed fixes shuffling
+        rng = np.random.default_rng(int(_init._GLOBAL[0].integers(2 ** 63)))
+        n_names = len(prog.names)
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self._sync_lr()
+            all_cbs.on_epoch_begin(epoch)
+            if shuffle:
+                perm = rng.permutation(n)
+                ex, ey = [a[perm] for a in xs], [a[perm] for a in ys]
+            else:
+                ex, ey = xs, ys
+            sums = np.zeros(n_names)
+            seen = 0
+            session, fetches, feeds = self._state.session, prog.fetches, prog.feeds
+            for b in range(steps):
+                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+                all_cbs.on_train_batch_begin(b)
+                vals = session.run(fetches, {ph: a[lo:hi] for ph, a in zip(feeds, ex + ey)})
+                k = hi - lo
+                sums += np.asarray(vals[1:], dtype=np.float64) * k
+                seen += k
+                if all_cbs.wants_batch_logs:
+                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, (sums / seen).tolist())))
+                if self.stop_training:
+                    break
+            logs = dict(zip(prog.names, (sums / max(seen, 1)).tolist()))
+            if val_xs is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0],
+                                      val_ys if len(val_ys) > 1 else val_ys[0],
+                                      batch_size=validation_batch_size or batch_size, verbose=0,
+                                      return_dict=True, _prepared=(val_xs, val_ys))
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            all_cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        all_cbs.on_train_end(logs)
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, _prepared=None, **kwargs):
+        """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict."""
+        self._require_compiled("evaluate")
+        self._ensure_network_for(x)
+        if _prepared is not None:
+            xs, ys = _prepared
+        else:
+            xs, ys = self._x_list(x), self._y_list(y)
+        batch_size = int(batch_size or 32)
+        prog = self._get_program("test", xs, ys)
+        n = len(xs[0])
+        sums = np.zeros(len(prog.names))
+        t0 = time.time()
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            vals = self._run(prog, [a[lo:hi] for a in xs + ys])
+            sums += np.asarray(vals, dtype=np.float64) * (hi - lo)
+        vals = (sums / max(n, 1)).tolist()
+        if verbose:
+            steps_n = (n + batch_size - 1) // batch_size
+            dt = time.time() - t0
+            print(f"{steps_n}/{steps_n} - {dt:.0f}s - {1000 * dt / max(steps_n, 1):.0f}ms/step - " +
+                  " - ".join(f"{k}: {v:.4f}" for k, v in zip(prog.names, vals)))
+        return _result(prog.names, vals, return_dict)
+
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
+        """Outputs for ``x`` computed in batches with the inference graph (dropout off, BN frozen)."""
+        self._ensure_network_for(x)
+        xs = self._x_list(x)
+        batch_size = int(batch_size or 32)
+        prog = self._get_program("predict", xs)
+        n = len(xs[0])
+        chunks: list[list] = [[] for _ in prog.fetches]
+        for lo in range(0, n, batch_size):
+            outs = self._run(prog, [a[lo:lo + batch_size] for a in xs])
+            for c, o in zip(chunks, outs):
+                c.append(o)
+        res = [np.concatenate(c, axis=0) if c else np.zeros((0,) + tuple(
+            d or 0 for d in f.shape[1:]), np.float32) for c, f in zip(chunks, prog.fetches)]
+        return res[0] if len(res) == 1 else res
+
+
+def _sum(ts):
+    out = ts[0]
+    for t in ts[1:]:
+        out = out + t
+    return out
+
+
+def _result(names, vals, return_dict):
+    if return_dict:
+        return dict(zip(names, vals))
+    return vals[0] if len(vals) == 1 else vals
