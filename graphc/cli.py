@@ -2,6 +2,7 @@
 
     $ graphc --version
     $ graphc info          # versions, numba threading layer and threads, cache folder
+    $ graphc cache clear   # delete every compiled kernel
 """
 from __future__ import annotations
 
@@ -22,12 +23,21 @@ def _info(args) -> int:
     print(f"python     {sys.version.split()[0]}")
     print(f"threads    {numba.config.NUMBA_NUM_THREADS} (numba)")
     print(f"threading  {_threading_layer()}")
-    try:
-        from graphc import runtime
+    from graphc import runtime
+    info = runtime.cache_info()
+    print(f"cache      {info['dir']} ({info['entries']} kernels, {info['bytes'] / 1e6:.1f} MB; "
+          f"set GRAPHC_CACHE_DIR to move it)")
+    return 0
+
+
+def _cache(args) -> int:
+    from graphc import runtime
+    if args.action == "clear":
+        n = runtime.cache_clear()
+        print(f"removed {n} cached kernels from {runtime.cache_info()['dir']}")
+    else:
         info = runtime.cache_info()
-        print(f"cache      {info['path']} ({info['entries']} entries, {info['bytes'] / 1e6:.1f} MB)")
-    except (ImportError, AttributeError):
-        pass
+        print(f"{info['dir']}: {info['entries']} kernels, {info['bytes'] / 1e6:.1f} MB ({info['versions']})")
     return 0
 
 
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     import graphc
     p = argparse.ArgumentParser(
         prog="graphc", description="graphc: a JIT-compiled computation-graph compiler.",
-        epilog="examples:\n  graphc --version\n  graphc info",
+        epilog="examples:\n  graphc --version\n  graphc info\n  graphc cache clear",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"graphc {graphc.__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -65,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Print the versions of graphc, numpy, numba and networkx, "
                                       "numba's threading layer and the kernel cache folder.")
     info.set_defaults(func=_info)
+    cache = sub.add_parser("cache", help="show or clear the compiled-kernel cache",
+                           description="Show ('graphc cache') or delete ('graphc cache clear') the "
+                                       "compiled kernels in $GRAPHC_CACHE_DIR (default ~/.cache/graphc).",
+                           epilog="examples:\n  graphc cache\n  graphc cache clear",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    cache.add_argument("action", nargs="?", choices=["show", "clear"], default="show")
+    cache.set_defaults(func=_cache)
     return p
 
 
