@@ -28,7 +28,7 @@ import builtins
 
 import numpy as np
 
-from graphc.errors import UninitializedVariableError
+from graphc.errors import GraphError, UninitializedVariableError
 from graphc.interpreter import evaluate, random_key
 from graphc.ir import Graph
 from graphc.ops.registry import get_op
@@ -279,10 +279,13 @@ class Executable:
             return b.driver(feeds, state, run_key)
         except UninitializedVariableError:
             raise
-        except Exception:
-            # a kernel failed where the reference may raise a clearer error (or succeed): defer to it
-            res = evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
-            return res.values, res.updates
+        except Exception as kernel_error:
+            # bad input (e.g. a label out of range): the reference raises the clear, named error
+            evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
+            # the reference succeeded, so the compiled kernel is wrong: never hide that
+            raise GraphError(f"compiled kernel failed where the reference interpreter succeeds "
+                             f"({type(kernel_error).__name__}: {kernel_error}); this is a graphc bug, "
+                             "run with gc.Session(executor='reference') meanwhile") from kernel_error
 
     def _uninit(self, node: int):
         raise UninitializedVariableError(
