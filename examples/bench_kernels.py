@@ -5,8 +5,9 @@
 1. a 6-op elementwise chain on 8M float32: fused kernel vs numpy eager, and vs the machine's
    copy bandwidth (np.copyto of the same bytes read + written);
 2. matmul 1024x1024 float32 vs numpy ``@``;
-3. MNIST-shape conv2d forward (batch 32, 28x28x1->32 and 13x13x32->64, 3x3 VALID) vs a numpy
-   im2col baseline, and vs PyTorch CPU when torch is installed;
+3. MNIST-shape conv2d forward (batch 32, 28x28x1->32 and 13x13x32->64, 3x3 VALID; the runtime's
+   kernel is named: direct for one input channel, else im2col+gemm) vs a numpy im2col baseline,
+   and vs PyTorch CPU when torch is installed;
 4. seed MLP (784-64-10) forward: compile + first run in a new process, cold and warm cache;
    and the steady-state time per run at batch 32.
 """
@@ -126,7 +127,8 @@ def bench_conv():
         np.testing.assert_allclose(exe.run(feeds, {}, 0)[0][0], _np_conv_im2col(x, f), rtol=1e-4, atol=1e-4)
         t_rt = best(lambda: exe.run(feeds, {}, 0), repeat=9, number=5)
         t_np = best(lambda: _np_conv_im2col(x, f), repeat=9, number=5)
-        line = (f"[conv2d 32x{h}x{h}x{c} -> {o}, 3x3]  runtime {t_rt * 1e3:.3f} ms, numpy im2col "
+        kname = exe.plan.kernel_calls[0].call.name
+        line = (f"[conv2d 32x{h}x{h}x{c} -> {o}, 3x3]  runtime ({kname}) {t_rt * 1e3:.3f} ms, numpy im2col "
                 f"{t_np * 1e3:.3f} ms ({t_np / t_rt:.2f}x)")
         if torch is not None:
             tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())

@@ -1,4 +1,5 @@
-"""NN kernels: softmax / log-softmax / cross-entropy over the last axis, pooling and its gradients.
+"""NN kernels: softmax / log-softmax / cross-entropy over the last axis, pooling and its gradients,
+and the direct conv2d forward used for single-channel inputs (bound in kernels_linalg).
 
 Rows are processed independently (``prange`` over rows / batch); sums are
 accumulated in float64. Cases a kernel does not cover (softmax over another
@@ -188,6 +189,81 @@ def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                             continue
                         for ch in range(c):
                             dx[b, y, xx, ch] += dy[b, i, j, ch] / cnt
+
+
+@fam.kernel(parallel=True)
+def conv2d_direct(x, f, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+    # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c),
+    # f (kh*kw*c, o) = the HWIO filter flattened, out (n*oh*ow, o); geometry as for im2col.
+    # Per output pixel the receptive field is gathered into col (zeros where padded), then the
+    # taps are applied 9 at a time (col and the filter zero-padded to a multiple of 9) in a
+    # loop over the output channels, contiguous in out and f, which LLVM vectorizes.
+    n, h, w, c = x.shape
+    o = f.shape[1]
+    kk = kh * kw * c
+    kp = (kk + 8) // 9 * 9
+    fp = np.zeros((kp, o), dtype=f.dtype)
+    for t in range(kk):
+        for oc in range(o):
+            fp[t, oc] = f[t, oc]
+    ty = np.empty(kk, dtype=np.int64)
+    tx = np.empty(kk, dtype=np.int64)
+    tc = np.empty(kk, dtype=np.int64)
+    for p in range(kh):
+        for q in range(kw):
+            for ch in range(c):
+                t = (p * kw + q) * c + ch
+                ty[t] = p * dh
+                tx[t] = q * dw
+                tc[t] = ch
+    for b in prange(n):
+        col = np.zeros(kp, dtype=x.dtype)
+        for i in range(oh):
+            y0 = i * sh - ph
+            yin = y0 >= 0 and y0 + (kh - 1) * dh < h
+            for j in range(ow):
+                r = (b * oh + i) * ow + j
+                x0 = j * sw - pw
+                if yin and x0 >= 0 and x0 + (kw - 1) * dw < w:
+                    for t in range(kk):
+                        col[t] = x[b, y0 + ty[t], x0 + tx[t], tc[t]]
+                else:
+                    for t in range(kk):
+                        y = y0 + ty[t]
+                        xx = x0 + tx[t]
+                        if y >= 0 and y < h and xx >= 0 and xx < w:
+                            col[t] = x[b, y, xx, tc[t]]
+                        else:
+                            col[t] = 0
+                t = 0
+                v0 = col[t + 0]
+                v1 = col[t + 1]
+                v2 = col[t + 2]
+                v3 = col[t + 3]
+                v4 = col[t + 4]
+                v5 = col[t + 5]
+                v6 = col[t + 6]
+                v7 = col[t + 7]
+                v8 = col[t + 8]
+                for oc in range(o):
+                    out[r, oc] = ((v0 * fp[t + 0, oc] + v1 * fp[t + 1, oc] + v2 * fp[t + 2, oc])
+                                  + (v3 * fp[t + 3, oc] + v4 * fp[t + 4, oc] + v5 * fp[t + 5, oc])
+                                  + (v6 * fp[t + 6, oc] + v7 * fp[t + 7, oc] + v8 * fp[t + 8, oc]))
+                for g in range(1, kp // 9):
+                    t = g * 9
+                    v0 = col[t + 0]
+                    v1 = col[t + 1]
+                    v2 = col[t + 2]
+                    v3 = col[t + 3]
+                    v4 = col[t + 4]
+                    v5 = col[t + 5]
+                    v6 = col[t + 6]
+                    v7 = col[t + 7]
+                    v8 = col[t + 8]
+                    for oc in range(o):
+                        out[r, oc] += ((v0 * fp[t + 0, oc] + v1 * fp[t + 1, oc] + v2 * fp[t + 2, oc])
+                                       + (v3 * fp[t + 3, oc] + v4 * fp[t + 4, oc] + v5 * fp[t + 5, oc])
+                                       + (v6 * fp[t + 6, oc] + v7 * fp[t + 7, oc] + v8 * fp[t + 8, oc]))
 
 
 # -- binders ---------------------------------------------------------------------------------------------
