@@ -22,9 +22,10 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     o = _ops()
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return o.relu(x)
-    if threshold != 0.0:
-        raise NotImplementedError("relu(threshold=...) is not supported")
-    y = o.leaky_relu(x, alpha=negative_slope) if negative_slope else o.relu(x)
+    if threshold != 0.0:  # Keras: x where x >= threshold, else negative_slope * (x - threshold)
+        y = o.where(o.greater_equal(x, float(threshold)), x, (x - float(threshold)) * float(negative_slope))
+    else:
+        y = o.leaky_relu(x, alpha=negative_slope) if negative_slope else o.relu(x)
     return o.minimum(y, float(max_value)) if max_value is not None else y
 
 

@@ -281,3 +281,12 @@ def test_batchnorm_updates_moving_stats_in_fit():
     _, _, mm, mv = bn.get_weights()
     assert np.allclose(mm, x.mean(0) * (1 - 0.5 ** 3), rtol=1e-3)
     assert np.all(mv > 1.0)
+
+
+def test_relu_activation_with_threshold_matches_keras_formula():
+    import graphc as gc
+    from graphc import activations
+    x = np.array([-2.0, -0.5, 0.5, 1.0, 3.0], np.float32)
+    y = activations.relu(gc.constant(x), negative_slope=0.1, max_value=2.0, threshold=0.75)
+    want = np.minimum(np.where(x >= 0.75, x, 0.1 * (x - 0.75)), 2.0)
+    np.testing.assert_allclose(gc.Session().run(y), want, rtol=1e-6)
