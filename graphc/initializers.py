@@ -14,6 +14,8 @@ twice from the same seed gets the same weights.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 
 import numpy as np
@@ -44,11 +46,12 @@ def compute_fans(shape) -> tuple[float, float]:
     return shape[-2] * rf, shape[-1] * rf
 
 
-class Initializer:
+class Initializer(abc.ABC):
     """Base class: subclasses implement ``__call__(shape, dtype)`` and ``get_config``."""
 
+    @abc.abstractmethod
     def __call__(self, shape, dtype="float32"):
-        raise NotImplementedError
+        """A numpy array of ``shape`` and ``dtype``."""
 
     def get_config(self) -> dict:
         return {}

@@ -37,6 +37,8 @@ as in Keras), and one of ``clipnorm`` (per gradient), ``global_clipnorm``
 """
 from __future__ import annotations
 
+import abc
+
 import warnings
 import weakref
 
@@ -63,7 +65,7 @@ class _GraphState:
         self.slots: dict[int, dict[str, Tensor]] = {}
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class. Subclasses implement ``build_slots(var)`` and ``update_step(grad, var, lr)``.
 
     ``learning_rate`` is a float, a ``LearningRateSchedule`` (evaluated in the
@@ -247,9 +249,9 @@ class Optimizer:
             updates.append(_ops().assign_add(st.iterations, 1))
             return _ops().group(*updates, name=name or "update")
 
+    @abc.abstractmethod
     def update_step(self, gradient, variable, learning_rate) -> list:
         """The assign ops updating ``variable`` (and its slots) from ``gradient``; subclasses."""
-        raise NotImplementedError
 
     # helpers for update_step: the variable's value after weight decay, and its final assign
     def _value(self, var) -> Tensor:

@@ -10,6 +10,8 @@ weight's dtype; the model API adds it to the loss for ``kernel_regularizer=``.
 """
 from __future__ import annotations
 
+import abc
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
 
@@ -25,14 +27,16 @@ def _check(v, what):
     return v
 
 
-class Regularizer:
+class Regularizer(abc.ABC):
     """Base class: ``__call__(x) -> scalar tensor`` and ``get_config()``."""
 
+    @abc.abstractmethod
     def __call__(self, x):
-        raise NotImplementedError
+        """The penalty for weight tensor ``x``, a scalar graph term."""
 
+    @abc.abstractmethod
     def get_config(self) -> dict:
-        raise NotImplementedError
+        """The constructor arguments, for ``from_config``."""
 
     @classmethod
     def from_config(cls, config: dict):

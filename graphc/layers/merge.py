@@ -35,8 +35,7 @@ def _broadcast_shape(shapes):
 
 
 class _Merge(Layer):
-    def _merge(self, a, b):
-        raise NotImplementedError
+    """Base of the elementwise merge layers: each subclass defines ``_merge(a, b)`` on two tensors."""
 
     def call(self, inputs, training=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
