@@ -14,6 +14,8 @@ same formula with numpy (handy for plotting and tests).
 """
 from __future__ import annotations
 
+import abc
+
 import math
 
 import numpy as np
@@ -76,14 +78,16 @@ def _math(step):
     return _GraphMath() if isinstance(step, Tensor) else _NumpyMath()
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(abc.ABC):
     """Base class: subclasses implement ``__call__(step)`` and ``get_config()``."""
 
+    @abc.abstractmethod
     def __call__(self, step):
-        raise NotImplementedError
+        """The learning rate at ``step`` (a graph tensor or a number)."""
 
+    @abc.abstractmethod
     def get_config(self) -> dict:
-        raise NotImplementedError
+        """The constructor arguments, for ``from_config``."""
 
     @classmethod
     def from_config(cls, config: dict):
