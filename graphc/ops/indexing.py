@@ -18,7 +18,8 @@ import numpy as np
 from .. import dtypes as _dt
 from ..errors import DtypeError, ShapeError
 from ..ir import Tensor, TensorSpec
-from .array import _float, _fmt, _ints, _ops, expand_dims, zeros_like
+from .array import _float, _fmt, _ints, _ops, expand_dims
+from .creation import zeros_like
 from .registry import OpDef, apply, convert_to_tensor, normalize_axis, register, same_dtype
 
 __all__ = ["getitem", "slice", "strided_slice", "gather", "unsorted_segment_sum", "one_hot"]
