@@ -287,7 +287,7 @@ def gelu(features, approximate: bool = False, name=None):
     """Gaussian error linear unit; exact (erf) by default, tanh approximation if asked.
 
         >>> import graphc as gc
-        >>> round(float(gc.Session().run(gc.gelu(gc.constant(1.0)))), 4)
+        >>> print(f"{gc.Session().run(gc.gelu(gc.constant(1.0))):.4f}")
         0.8413
     """
     return apply("gelu", [convert_to_tensor(features)], {"approximate": bool(approximate)}, name=name)
