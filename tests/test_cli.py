@@ -27,3 +27,12 @@ def test_cache_show_and_clear(capsys, tmp_path, monkeypatch):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert cli.main([]) == 2
     assert "info" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("info", "cache", "dump", "bench"):
+        assert cmd in out
