@@ -138,18 +138,22 @@ FALLBACK_REASONS: dict = {}
 
 # -- elementwise -----------------------------------------------------------------------------------
 def ew_call(program, in_shapes, in_dtypes, out_shape, out_dtype, static_out_shape, name,
-            in_index=None, out_desc=None, static_in_shapes=None):
-    """Call descriptors for one generated elementwise kernel over (collapsed) shapes."""
+            in_index=None, out_desc=None, static_in_shapes=None, outputs=None):
+    """Call descriptors for one generated elementwise kernel over (collapsed) shapes.
+
+    ``outputs``: a multi-output program; ``out_shape`` is then one result's shape and the
+    output buffer is ``(len(outputs), *out_shape)``."""
     out2, ins2, pattern = codegen.collapse(tuple(out_shape), [tuple(s) for s in in_shapes],
                                            static_out_shape, static_in_shapes)
     parallel = cache.PARALLEL and \
         codegen.static_elements(static_out_shape) >= codegen.PARALLEL_MIN_ELEMENTS
-    disp = codegen.ew_kernel(program, in_dtypes, out_dtype, pattern, parallel)
+    disp = codegen.ew_kernel(program, in_dtypes, out_dtype, pattern, parallel, outputs)
     r = len(out2)
-    sig = tuple(arr_t(d, r) for d in in_dtypes) + (arr_t(out_dtype, r),)
+    lead = () if outputs is None else (len(outputs),)
+    sig = tuple(arr_t(d, r) for d in in_dtypes) + (arr_t(out_dtype, r + len(lead)),)
     idx = in_index or (lambda k, shape: In(k, shape))
     args = [idx(k, ins2[k]) for k in range(len(in_shapes))]
-    args.append(out_desc(out2) if out_desc else Out(out2))
+    args.append(out_desc(lead + out2) if out_desc else Out(lead + out2))
     return (disp, args), (disp, sig)
 
 
@@ -171,6 +175,30 @@ KERNELS["fused_elementwise"] = bind_elementwise
 for _name, _od in list(OPS.items()):
     if _od.fusion == "elementwise" and _od.scalar not in (None, "<program>"):
         KERNELS[_name] = bind_elementwise
+
+
+@kernel_for("fused_multi_output")
+def bind_multi_output(ctx: NodeCtx) -> Call | None:
+    """One loop nest computing every result of the program into ``out[j, ...]``."""
+    program, outputs = ctx.attrs["program"], ctx.attrs["outputs"]
+    if ctx.out_dtype.kind not in "fiub" or any(np.dtype(d).kind not in "fiub" for d in ctx.in_dtypes):
+        return None
+    label = "+".join(step[0] for step in program)
+    step, warm = ew_call(program, ctx.in_shapes, ctx.in_dtypes, ctx.out_shape[1:], ctx.out_dtype,
+                         ctx.static_out_shape[1:], label, static_in_shapes=ctx.static_in_shapes,
+                         outputs=outputs)
+    return Call(steps=[step], name=f"ew{len(outputs)}[{label}]", warm=[warm])
+
+
+def _output_view(x, k):
+    return x[k]
+
+
+@kernel_for("fused_output")
+def bind_fused_output(ctx: NodeCtx) -> Call:
+    # a view of one result of a fused_multi_output buffer (no copy)
+    return Call(steps=[(_output_view, [In(0), Const(int(ctx.attrs["index"]))])], name="view",
+                mode="value", contiguous=False)
 
 
 def _identity_value(x):

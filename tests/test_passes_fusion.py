@@ -253,6 +253,72 @@ def test_reduction_input_used_elsewhere_is_not_fused():
     assert count(opt, "fused_reduction") == 0 and count(opt, "reduce_sum") == 1
 
 
+# -- multi-output fusion ---------------------------------------------------------------------------------
+def test_regions_sharing_an_internal_value_become_one_multi_output_kernel():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (4, 3), name="x")
+        t = gc.exp(x) * 0.5                       # read by both results only: absorbed
+        y = gc.tanh(t) + 1.0
+        z = t * t - x
+    opt, _ = check(g, [y, z], [x])
+    (m,) = nodes_of(opt, "fused_multi_output")
+    assert opt.spec(m).shape == (2, 4, 3) and count(opt, "fused_elementwise") == 0
+    assert opt.op(y.node) == opt.op(z.node) == "fused_output" and t.node not in opt
+    assert [s[0] for s in opt.attrs(m)["program"]].count("exp") == 1
+    assert opt.num_nodes() <= g.num_nodes()
+
+
+def test_multi_output_merge_never_makes_a_cycle():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (4, 3), name="x")
+        t = gc.exp(x) * 0.5
+        s = gc.reduce_sum(t, axis=1, keepdims=True)     # t -> reduce -> z: z cannot join t's kernel
+        y = gc.tanh(t) + 1.0
+        z = t * s
+        w = gc.sqrt(gc.abs(t)) - 1.0
+    opt, _ = check(g, [y, z, w, s], [x])
+    opt.validate()
+    assert opt.op(z.node) in ("fused_elementwise", "mul")
+
+
+def test_state_updates_of_one_parameter_fuse_into_one_kernel():
+    g = gc.Graph()
+    with g.as_default():
+        grad = gc.placeholder("float32", (3, 2), name="g")
+        w = gc.Variable(np.ones((3, 2), np.float32), name="w")
+        m = gc.Variable(np.zeros((3, 2), np.float32), name="m")
+        m_new = m.assign_add((grad - m) * 0.1)          # read below: readers use the value
+        w_up = w.assign_sub(m_new * 0.01)
+        step = gc.group(m_new, w_up)
+    opt, rep = check(g, [step], [grad])
+    (k,) = nodes_of(opt, "fused_multi_output")
+    assert count(opt, "fused_output") == 2 and count(opt, "assign") == 2 and count(opt, "assign_add") == 0
+    assert {opt.op(opt.inputs(n)[1]) for n in nodes_of(opt, "assign")} == {"fused_output"}
+    state = {"w": np.full((3, 2), 2.0, np.float32), "m": np.full((3, 2), 0.5, np.float32)}
+    gv = {grad.node: np.arange(6, dtype=np.float32).reshape(3, 2)}
+    want = evaluate(g, [step.node], gv, state).updates
+    got = evaluate(opt, rep.fetches, gv, state).updates
+    assert set(got) == {"w", "m"} and all(np.array_equal(got[n], want[n]) for n in want)
+    # a variable updated twice in one run keeps its assign_add (the second sees the first)
+    g = gc.Graph()
+    with g.as_default():
+        v = gc.Variable(np.zeros(2, np.float32), name="v")
+        grad = gc.placeholder("float32", (2,), name="g")
+        step = gc.group(v.assign_add(grad * 2.0), v.assign_add(grad * 3.0))
+    opt, _ = check(g, [step], [grad])
+    assert count(opt, "assign_add") == 2
+    # an assign_add of a constant stays; its readers keep reading the new value (v + 3, not 3)
+    g = gc.Graph()
+    with g.as_default():
+        v = gc.Variable(np.ones((2, 2), np.float32), name="v")
+        y = v.assign_add(np.full((2, 2), 3.0, np.float32)) * 2.0
+    opt, rep = check(g, [y])
+    assert count(opt, "assign_add") == 1
+    assert evaluate(opt, rep.fetches, {}, {"v": np.ones((2, 2), np.float32)}).values[0].tolist() == [[8.0] * 2] * 2
+
+
 # -- end to end -----------------------------------------------------------------------------------------
 def test_dense_layer_training_graph_with_variables():
     g = gc.Graph()
@@ -267,7 +333,10 @@ def test_dense_layer_training_graph_with_variables():
         step = gc.group(w.assign_sub(dw * 0.1), b.assign_sub(db * 0.1))
     opt, _ = check(g, [loss, step], [x, y_true])
     assert opt.num_nodes() < g.num_nodes()
-    assert count(opt, "assign_sub") == 2
+    # w -= dw * 0.1 became assign(w, w - dw * 0.1), the subtraction fused into the kernel of dw
+    assert count(opt, "assign_sub") == 0 and count(opt, "assign") == 2
+    for n in nodes_of(opt, "assign"):
+        assert opt.op(opt.inputs(n)[1]) in ("fused_elementwise", "fused_contraction")
 
 
 def test_unfused_random_op_stays_and_keeps_its_values():

@@ -271,3 +271,61 @@ def test_random_ops_match_reference():
         r1 = gc.random_uniform((3, 4), seed=3)
         r2 = gc.random_normal((5,), seed=4) * 2.0
     run_both([r1, r2], {}, run_key=11)
+
+
+# -- vectorizable float32 transcendentals (issue #4) and multi-output kernels (issue #5) ---------------
+_SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 1.1754942e-38, 3e-38,
+                     1e-30, 0.0003, -0.0004, 0.5, 0.625, -0.625, 1.0, 7.9, 9.1, -20.0, 44.0, 87.0,
+                     88.72, 88.73, 89.5, -87.3, -87.4, -100.0, -103.9, -104.5, -200.0, 1e30, 3.4e38,
+                     -3.4e38, 2.0, 0.6931472, 1e-7], np.float32)
+
+
+def test_fast_float32_math_matches_numpy_on_special_values_and_sweeps():
+    from runtime import codegen
+    rng = np.random.default_rng(3)
+    sweep = np.concatenate([_SPECIAL, rng.standard_normal(20000).astype(np.float32) * 30,
+                            np.exp(rng.uniform(-87, 88, 20000)).astype(np.float32)])
+    xs = np.concatenate([sweep, -sweep])
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,), name="x")
+        ops = ["exp", "log", "tanh", "sigmoid"]
+        fetches = [apply(op, [x]) for op in ops]
+        fetches.append(apply("gelu", [x], {"approximate": True}))   # math.tanh inside a template
+    exe = runtime.compile(g, [f.node for f in fetches], [x.node])
+    with np.errstate(all="ignore"):
+        got = exe.run({x.node: xs}, {}, 0)[0]
+        want = evaluate(g, [f.node for f in fetches], {x.node: xs}).values
+    for op, a, b in zip(ops + ["gelu"], got, want):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=op)
+        np.testing.assert_array_equal(a[np.isinf(b)], b[np.isinf(b)], err_msg=op)   # overflow, -inf
+        np.testing.assert_array_equal(a[b == 0], b[b == 0], err_msg=op)             # underflow
+        atol = 1e-6 if op == "gelu" else 1e-37   # gelu's 1 + tanh(.) cancels: absolute accuracy only
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=atol, equal_nan=True, err_msg=op)
+    for s in exe.plan.kernel_calls:
+        src = s.call.steps[0][0].py_func.__code__.co_filename
+        text = open(src).read()
+        assert "math.exp(" not in text.split("def kernel")[1] and "math.tanh(" not in text.split("def kernel")[1]
+    codegen.FAST_F32[0] = False   # the libm fallback (GRAPHC_FAST_MATH=0) gives the same values
+    try:
+        exe2 = runtime.compile(g, [fetches[2].node], [x.node])
+        np.testing.assert_allclose(exe2.run({x.node: xs}, {}, 0)[0][0], want[2], rtol=1e-6, atol=1e-37)
+    finally:
+        codegen.FAST_F32[0] = True
+
+
+def test_multi_output_kernel_with_broadcasting_and_views():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (2, 3, 4), name="x")
+        b = gc.constant(data((4,)))
+        prog = (("mul", (0, 1), ()), ("tanh", (2,), ()), ("add", (3, 1), ()), ("exp", (4,), ()))
+        m = apply("fused_multi_output", [x, b], {"program": prog, "outputs": (3, 5, 0)})
+        outs = [apply("fused_output", [m], {"index": k}) for k in range(3)]
+        z = outs[0] + outs[1]
+    exe, got, _ = run_both([m] + outs + [z], {x: data((2, 3, 4))})
+    assert m.shape == (3, 2, 3, 4) and outs[2].shape == (2, 3, 4)
+    np.testing.assert_array_equal(got[3], got[0][2])
+    names = [s.call.name for s in exe.plan.kernel_calls]
+    assert names.count("view") == 3 and sum(n.startswith("ew3[") for n in names) == 1

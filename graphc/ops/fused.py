@@ -14,6 +14,12 @@ as equal.
   (bias, residual...). ``MatMulBiasAct``/``Conv2DBiasAct`` in the dumps.
 * ``fused_reduction``: an elementwise prologue program over the inputs feeding
   one reduction (op ``reduce`` with attrs ``r_attrs``).
+* ``fused_multi_output``: one elementwise program with several results
+  (``outputs``: env indices, inputs first then steps) of one shape and dtype,
+  stacked: the node's spec is ``(k, *shape)``, computed by ONE loop nest. Each
+  result reaches its consumers through a ``fused_output`` node (attr ``index``),
+  a view ``stacked[index]`` (XLA's get-tuple-element), so every IR node keeps
+  one output.
 
     >>> from graphc.ops.fused import run_program
     >>> import numpy as np
@@ -44,13 +50,18 @@ def run_program(program: tuple, values: Sequence[np.ndarray]) -> np.ndarray:
 
 def infer_program(program: tuple, specs: Sequence[TensorSpec]) -> TensorSpec:
     """The spec of a program's result, re-running each step's shape rule."""
+    return infer_program_env(program, specs)[-1]
+
+
+def infer_program_env(program: tuple, specs: Sequence[TensorSpec]) -> list:
+    """The specs of the inputs and of every step's result."""
     env = list(specs)
     for op, args, attrs in program:
         opdef = get_op(op)
         if opdef.fusion != "elementwise":
             raise GraphError(f"fused program step {op} is not elementwise")
         env.append(opdef.infer([env[i] for i in args], dict(attrs)))
-    return env[-1]
+    return env
 
 
 def format_program(program: tuple, n_inputs: int, input_names: Sequence[str] | None = None) -> list[str]:
@@ -71,6 +82,42 @@ register(OpDef(
     infer=lambda s, a: infer_program(a["program"], s),
     reference=lambda v, a: run_program(a["program"], v),
     doc="A fused region of elementwise ops (attrs['program'])."))
+
+
+def _multi_infer(specs, a):
+    env = infer_program_env(a["program"], specs)
+    outs = [env[i] for i in a["outputs"]]
+    if len(outs) < 2 or any(o != outs[0] for o in outs):
+        raise GraphError(f"fused_multi_output: results {[str(o) for o in outs]} must be two or "
+                         "more of one shape and dtype")
+    return TensorSpec((len(outs),) + tuple(outs[0].shape), outs[0].dtype)
+
+
+def _multi_ref(values, a):
+    env = list(values)
+    for op, args, attrs in a["program"]:
+        env.append(get_op(op).reference([np.asarray(env[i]) for i in args], dict(attrs)))
+    return np.stack([np.asarray(env[i]) for i in a["outputs"]])
+
+
+register(OpDef(
+    "fused_multi_output", fusion="opaque", differentiable=False,
+    infer=_multi_infer, reference=_multi_ref,
+    doc="An elementwise program with several same-spec results (attrs['outputs']), stacked."))
+
+
+def _output_infer(specs, a):
+    (s,) = specs
+    k = a["index"]
+    if not s.shape or s.shape[0] is None or not 0 <= k < s.shape[0]:
+        raise GraphError(f"fused_output: index {k} out of range for {s}")
+    return TensorSpec(tuple(s.shape[1:]), s.dtype)
+
+
+register(OpDef(
+    "fused_output", fusion="layout", differentiable=False,
+    infer=_output_infer, reference=lambda v, a: v[0][a["index"]],
+    doc="Result attrs['index'] of a fused_multi_output node (a view, no copy)."))
 
 
 def _contraction_infer(specs, a):
