@@ -40,6 +40,8 @@ class Session:
         self._runs = 0
         self._closed = False
         self._programs: dict[tuple, Callable] = {}
+        self._fetch_plans: dict = {}
+        self._feed_fast: dict = {}
 
     # -- context manager / lifecycle ---------------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -67,23 +69,44 @@ class Session:
         """
         if self._closed:
             raise RuntimeError("this Session is closed; create a new gc.Session()")
+        nodes, none_mask, rebuild = self._fetch_plan(fetches)
+        feeds = self._feeds(feed_dict) if feed_dict else {}
+        values, updates = self._execute(nodes, feeds)
+        self._commit(updates)
+        return rebuild([None if skip else _own(v) for skip, v in zip(none_mask, values)])
+
+    def _commit(self, updates: dict) -> None:
+        if updates:
+            self.state.update(updates)
+            for v in updates.values():
+                v.flags.writeable = False  # state is replaced, never written in place
+        self._runs += 1
+
+    def _fetch_plan(self, fetches) -> tuple:
+        """(fetch node ids, which fetches give None, rebuild) for a fetch structure; memoized for a
+        tensor/op or a flat list/tuple of them (the node ids are re-checked against the graph)."""
+        t = type(fetches)
+        key = None
+        if t is Tensor or t is Operation:
+            key = fetches
+        elif (t is list or t is tuple) and all(type(f) is Tensor or type(f) is Operation for f in fetches):
+            key = (t, tuple(fetches))
+        if key is not None:
+            fp = self._fetch_plans.get(key)
+            if fp is not None and all(n in self.graph for n in fp[0]):
+                return fp
         flat, rebuild = _flatten(fetches)
         nodes = [self._fetch_node(f) for f in flat]
-        feeds = self._feeds(feed_dict or {})
-        values, updates = self._execute(nodes, feeds)
-        self.state.update(updates)
-        self._runs += 1
-        for v in updates.values():
-            v.flags.writeable = False  # state is replaced, never written in place
-        out = []
-        for f, n, v in zip(flat, nodes, values):
-            if isinstance(f, Operation) or self.graph.op(n) == "group":
-                out.append(None)
+        none_mask = [isinstance(f, Operation) or self.graph.op(n) == "group" for f, n in zip(flat, nodes)]
+        if key is not None:
+            if t is Tensor or t is Operation:
+                rebuild = _first
             else:
-                v = np.asarray(v)
-                # read-only values belong to the graph or the variable state: hand out a copy
-                out.append(v if v.flags.writeable else v.copy())
-        return rebuild(out)
+                rebuild = t
+            if len(self._fetch_plans) > 512:
+                self._fetch_plans.clear()
+            self._fetch_plans[key] = (nodes, none_mask, rebuild)
+        return nodes, none_mask, rebuild
 
     def _execute(self, nodes: list[int], feeds: dict[int, np.ndarray]):
         key = (tuple(nodes), tuple(sorted(feeds)))
@@ -91,6 +114,31 @@ class Session:
         if program is None:
             program = self._programs[key] = self._prepare(list(nodes), sorted(feeds))
         return program(feeds, self.state, self._runs)
+
+    def make_callable(self, fetches, feed_list=None, accept_options: bool = False) -> Callable:
+        """A function running ``fetches`` with the values of ``feed_list`` as positional arguments
+        (``tf.Session.make_callable``): ``step = sess.make_callable([train, loss], [x, y]);
+        _, l = step(xb, yb)``. Same results, errors and state commits as ``run``, with the
+        fetch structure, program and feed checks resolved once: a call checks each value's
+        dtype, rank and fixed dimensions and runs the compiled program.
+
+        The callable also has ``run_steps(batches, on_step=None)``: one call per entry of
+        ``batches`` (each a sequence of feed values), committing each step's updates before the
+        next; returns the list of per-step results.
+        """
+        if self._closed:
+            raise RuntimeError("this Session is closed; create a new gc.Session()")
+        nodes, none_mask, rebuild = self._fetch_plan(fetches)
+        feed_list = list(feed_list or [])
+        feed_nodes = [self._fetch_node(f) for f in feed_list]
+        if len(set(feed_nodes)) != len(feed_nodes):
+            raise FeedError(f"make_callable: feed_list names a tensor twice: {feed_list}")
+        fed = sorted(feed_nodes)
+        key = (tuple(nodes), tuple(fed))
+        program = self._programs.get(key)
+        if program is None:
+            program = self._programs[key] = self._prepare(list(nodes), fed)
+        return _make_callable(self, program, nodes, none_mask, rebuild, feed_nodes, fed)
 
     def _prepare(self, nodes: list[int], fed: list[int]) -> Callable:
         """Optimize and compile the subgraph a run needs; returns run(feeds, state, key)."""
@@ -130,9 +178,20 @@ class Session:
 
     def _feeds(self, feed_dict: dict) -> dict[int, np.ndarray]:
         out = {}
+        fast = self._feed_fast
         for key, value in feed_dict.items():
+            hit = fast.get(key) if type(key) is Tensor else None
+            if hit is not None and hit[0] in self.graph:
+                n, dt, shape = hit
+                if type(value) is np.ndarray and value.dtype == dt and len(value.shape) == len(shape) \
+                        and all(d is None or d == s for d, s in zip(shape, value.shape)):
+                    out[n] = value
+                    continue
             n = self._fetch_node(key)
             out[n] = convert_feed(self.graph, n, value)
+            if type(key) is Tensor:
+                spec = self.graph.spec(n)
+                fast[key] = (n, spec.dtype, tuple(spec.shape))
         return out
 
 
@@ -158,6 +217,71 @@ def convert_feed(graph: Graph, n: int, value) -> np.ndarray:
 
 def _shape_str(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _own(v):
+    """A fetched value the caller may keep: read-only values (constants, variable state) are copied."""
+    v = np.asarray(v)
+    return v if v.flags.writeable else v.copy()
+
+
+def _first(values):
+    return values[0]
+
+
+def _make_callable(sess: Session, program, nodes, none_mask, rebuild, feed_nodes, fed):
+    """Generate the straight-line function behind ``Session.make_callable``."""
+    g = sess.graph
+    exe = getattr(program, "__self__", None)
+    run_list = getattr(exe, "run_list", None)
+    glb = {"np": np, "ndarray": np.ndarray, "sess": sess, "program": program, "run_list": run_list,
+           "_own": _own, "rebuild": rebuild, "FeedError": FeedError}
+    nf = len(feed_nodes)
+    args = [f"a{i}" for i in range(nf)]
+    lines = [f"def call({', '.join(args)}):",
+             "    if sess._closed:",
+             "        raise RuntimeError('this Session is closed; create a new gc.Session()')"]
+    for i, n in enumerate(feed_nodes):
+        spec = g.spec(n)
+        glb[f"D{i}"] = spec.dtype
+        glb[f"slow{i}"] = (lambda n: lambda v: convert_feed(g, n, v))(n)
+        conds = [f"type(a{i}) is ndarray", f"(a{i}.dtype is D{i} or a{i}.dtype == D{i})",
+                 f"a{i}.ndim == {len(spec.shape)}"]
+        conds += [f"a{i}.shape[{ax}] == {d}" for ax, d in enumerate(spec.shape) if d is not None]
+        lines.append(f"    if not ({' and '.join(conds)}):")
+        lines.append(f"        a{i} = slow{i}(a{i})")
+    pos = {n: i for i, n in enumerate(feed_nodes)}
+    if run_list is not None and list(exe.feeds) == list(fed):
+        lines.append(f"    values, updates = run_list([{', '.join(f'a{pos[n]}' for n in fed)}], "
+                     "sess.state, sess._runs)")
+    else:
+        lines.append(f"    values, updates = program({{{', '.join(f'{n}: a{pos[n]}' for n in fed)}}}, "
+                     "sess.state, sess._runs)")
+    lines += ["    if updates:",
+              "        sess.state.update(updates)",
+              "        for u in updates.values():",
+              "            u.flags.writeable = False",
+              "    sess._runs += 1"]
+    outs = ", ".join("None" if skip else f"_own(values[{k}])" for k, skip in enumerate(none_mask))
+    lines.append(f"    return rebuild([{outs}])")
+    src = "\n".join(lines) + "\n"
+    exec(compile(src, "<graphc make_callable>", "exec"), glb)
+    call = glb["call"]
+
+    def run_steps(batches, on_step=None):
+        """``[call(*b) for b in batches]`` (each step's updates committed before the next)."""
+        out = []
+        for i, b in enumerate(batches):
+            r = call(*b)
+            out.append(r)
+            if on_step is not None:
+                on_step(i, r)
+        return out
+
+    call.run_steps = run_steps
+    call.source = src
+    call.feed_list = list(feed_nodes)
+    return call
 
 
 def _flatten(fetches):

@@ -40,16 +40,51 @@ _UNINIT = object()
 
 
 def _c(x, shape):
-    """``x`` as a writeable C-contiguous array of ``shape`` (a view when possible)."""
-    if not (x.flags.c_contiguous and x.flags.writeable):
+    """``x`` as a C-contiguous array of ``shape`` (a view when possible; read-only stays read-only:
+    numba kernels are called through their compiled entry points, which accept it)."""
+    if not x.flags.c_contiguous:
         x = np.array(x, order="C")
     return x.reshape(shape)
 
 
 def _c0(x):
+    if not x.flags.c_contiguous:
+        x = np.array(x, order="C")
+    return x
+
+
+def _cw(x, shape):
+    """``x`` as a writeable C-contiguous array of ``shape`` (for a numba dispatcher called directly)."""
+    if not (x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x, order="C")
+    return x.reshape(shape)
+
+
+def _cw0(x):
     if not (x.flags.c_contiguous and x.flags.writeable):
         x = np.array(x, order="C")
     return x
+
+
+def _assign(cur, val):
+    return np.array(val, copy=True)
+
+
+def _assign_add(cur, val):
+    r = cur + val
+    if type(r) is not np.ndarray or r.dtype != cur.dtype:
+        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True)
+    return r          # a fresh array: the reference's value exactly
+
+
+def _assign_sub(cur, val):
+    r = cur - val
+    if type(r) is not np.ndarray or r.dtype != cur.dtype:
+        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True)
+    return r
+
+
+_ASSIGN = {"assign": _assign, "assign_add": _assign_add, "assign_sub": _assign_sub}
 
 
 def _alloc(nbytes: int) -> np.ndarray:
@@ -63,20 +98,38 @@ def _view(raw, shape, dtype):
     return raw[:nb].view(np.dtype(dtype)).reshape(shape)
 
 
+def _entry_point(fn, warm: dict):
+    """The compiled entry point of numba dispatcher ``fn`` for its warmed signature, else None.
+
+    Calling it skips numba's dispatch and accepts read-only arrays (the variable state and
+    constants) without a copy or a recompile; the descriptors guarantee dtype, rank and layout.
+    """
+    sig = warm.get(id(fn))
+    if sig is None:
+        return None
+    cres = getattr(fn, "overloads", {}).get(sig)
+    return getattr(cres, "entry_point", None)
+
+
 class Bound:
-    """A Plan with its buffers allocated and its driver generated."""
+    """A Plan with its buffers allocated and its driver generated.
+
+    The driver is ``driver(F, state, run_key) -> (fetch values, updates)`` with ``F`` the feed
+    values in the Executable's feed order; straight-line Python, kernels and buffers prebound.
+    """
 
     def __init__(self, exe: "Executable", plan: Plan):
         self.plan = plan
         g = exe.graph
         raws = [_alloc(c) for c in plan.buffers]
-        glb = {"np": np, "_c": _c, "_c0": _c0, "UNINIT": _UNINIT, "_uninit": exe._uninit,
-               "_rk": random_key}
-        lines = ["def driver(feeds, state, run_key):", "    upd = {}"]
+        glb = {"np": np, "_c": _c, "_c0": _c0, "_cw": _cw, "_cw0": _cw0, "UNINIT": _UNINIT,
+               "_uninit": exe._uninit, "_rk": random_key}
+        lines = ["def driver(F, state, run_key):"]
         fixed: dict[int, object] = {}     # node -> fixed array (constants, pool buffers)
         per_run: set = set()
-        storage = {}
         counter = [0]
+        feed_pos = {f: i for i, f in enumerate(exe.feeds)}
+        assigned: dict[str, str] = {}     # variable name -> local holding its value updated this run
 
         def gname(obj, prefix="G"):
             counter[0] += 1
@@ -89,11 +142,10 @@ class Bound:
         checked: set = set()
         for s in plan.steps:
             n = s.node
-            storage[n] = s.storage
             if s.kind == "unfed":
                 raise _NeedsInterpreter()
             if s.kind == "feed":
-                lines.append(f"    v{n} = feeds[{n}]")
+                lines.append(f"    v{n} = F[{feed_pos[n]}]")
                 per_run.add(n)
                 continue
             if s.kind == "var":
@@ -112,13 +164,19 @@ class Bound:
                     checked.add(u)
             if s.kind == "assign":
                 ref = g.name(s.inputs[0])
-                lines.append(f"    cur = upd.get({ref!r}, state.get({ref!r}))")
-                if s.op != "assign":
+                cur = assigned.get(ref) or f"state.get({ref!r})"
+                if s.op != "assign" and ref not in assigned:
+                    lines.append(f"    cur = {cur}")
                     lines.append(f"    if cur is None: _uninit({s.inputs[0]})")
-                opdef = get_op(s.op)
-                lines.append(f"    v{n} = np.array({gname(opdef.reference)}([cur, v{s.inputs[1]}], "
-                             f"{gname(g.attrs(n))}), copy=True)")
-                lines.append(f"    upd[{ref!r}] = v{n}")
+                    cur = "cur"
+                fn = _ASSIGN.get(s.op)
+                if fn is not None:
+                    lines.append(f"    v{n} = {gname(fn, 'A')}({cur}, v{s.inputs[1]})")
+                else:
+                    opdef = get_op(s.op)
+                    lines.append(f"    v{n} = np.array({gname(opdef.reference)}([{cur}, v{s.inputs[1]}], "
+                                 f"{gname(g.attrs(n))}), copy=True)")
+                assigned[ref] = f"v{n}"
                 per_run.add(n)
                 continue
             if s.kind == "random":
@@ -154,7 +212,11 @@ class Bound:
                 lines.append(f"    v{n} = np.empty({tuple(s.shape)!r}, {gname(s.dtype)})")
                 per_run.add(n)
             scratch = [_view(raws[b], shp, dt) for b, (dt, shp) in zip(s.scratch_buffers, call.scratch)]
+            warm = {id(disp): tuple(sig) for disp, sig in call.warm}
             for fn, descs in call.steps:
+                ep = _entry_point(fn, warm)
+                ro_ok = ep is not None or not hasattr(fn, "overloads")
+                c, c0 = ("_c", "_c0") if ro_ok else ("_cw", "_cw0")
                 args = []
                 for d in descs:
                     if isinstance(d, In):
@@ -163,9 +225,9 @@ class Bound:
                             arr = fixed[u]
                             args.append(gname(arr.reshape(d.shape) if d.shape is not None else arr))
                         elif d.shape is not None:
-                            args.append(f"_c(v{u}, {tuple(d.shape)!r})")
+                            args.append(f"{c}(v{u}, {tuple(d.shape)!r})")
                         else:
-                            args.append(f"_c0(v{u})")
+                            args.append(f"{c0}(v{u})")
                     elif isinstance(d, Out):
                         if n in fixed:
                             args.append(gname(fixed[n].reshape(d.shape) if d.shape is not None
@@ -178,20 +240,36 @@ class Bound:
                         args.append(gname(a.reshape(d.shape) if d.shape is not None else a))
                     elif isinstance(d, Const):
                         args.append(gname(d.value))
-                lines.append(f"    {gname(fn, 'K')}({', '.join(args)})")
+                lines.append(f"    {gname(ep if ep is not None else fn, 'K')}({', '.join(args)})")
         # fetches: uninitialized variables raise; values that may alias pool buffers are copied
         roots_pool = _pool_aliased(plan)
         outs = []
         for f in plan.fetches:
-            if f in var_nodes:
+            if f in var_nodes and f not in checked:
                 lines.append(f"    if v{f} is UNINIT: _uninit({f})")
             outs.append(f"np.array(v{f}, copy=True)" if f in roots_pool else f"v{f}")
-        lines.append(f"    return [{', '.join(outs)}], upd")
+        upd = ", ".join(f"{k!r}: {v}" for k, v in assigned.items())
+        lines.append(f"    return [{', '.join(outs)}], {{{upd}}}")
         self.source = "\n".join(lines) + "\n"
+        self.globals = glb
         code = builtins.compile(self.source, f"<graphc driver {id(self)}>", "exec")
         exec(code, glb)
         self.driver = glb["driver"]
         self.raws = raws
+
+    def line_times(self, F, state, run_key=0, repeat: int = 20) -> list:
+        """Best time in seconds of every driver line (a profile of one shape set; runs the driver)."""
+        import time
+        body = self.source.splitlines()[1:]
+        src = ["def _timed(F, state, run_key, _T):"]
+        for i, ln in enumerate(body[:-1]):
+            src += ["    _t = _pc()", ln, f"    _T[{i}] = min(_T[{i}], _pc() - _t)"]
+        glb = dict(self.globals, _pc=time.perf_counter)
+        exec("\n".join(src) + "\n", glb)
+        times = [float("inf")] * (len(body) - 1)
+        for _ in range(repeat):
+            glb["_timed"](F, state, run_key, times)
+        return [(ln.strip(), t) for ln, t in zip(body[:-1], times)]
 
 
 def _pool_aliased(plan: Plan) -> set:
@@ -255,7 +333,7 @@ class Executable:
     # -- running -------------------------------------------------------------------------------------
     def run(self, feed_values: dict, state: dict, run_key: int = 0):
         """Run once; returns ``(list of fetch values, updates dict)`` like ``interpreter.evaluate``."""
-        feeds = {}
+        F = []
         for f in self.feeds:
             try:
                 v = feed_values[f]
@@ -266,26 +344,58 @@ class Executable:
                 v = np.asarray(v)
             if v.dtype != self._feed_dtypes[f]:
                 v = v.astype(self._feed_dtypes[f])
-            feeds[f] = v
-        key = tuple(feeds[f].shape for f in self.feeds)
-        b = self._bound.get(key)
+            F.append(v)
+        return self.run_list(F, state, run_key)
+
+    def run_list(self, F: list, state: dict, run_key: int = 0):
+        """``run`` with the feed values as a list in ``self.feeds`` order, already numpy arrays of
+        the fed nodes' dtypes (``Session.make_callable`` checks them); no conversion here."""
+        b = self._bound.get(tuple([v.shape for v in F]))
         if b is None:
-            b = self._get(key)
+            b = self._get(tuple([v.shape for v in F]))
             if b is None:
-                res = evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
+                res = evaluate(self.graph, self.fetches, dict(zip(self.feeds, F)), state, run_key=run_key,
+                               check=False)
                 return res.values, res.updates
         self._last = b
         try:
-            return b.driver(feeds, state, run_key)
+            return b.driver(F, state, run_key)
         except UninitializedVariableError:
             raise
         except Exception as kernel_error:
-            # bad input (e.g. a label out of range): the reference raises the clear, named error
-            evaluate(self.graph, self.fetches, feeds, state, run_key=run_key, check=False)
-            # the reference succeeded, so the compiled kernel is wrong: never hide that
-            raise GraphError(f"compiled kernel failed where the reference interpreter succeeds "
-                             f"({type(kernel_error).__name__}: {kernel_error}); this is a graphc bug, "
-                             "run with gc.Session(executor='reference') meanwhile") from kernel_error
+            self._kernel_failed(kernel_error, F, state, run_key)
+
+    def run_steps(self, batches, state: dict, run_key: int = 0, on_step=None):
+        """Run once per entry of ``batches`` (each a feed list as in ``run_list``), every step seeing
+        the variable updates of the previous ones (as consecutive ``run`` calls whose updates are
+        committed). Run keys are ``run_key, run_key + 1, ...``. Returns ``(per-step fetch value lists,
+        accumulated updates)``; ``on_step(i, values, updates)`` is called after each step, and a
+        step that raises stops the loop with nothing of that step applied (the earlier steps'
+        updates are attached to the exception as ``exc.graphc_updates`` and ``exc.graphc_steps``).
+        """
+        cur = dict(state)
+        total: dict = {}
+        out = []
+        for i, F in enumerate(batches):
+            try:
+                values, upd = self.run_list(F, cur, run_key + i)
+            except Exception as e:
+                e.graphc_updates, e.graphc_steps = total, i
+                raise
+            cur.update(upd)
+            total.update(upd)
+            out.append(values)
+            if on_step is not None:
+                on_step(i, values, upd)
+        return out, total
+
+    def _kernel_failed(self, kernel_error, F, state, run_key):
+        # bad input (e.g. a label out of range): the reference raises the clear, named error
+        evaluate(self.graph, self.fetches, dict(zip(self.feeds, F)), state, run_key=run_key, check=False)
+        # the reference succeeded, so the compiled kernel is wrong: never hide that
+        raise GraphError(f"compiled kernel failed where the reference interpreter succeeds "
+                         f"({type(kernel_error).__name__}: {kernel_error}); this is a graphc bug, "
+                         "run with gc.Session(executor='reference') meanwhile") from kernel_error
 
     def _uninit(self, node: int):
         raise UninitializedVariableError(

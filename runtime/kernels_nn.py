@@ -304,12 +304,14 @@ def bind_sparse_xent(ctx: NodeCtx):
     k = fam.get("sparse_xent_rows")
     ref, attrs = get_op(ctx.op).reference, ctx.attrs
 
+    sig = (arr_t(ctx.in_dtypes[0], 1), arr_t(ctx.out_dtype, 2), arr_t(ctx.out_dtype, 1))
+
     def sparse_xent(labels, x, out):
-        if k(labels, x, out) >= 0:          # an invalid label: the reference raises its error
-            ref([labels.reshape(xs[:-1]), x.reshape(xs)], attrs)
+        # the compiled entry point (warmed at bind): read-only inputs (variable state) need no copy
+        if k.overloads[sig].entry_point(labels, x, out) >= 0:   # an invalid label: the reference
+            ref([labels.reshape(xs[:-1]), x.reshape(xs)], attrs)  # raises its error
     return Call(steps=[(sparse_xent, [In(0, (rc[0],)), In(1, rc), Out((rc[0],))])], name=ctx.op,
-                warm=[(k, (arr_t(ctx.in_dtypes[0], 1), arr_t(ctx.out_dtype, 2),
-                           arr_t(ctx.out_dtype, 1)))])
+                warm=[(k, sig)])
 
 
 def _pool_geom(x_shape, a):

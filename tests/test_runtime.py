@@ -182,3 +182,81 @@ def test_training_step_through_the_runtime_matches_the_interpreter():
         s_ref.update(ref.updates)
     for k in state:
         np.testing.assert_allclose(s_rt[k], s_ref[k], rtol=1e-4, atol=1e-6)
+
+
+# -- the driver: read-only state, assign fast paths, run_list / run_steps ----------------------------------------
+def test_read_only_state_and_feeds_run_without_recompiling():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        w = gc.Variable(np.ones((3, 2), np.float32), name="w")
+        lab = gc.Variable(np.array([1, 0], np.int64), name="lab")
+        h = gc.relu(gc.matmul(x, w)) * 2.0 + 1.0
+        xent = gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=h)
+    exe = runtime.compile(g, [h.node, xent.node], [x.node])
+    state = {"w": np.arange(6, dtype=np.float32).reshape(3, 2), "lab": np.array([1, 0], np.int64)}
+    for v in state.values():
+        v.flags.writeable = False
+    xv = f32(2, 3)
+    exe.run({x.node: xv.copy()}, {k: v.copy() for k, v in state.items()}, 0)   # plan and warm up
+    disps = [d for st in exe.plan.kernel_calls for d, _ in st.call.warm]
+    assert disps
+    n_overloads = sum(len(d.overloads) for d in disps)
+    xv.flags.writeable = False
+    got, _ = exe.run({x.node: xv}, state, 0)
+    ref = evaluate(g, [h.node, xent.node], {x.node: xv}, state)
+    for a, b in zip(got, ref.values):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert sum(len(d.overloads) for d in disps) == n_overloads     # no read-only specialisations
+    assert "_cw" not in exe._last.source
+
+
+def test_assign_fast_paths_match_the_interpreter():
+    g = gc.Graph()
+    with g.as_default():
+        s = gc.Variable(np.float32(1.0), name="s")
+        n = gc.Variable(np.int32(3), name="n")
+        v = gc.Variable(np.zeros(3, np.float32), name="v")
+        ups = [s.assign_add(2.0), s.assign_sub(0.5), n.assign_add(gc.constant(4, "int32")),
+               v.assign(gc.ones(3)), v.assign_add(gc.constant([1.0, 2.0, 3.0])), v.assign_sub(gc.ones(3))]
+    fetches = [u.node for u in ups]
+    state = {"s": np.array(1.0, np.float32), "n": np.array(3, np.int32), "v": np.zeros(3, np.float32)}
+    vals, upd = runtime.compile(g, fetches).run({}, state, 0)
+    ref = evaluate(g, fetches, {}, state)
+    assert list(upd) == list(ref.updates)
+    for a, b in zip(vals + list(upd.values()), ref.values + list(ref.updates.values())):
+        assert type(a) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert upd["v"] is not vals[3] and upd["v"] is vals[5]
+    assert state["v"].tolist() == [0.0, 0.0, 0.0]          # nothing written in place
+
+
+def test_run_list_and_run_steps():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,), name="x")
+        v = gc.Variable(np.zeros((), np.float32), name="v")
+        up = v.assign_add(gc.reduce_sum(x))
+    exe = runtime.compile(g, [up.node], [x.node])
+    vals, upd = exe.run_list([np.ones(3, np.float32)], {"v": np.array(1.0, np.float32)}, 0)
+    assert float(vals[0]) == 4.0 and float(upd["v"]) == 4.0
+    seen = []
+    out, total = exe.run_steps([[np.ones(2, np.float32)], [np.ones(5, np.float32)]],
+                               {"v": np.array(0.0, np.float32)}, 0,
+                               on_step=lambda i, values, u: seen.append(float(u["v"])))
+    assert [float(o[0]) for o in out] == [2.0, 7.0] and seen == [2.0, 7.0] and float(total["v"]) == 7.0
+    with pytest.raises(UninitializedVariableError) as ei:
+        exe.run_steps([[np.ones(1, np.float32)]], {}, 0)
+    assert ei.value.graphc_steps == 0
+
+
+def test_line_times_profile_the_driver():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4), name="x")
+        y = gc.reduce_sum(gc.exp(x) * 2.0)
+    exe = runtime.compile(g, [y.node], [x.node])
+    xv = f32(8, 4)
+    exe.run({x.node: xv}, {}, 0)
+    times = exe._last.line_times([xv], {}, 0, repeat=2)
+    assert times and all(t >= 0 for _, t in times)

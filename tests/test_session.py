@@ -311,3 +311,107 @@ def test_session_on_explicit_graph_outside_its_default():
 def test_run_accepts_options_and_run_metadata_arguments():
     c = gc.constant(2.0)
     assert float(gc.Session().run(c, options=None, run_metadata=None)) == 2.0
+
+
+# -- make_callable and the memoized fetch structure ----------------------------------------------------------
+def _train_graph():
+    x = gc.placeholder("float32", (None, 3), name="x")
+    y = gc.placeholder("float32", (None, 1), name="y")
+    w = gc.Variable(np.full((3, 1), 0.5, np.float32), name="w")
+    loss = gc.reduce_mean(gc.square(gc.matmul(x, w) - y))
+    step = w.assign_sub(0.1 * gc.gradients(loss, [w])[0])
+    return x, y, w, loss, step
+
+
+def test_make_callable_matches_run_and_commits_state(executor):
+    x, y, w, loss, step = _train_graph()
+    xb = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    yb = np.ones((4, 1), np.float32)
+    s1, s2 = init_session(executor=executor), init_session(executor=executor)
+    fn = s2.make_callable([step, loss], [x, y])
+    for _ in range(3):
+        a = s1.run([step, loss], {x: xb, y: yb})
+        b = fn(xb, yb)
+        assert isinstance(b, list) and len(b) == 2
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(s1.run(w), s2.run(w))
+    assert s1._runs == s2._runs
+    assert not s2.state["w"].flags.writeable
+    b[0][...] = 7.0            # fetched values are the caller's own
+    assert not np.any(s2.run(w) == 7.0)
+
+
+def test_make_callable_structures_and_feed_order(executor):
+    a = gc.placeholder("float32", (None,), name="a")
+    b = gc.placeholder("float32", (None,), name="b")
+    d = a - b
+    sess = gc.Session(executor=executor)
+    one, two = np.ones(2, np.float32), np.full(2, 2.0, np.float32)
+    np.testing.assert_array_equal(sess.make_callable(d, [b, a])(one, two), [1.0, 1.0])
+    out = sess.make_callable({"d": d, "t": (a, gc.group())}, [a, b])(one, two)
+    assert set(out) == {"d", "t"} and out["t"][1] is None
+    np.testing.assert_array_equal(out["d"], [-1.0, -1.0])
+    np.testing.assert_array_equal(sess.make_callable(d * 0.0 + 3.0, [d])(one), [3.0, 3.0])
+
+
+def test_make_callable_checks_feeds(executor):
+    x, y, w, loss, step = _train_graph()
+    sess = init_session(executor=executor)
+    fn = sess.make_callable(loss, [x, y])
+    ok_x, ok_y = np.ones((2, 3), np.float32), np.ones((2, 1), np.float32)
+    # lists and float64 are converted as in run
+    assert np.isclose(fn([[1.0, 1.0, 1.0]], np.ones((1, 1))), sess.run(loss, {x: ok_x[:1], y: ok_y[:1]}))
+    with pytest.raises(gc.errors.ShapeError, match="'x'"):
+        fn(np.ones((2, 4), np.float32), ok_y)
+    with pytest.raises(gc.errors.ShapeError):
+        fn(np.ones(3, np.float32), ok_y)
+    with pytest.raises(gc.errors.DtypeError):
+        fn(ok_x.astype(np.complex64), ok_y)
+    with pytest.raises(TypeError):
+        fn(ok_x)
+    with pytest.raises(gc.errors.FeedError):
+        sess.make_callable(loss, [x, x])
+    sess.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        fn(ok_x, ok_y)
+
+
+def test_make_callable_failed_run_commits_nothing(executor):
+    v = gc.Variable(np.zeros(2, np.float32), name="v")
+    idx = gc.placeholder("int64", (None,), name="idx")
+    up = v.assign_add(gc.ones(2))
+    bad = gc.gather(gc.constant([1.0, 2.0]), idx)
+    sess = init_session(executor=executor)
+    fn = sess.make_callable([up, bad], [idx])
+    fn(np.array([0, 1]))
+    with pytest.raises(Exception):
+        fn(np.array([5]))
+    np.testing.assert_array_equal(sess.run(v), [1.0, 1.0])
+
+
+def test_make_callable_run_steps(executor):
+    x, y, w, loss, step = _train_graph()
+    s1, s2 = init_session(executor=executor), init_session(executor=executor)
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((4, 3), dtype=np.float32), rng.random((4, 1), dtype=np.float32)) for _ in range(4)]
+    seen = []
+    out = s2.make_callable([step, loss], [x, y]).run_steps(batches, on_step=lambda i, r: seen.append(i))
+    ref = [s1.run([step, loss], {x: bx, y: by}) for bx, by in batches]
+    assert seen == [0, 1, 2, 3]
+    for a, b in zip(ref, out):
+        np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(s1.run(w), s2.run(w))
+
+
+def test_memoized_fetch_structure_still_sees_graph_changes():
+    a = gc.constant([1.0, 2.0], name="a")
+    b = a * 2.0
+    sess = gc.Session()
+    for _ in range(2):
+        np.testing.assert_array_equal(sess.run([b, a])[0], [2.0, 4.0])
+        assert isinstance(sess.run((a, b)), tuple)
+        np.testing.assert_array_equal(sess.run(b), [2.0, 4.0])
+    sess.graph.remove([b.node])
+    with pytest.raises(gc.errors.FetchError, match="no longer"):
+        sess.run([b, a])
