@@ -4,7 +4,7 @@ A model records the DAG of layer calls made on symbolic ``KerasTensor``s. It own
 a ``gc.Graph`` (where its layers' weights are ``gc.Variable``s) and a
 ``gc.Session`` (holding their values). Each program it runs (training step,
 evaluation, prediction) is built once per input signature by *replaying* the DAG
-on placeholders, and runs as one ``Session.run`` per batch.
+on placeholders, and runs as one ``Session.make_callable`` call per batch.
 
     >>> from graphc.layers import Input, Dense
     >>> from graphc.models import Model

@@ -3,8 +3,9 @@
 Each program is one graph built once per model and input signature (the shapes
 and dtypes of the fed arrays): the training step holds the forward pass, the
 loss, the gradients, the optimizer update, the BatchNorm statistics updates and
-the metrics, and runs as a single ``Session.run`` per batch. Python only slices
-batches and averages the fetched numbers.
+the metrics, and runs as one call per batch of the ``Session.make_callable``
+function made for it (fetch structure, program and feed checks resolved once).
+Python only slices batches and averages the fetched numbers.
 """
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ class _Program:
         self.fetches = fetches      # [step?] + scalars / outputs
         self.names = names          # names of the fetched scalars (loss, metrics)
         self.step = step
+        self._fn = None             # (session, Session.make_callable(fetches, feeds))
+
+    def callable(self, session):
+        """The low-overhead ``Session.make_callable`` function for this program (made once)."""
+        if self._fn is None or self._fn[0] is not session:
+            self._fn = (session, session.make_callable(self.fetches, self.feeds))
+        return self._fn[1]
 
 
 def _as_list(x):
@@ -241,8 +249,7 @@ class TrainingMixin:
 
     # -- running -----------------------------------------------------------------------------------------
     def _run(self, prog, arrays):
-        feed = {ph: a for ph, a in zip(prog.feeds, arrays)}
-        return self._state.session.run(prog.fetches, feed)
+        return prog.callable(self._state.session)(*arrays)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
@@ -318,11 +325,11 @@ class TrainingMixin:
                 ex, ey = xs, ys
             sums = np.zeros(n_names)
             seen = 0
-            session, fetches, feeds = self._state.session, prog.fetches, prog.feeds
+            step_fn, arrays = prog.callable(self._state.session), ex + ey
             for b in range(steps):
                 lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
                 all_cbs.on_train_batch_begin(b)
-                vals = session.run(fetches, {ph: a[lo:hi] for ph, a in zip(feeds, ex + ey)})
+                vals = step_fn(*[a[lo:hi] for a in arrays])
                 k = hi - lo
                 sums += np.asarray(vals[1:], dtype=np.float64) * k
                 seen += k

@@ -1,0 +1,77 @@
+"""Shared helpers for the MNIST examples: data location, loading, epoch timing, reporting.
+
+Data is read from ``--data DIR``, ``$GRAPHC_DATA``, or ``../shared/data/mnist`` beside the
+checkout (8,000 train / 2,000 held out when only the t10k files are present).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from graphc.callbacks import Callback  # noqa: E402
+
+
+class EpochTimer(Callback):
+    """Records the wall time of each epoch of ``fit`` (``times``)."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.t0)
+
+
+def default_data_dir() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "..", "..", "shared", "data", "mnist")
+
+
+def data_path(arg):
+    """The folder to read MNIST from: ``--data``, else ``$GRAPHC_DATA`` (None), else the default."""
+    return arg or (None if os.environ.get("GRAPHC_DATA") else default_data_dir())
+
+
+def parser(doc, epochs, batch_size=32):
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--batch-size", type=int, default=batch_size)
+    ap.add_argument("--data", default=None, help="folder with the MNIST IDX .gz files")
+    ap.add_argument("--verbose", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def load_mnist(data=None, shape=(784,), one_hot=True):
+    """MNIST scaled to [0, 1] float32 and reshaped to ``(n,) + shape``; labels one-hot or ints."""
+    from graphc.datasets import mnist
+    from graphc.utils import to_categorical
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(data_path(data))
+    x_train = x_train.reshape((len(x_train),) + tuple(shape)).astype("float32") / 255.0
+    x_test = x_test.reshape((len(x_test),) + tuple(shape)).astype("float32") / 255.0
+    if one_hot:
+        y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def mean_after_first(times) -> float:
+    return float(np.mean(times[1:] or times))
+
+
+def report(acc, loss, n, times, what="held-out accuracy"):
+    print(f"{what}: {acc:.4f} (loss {loss:.4f}) on {n} samples")
+    print("time per epoch: " + ", ".join(f"{t:.3f}s" for t in times) +
+          f" (mean after the first: {mean_after_first(times):.3f}s)")
+
+
+def seed_all(seed):
+    from graphc.utils import set_random_seed
+    set_random_seed(seed)
