@@ -138,7 +138,10 @@ def _fmt(v, scale=1.0, digits=2):
 
 def table(records: list[dict]) -> str:
     """The printed table (times in ms except compile times in s)."""
-    peer_names = sorted({k for r in records for k in r.get("peers", {})})
+    peer_names = sorted({k for r in records for k, v in r.get("peers", {}).items() if "skipped" not in v})
+    notes = sorted({f"{k} skipped: {v['skipped']}" if "skipped" in v else
+                    f"{k} failed on {r['workload']}: {v.get('error')}"
+                    for r in records for k, v in r.get("peers", {}).items() if "run_s" not in v})
     head = ["workload", "nodes", "passes ms", "cold s", "warm s", "run ms", "ref ms", "ref/run", "peak KB"]
     head += [f"{p} ms (x)" for p in peer_names]
     rows = []
@@ -154,7 +157,7 @@ def table(records: list[dict]) -> str:
                _fmt(r["peak_bytes"] / 1024 if r.get("peak_bytes") is not None else None, 1, 0)]
         for p in peer_names:
             pr = r.get("peers", {}).get(p)
-            row.append("-" if not pr or "run_s" not in pr else
+            row.append(("error" if pr and "error" in pr else "-") if not pr or "run_s" not in pr else
                        f"{pr['run_s'] * 1e3:.3f} ({pr['ratio']:.2f}x)")
         rows.append(row)
     widths = [max(len(str(x[i])) for x in [head] + [r for r in rows if len(r) == len(head)])
@@ -169,6 +172,7 @@ def table(records: list[dict]) -> str:
     if peer_names:
         lines.append("peer columns: the peer's steady-state time per run and (x) = peer time / graphc time "
                      "(> 1: graphc is faster)")
+    lines += [f"peer {n}" for n in notes]   # frameworks not installed, peers that failed
     return "\n".join(lines)
 
 
