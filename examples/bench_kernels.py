@@ -135,7 +135,12 @@ def bench_conv():
             tw = torch.from_numpy(f.transpose(3, 2, 0, 1).copy())
             with torch.no_grad():
                 t_t = best(lambda: torch.nn.functional.conv2d(tx, tw), repeat=9, number=5)
-            line += f", torch CPU (NCHW) {t_t * 1e3:.3f} ms (runtime is {t_t / t_rt:.2f}x torch speed)"
+                nt = torch.get_num_threads()
+                torch.set_num_threads(1)
+                t_t1 = best(lambda: torch.nn.functional.conv2d(tx, tw), repeat=9, number=5)
+                torch.set_num_threads(nt)
+            line += (f", torch CPU (NCHW) {t_t * 1e3:.3f} ms with {nt} threads (runtime is {t_t / t_rt:.2f}x "
+                     f"torch speed), {t_t1 * 1e3:.3f} ms with 1 thread")
         print(line)
 
 

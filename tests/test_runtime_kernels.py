@@ -209,6 +209,29 @@ def test_conv2d_forward_backward_and_fused(stride, padding, dil):
     run_both([y, gi, gf, fc, one], {x: data((2, 7, 6, 3))}, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_conv2d_direct_batch_split(monkeypatch, threads):
+    # single-channel conv2d runs the direct kernel, cut over the batch into THREADS chunks
+    # (uneven here: 11 images in 3 chunks) on a small thread pool; THREADS=1 stays serial
+    from graphc.runtime import kernels_linalg
+    monkeypatch.setattr(kernels_linalg, "THREADS", threads)
+    monkeypatch.setattr(kernels_linalg, "_SPLIT_MIN_MACS", 1)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 9, 8, 1), name="x")
+        y = gc.nn.conv2d(x, gc.constant(data((3, 3, 1, 5))), padding="SAME")
+        fc = apply("fused_contraction", [x, gc.constant(data((3, 3, 1, 4))), gc.constant(data((4,)))],
+                   {"contraction": "conv2d", "n_c": 2,
+                    "c_attrs": (("dilations", (1, 1)), ("padding", "VALID"), ("strides", (2, 1))),
+                    "program": (("add", (0, 1), ()), ("relu", (2,), ()))})
+    run_both([y, fc], {x: data((11, 9, 8, 1))}, rtol=1e-4, atol=1e-4)
+    exe = runtime.compile(g, [y.node], [x.node])
+    exe.run({x.node: data((11, 9, 8, 1))}, {}, 0)
+    assert exe.plan.kernel_calls[0].call.name == "conv2d[direct]"
+    split = exe.plan.kernel_calls[0].call.steps[0][0].__name__.endswith("_batch_split")
+    assert split == (threads > 1)
+
+
 @pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])
 def test_pooling_and_gradients(k, s, padding):
     g = gc.Graph()
