@@ -214,19 +214,23 @@ class KernelFamily:
         self._mod = None
         self._key = None
 
-    def kernel(self, parallel: bool = False):
+    def kernel(self, parallel: bool = False, contract: bool = False, inline: bool = False):
+        """``contract``: let LLVM fuse a*b+c into one FMA (results may differ in the last bit);
+        ``inline``: a small helper inlined into its callers (numba ``inline="always"``)."""
         def deco(fn):
-            self.funcs.append((fn, parallel))
+            self.funcs.append((fn, (parallel, contract, inline)))
             return fn
         return deco
 
     def source(self) -> str:
         parts = []
-        for fn, par in self.funcs:
+        for fn, (par, contract, inline) in self.funcs:
             src = textwrap.dedent(inspect.getsource(fn))
             lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
-            deco = (f"@njit(cache=True, nogil=True, error_model='numpy'"
-                    f"{', parallel=True' if par and PARALLEL else ''})")
+            opts = ", parallel=True" if par and PARALLEL else ""
+            opts += ", fastmath={'contract'}" if contract else ""
+            opts += ", inline='always'" if inline else ""
+            deco = f"@njit(cache=True, nogil=True, error_model='numpy'{opts})"
             parts.append(deco + "\n" + "\n".join(lines) + "\n")
         return "\n\n".join(parts)
 

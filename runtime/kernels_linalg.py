@@ -21,7 +21,7 @@ from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from .cache import KernelFamily
+from .cache import PARALLEL, KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
 
 fam = KernelFamily("conv")
@@ -116,9 +116,10 @@ _DIRECT_MAX_CIN = 1
 # Batch-split threading for BLAS-free nogil kernels (the direct conv): the batch is cut into
 # THREADS chunks, THREADS - 1 of them run on a small Python thread pool while the calling thread
 # runs the first (numba's nogil kernels release the GIL). GRAPHC_THREADS=1 keeps everything on the
-# calling thread; default min(2, cpu count). Not used for im2col + GEMM: OpenBLAS already runs on
-# both cores there and splitting around it measured slower (its spinning threads compete).
-# Measured (2-core box, batch 32, 28x28x1->32 direct kernel): 0.53 ms serial -> 0.40 ms split.
+# calling thread; default min(2, cpu count). Also used for im2col (not its GEMM: OpenBLAS
+# already runs on both cores there).
+# Measured (2-core box, batch 32, 28x28x1->32 direct kernel, medians of 15 interleaved rounds):
+# 0.29 ms serial -> 0.21 ms split.
 THREADS = max(1, int(os.environ.get("GRAPHC_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
 _SPLIT_MIN_MACS = 1 << 20     # below this the thread hand-off (~20-40 us) costs more than it saves
 _POOL: list = [None, None]    # [executor, pid]
@@ -136,21 +137,27 @@ def _pool():
     return _POOL[0]
 
 
-def _batch_split(kern, macs_per_item: int):
-    """``kern(x, f, out, *geom)`` with x (n, ...) and out (n * rows, ...) run as THREADS batch chunks."""
-    def run(x, f, out, *geom):
+def _batch_split(kern, work_per_item: int, out_pos: int = 2):
+    """``kern(x, ..., out, *geom)`` with x (n, ...) first and out (n * rows, ...) at ``out_pos``, run
+    as THREADS batch chunks (the other arguments are shared by every chunk)."""
+    def run(*args):
+        x, out = args[0], args[out_pos]
         n = x.shape[0]
         parts = min(THREADS, n)
-        if parts < 2 or n * macs_per_item < _SPLIT_MIN_MACS:
-            kern(x, f, out, *geom)
+        if parts < 2 or n * work_per_item < _SPLIT_MIN_MACS:
+            kern(*args)
             return
         rows = out.shape[0] // n
         bounds = [n * k // parts for k in range(parts + 1)]
+
+        def chunk(b0, b1):
+            a = list(args)
+            a[0], a[out_pos] = x[b0:b1], out[b0 * rows:b1 * rows]
+            return a
         pool = _pool()
-        futs = [pool.submit(kern, x[b0:b1], f, out[b0 * rows:b1 * rows], *geom)
-                for b0, b1 in zip(bounds[1:-1], bounds[2:])]
+        futs = [pool.submit(kern, *chunk(b0, b1)) for b0, b1 in zip(bounds[1:-1], bounds[2:])]
         try:
-            kern(x[:bounds[1]], f, out[:bounds[1] * rows], *geom)
+            kern(*chunk(0, bounds[1]))
         finally:
             for fu in futs:
                 fu.result()
@@ -177,7 +184,11 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int)
         steps = [(fn, [in_map(0, None), in_map(1, (k, o)), out_desc((m, o))] + [Const(g) for g in geom])]
         return steps, [], [(dk, (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2)) + _geom_sig(dtype))]
     im = fam.get("im2col")
-    steps = [(im, [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
+    # im2col is memory-bound copying: split over the batch it runs on both cores before the GEMM
+    # (not under GRAPHC_PARALLEL=1, where im2col is a prange kernel: numba's default workqueue
+    # threading layer must not be entered from two threads at once)
+    imfn = _batch_split(im, oh * ow * k, out_pos=1) if THREADS > 1 and not PARALLEL else im
+    steps = [(imfn, [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
              (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
     warm = [(im, (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype))]
     return steps, [(np.dtype(dtype), (m, k))], warm

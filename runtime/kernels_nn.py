@@ -191,13 +191,88 @@ def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                             dx[b, y, xx, ch] += dy[b, i, j, ch] / cnt
 
 
-@fam.kernel(parallel=True)
+@fam.kernel(contract=True, inline=True)
+def _taps9(orow, src, base, tof, fp, t, o, accumulate):
+    # orow[:] = (+= when accumulate) the sum over the 9 taps t..t+8 of src[base + tof[tap]] * fp[tap]:
+    # the loop over the output channels (contiguous in orow and fp) vectorizes, the 9 inputs stay in
+    # registers; callers pass accumulate as a constant, so the branch folds away once inlined
+    v0 = src[base + tof[t]]
+    v1 = src[base + tof[t + 1]]
+    v2 = src[base + tof[t + 2]]
+    v3 = src[base + tof[t + 3]]
+    v4 = src[base + tof[t + 4]]
+    v5 = src[base + tof[t + 5]]
+    v6 = src[base + tof[t + 6]]
+    v7 = src[base + tof[t + 7]]
+    v8 = src[base + tof[t + 8]]
+    f0 = fp[t]
+    f1 = fp[t + 1]
+    f2 = fp[t + 2]
+    f3 = fp[t + 3]
+    f4 = fp[t + 4]
+    f5 = fp[t + 5]
+    f6 = fp[t + 6]
+    f7 = fp[t + 7]
+    f8 = fp[t + 8]
+    if accumulate:
+        for oc in range(o):
+            orow[oc] += ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
+                          + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
+    else:
+        for oc in range(o):
+            orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
+                         + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
+
+
+@fam.kernel(contract=True)
+def _conv_run9(out, r0, xb, base0, step, tof, fp, o, j0, j1):
+    # interior output pixels j0..j1 of one row when all taps fit one group of 9: the tap offsets
+    # and filter rows are loaded once per run, not per pixel
+    o0 = tof[0]
+    o1 = tof[1]
+    o2 = tof[2]
+    o3 = tof[3]
+    o4 = tof[4]
+    o5 = tof[5]
+    o6 = tof[6]
+    o7 = tof[7]
+    o8 = tof[8]
+    f0 = fp[0]
+    f1 = fp[1]
+    f2 = fp[2]
+    f3 = fp[3]
+    f4 = fp[4]
+    f5 = fp[5]
+    f6 = fp[6]
+    f7 = fp[7]
+    f8 = fp[8]
+    for j in range(j0, j1):
+        base = base0 + j * step
+        v0 = xb[base + o0]
+        v1 = xb[base + o1]
+        v2 = xb[base + o2]
+        v3 = xb[base + o3]
+        v4 = xb[base + o4]
+        v5 = xb[base + o5]
+        v6 = xb[base + o6]
+        v7 = xb[base + o7]
+        v8 = xb[base + o8]
+        orow = out[r0 + j]
+        for oc in range(o):
+            orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
+                     + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
+
+
+@fam.kernel(contract=True)
 def conv2d_direct(x, f, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
-    # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c),
-    # f (kh*kw*c, o) = the HWIO filter flattened, out (n*oh*ow, o); geometry as for im2col.
-    # Per output pixel the receptive field is gathered into col (zeros where padded), then the
-    # taps are applied 9 at a time (col and the filter zero-padded to a multiple of 9) in a
-    # loop over the output channels, contiguous in out and f, which LLVM vectorizes.
+    # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c)
+    # C-contiguous, f (kh*kw*c, o) = the HWIO filter flattened, out (n*oh*ow, o); geometry as for
+    # im2col. Each output pixel applies the taps 9 at a time (the filter zero-padded to a multiple
+    # of 9), reading the input through per-tap offsets into the flattened image; pixels whose
+    # window crosses the padding gather it into crow first (zeros outside the image).
+    # Measured (batch 32, 28x28x1->32, one thread): 0.25 ms; gathering every window into a
+    # scratch row first took 0.74 ms, and a runtime "first group" branch inside the pixel loop
+    # 0.80 ms (LLVM then runs the scalar copy of the channel loop).
     n, h, w, c = x.shape
     o = f.shape[1]
     kk = kh * kw * c
@@ -206,64 +281,50 @@ def conv2d_direct(x, f, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     for t in range(kk):
         for oc in range(o):
             fp[t, oc] = f[t, oc]
-    ty = np.empty(kk, dtype=np.int64)
-    tx = np.empty(kk, dtype=np.int64)
-    tc = np.empty(kk, dtype=np.int64)
+    tof = np.zeros(kp, dtype=np.int64)
     for p in range(kh):
         for q in range(kw):
             for ch in range(c):
-                t = (p * kw + q) * c + ch
-                ty[t] = p * dh
-                tx[t] = q * dw
-                tc[t] = ch
-    for b in prange(n):
-        col = np.zeros(kp, dtype=x.dtype)
+                tof[(p * kw + q) * c + ch] = (p * dh * w + q * dw) * c + ch
+    ident = np.arange(kp)
+    crow = np.zeros(kp, dtype=x.dtype)
+    xf = x.reshape(n, h * w * c)
+    # output columns whose window lies inside the image: 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
+    jlo = min((pw + sw - 1) // sw, ow)
+    jhi = min(max((w - 1 - (kw - 1) * dw + pw) // sw + 1, jlo), ow)
+    for b in range(n):
+        xb = xf[b]
         for i in range(oh):
             y0 = i * sh - ph
-            yin = y0 >= 0 and y0 + (kh - 1) * dh < h
+            r0 = (b * oh + i) * ow
+            j0, j1 = jlo, jhi
+            if y0 < 0 or y0 + (kh - 1) * dh >= h:
+                j0, j1 = ow, ow
+            if kp == 9:
+                _conv_run9(out, r0, xb, (y0 * w - pw) * c, sw * c, tof, fp, o, j0, j1)
+            else:
+                for j in range(j0, j1):
+                    orow = out[r0 + j]
+                    base = (y0 * w + j * sw - pw) * c
+                    _taps9(orow, xb, base, tof, fp, 0, o, False)
+                    for g in range(1, kp // 9):
+                        _taps9(orow, xb, base, tof, fp, g * 9, o, True)
             for j in range(ow):
-                r = (b * oh + i) * ow + j
+                if j >= j0 and j < j1:
+                    continue
                 x0 = j * sw - pw
-                if yin and x0 >= 0 and x0 + (kw - 1) * dw < w:
-                    for t in range(kk):
-                        col[t] = x[b, y0 + ty[t], x0 + tx[t], tc[t]]
-                else:
-                    for t in range(kk):
-                        y = y0 + ty[t]
-                        xx = x0 + tx[t]
-                        if y >= 0 and y < h and xx >= 0 and xx < w:
-                            col[t] = x[b, y, xx, tc[t]]
-                        else:
-                            col[t] = 0
-                t = 0
-                v0 = col[t + 0]
-                v1 = col[t + 1]
-                v2 = col[t + 2]
-                v3 = col[t + 3]
-                v4 = col[t + 4]
-                v5 = col[t + 5]
-                v6 = col[t + 6]
-                v7 = col[t + 7]
-                v8 = col[t + 8]
-                for oc in range(o):
-                    out[r, oc] = ((v0 * fp[t + 0, oc] + v1 * fp[t + 1, oc] + v2 * fp[t + 2, oc])
-                                  + (v3 * fp[t + 3, oc] + v4 * fp[t + 4, oc] + v5 * fp[t + 5, oc])
-                                  + (v6 * fp[t + 6, oc] + v7 * fp[t + 7, oc] + v8 * fp[t + 8, oc]))
+                for p in range(kh):
+                    y = y0 + p * dh
+                    for q in range(kw):
+                        xx = x0 + q * dw
+                        t = (p * kw + q) * c
+                        inb = y >= 0 and y < h and xx >= 0 and xx < w
+                        for ch in range(c):
+                            crow[t + ch] = x[b, y, xx, ch] if inb else 0
+                orow = out[r0 + j]
+                _taps9(orow, crow, 0, ident, fp, 0, o, False)
                 for g in range(1, kp // 9):
-                    t = g * 9
-                    v0 = col[t + 0]
-                    v1 = col[t + 1]
-                    v2 = col[t + 2]
-                    v3 = col[t + 3]
-                    v4 = col[t + 4]
-                    v5 = col[t + 5]
-                    v6 = col[t + 6]
-                    v7 = col[t + 7]
-                    v8 = col[t + 8]
-                    for oc in range(o):
-                        out[r, oc] += ((v0 * fp[t + 0, oc] + v1 * fp[t + 1, oc] + v2 * fp[t + 2, oc])
-                                       + (v3 * fp[t + 3, oc] + v4 * fp[t + 4, oc] + v5 * fp[t + 5, oc])
-                                       + (v6 * fp[t + 6, oc] + v7 * fp[t + 7, oc] + v8 * fp[t + 8, oc]))
+                    _taps9(orow, crow, 0, ident, fp, g * 9, o, True)
 
 
 # -- binders ---------------------------------------------------------------------------------------------

@@ -232,6 +232,29 @@ def test_conv2d_direct_batch_split(monkeypatch, threads):
     assert split == (threads > 1)
 
 
+@pytest.mark.parametrize("shape,fshape,stride,padding,dil", [
+    ((3, 10, 9, 1), (3, 3, 1, 32), 1, "VALID", 1),     # one group of 9 taps: the hoisted interior run
+    ((3, 10, 9, 1), (3, 3, 1, 7), 1, "SAME", 1),       # border pixels gather through crow
+    ((2, 11, 12, 3), (5, 5, 3, 17), 2, "SAME", 1),     # 75 taps: 9 groups, the last zero-padded
+    ((2, 9, 8, 2), (3, 2, 2, 5), 1, "SAME", 2),        # dilation, 12 taps
+    ((2, 4, 4, 1), (3, 3, 1, 3), 3, "SAME", 1),        # stride larger than the interior
+    ((1, 2, 2, 1), (3, 3, 1, 4), 1, "SAME", 1),        # every pixel on the border
+    ((2, 5, 5, 1), (1, 1, 1, 3), 1, "VALID", 1),       # one tap
+])
+def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
+    # the direct kernel called on its own, against the conv2d op's numpy reference
+    from graphc.ops.registry import get_op
+    from graphc.runtime.kernels_linalg import _conv_geom
+    from graphc.runtime.kernels_nn import fam
+    x, f = data(shape), data(fshape)
+    attrs = {"strides": (stride, stride), "padding": padding, "dilations": (dil, dil)}
+    want = get_op("conv2d").reference([x, f], attrs)
+    oh, ow, geom = _conv_geom(shape, fshape, attrs)
+    out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
+    fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), out, *geom)
+    np.testing.assert_allclose(out.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])
 def test_pooling_and_gradients(k, s, padding):
     g = gc.Graph()
