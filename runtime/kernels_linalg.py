@@ -165,6 +165,13 @@ def _batch_split(kern, work_per_item: int, out_pos: int = 2):
     return run
 
 
+def _im2col_fn(im, work_per_item: int):
+    """im2col is memory-bound copying: split over the batch it runs on both cores before the GEMM
+    (not under GRAPHC_PARALLEL=1, where im2col is a prange kernel: numba's default workqueue
+    threading layer must not be entered from two threads at once)."""
+    return _batch_split(im, work_per_item, out_pos=1) if THREADS > 1 and not PARALLEL else im
+
+
 def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int):
     """im2col into scratch, then one GEMM col (M, K) @ f (K, O) -> out (M, O); 1x1 convs are a plain
     GEMM and single-channel inputs run the direct kernel (kernels_nn.conv2d_direct)."""
@@ -184,11 +191,7 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int)
         steps = [(fn, [in_map(0, None), in_map(1, (k, o)), out_desc((m, o))] + [Const(g) for g in geom])]
         return steps, [], [(dk, (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2)) + _geom_sig(dtype))]
     im = fam.get("im2col")
-    # im2col is memory-bound copying: split over the batch it runs on both cores before the GEMM
-    # (not under GRAPHC_PARALLEL=1, where im2col is a prange kernel: numba's default workqueue
-    # threading layer must not be entered from two threads at once)
-    imfn = _batch_split(im, oh * ow * k, out_pos=1) if THREADS > 1 and not PARALLEL else im
-    steps = [(imfn, [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
+    steps = [(_im2col_fn(im, oh * ow * k), [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
              (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
     warm = [(im, (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype))]
     return steps, [(np.dtype(dtype), (m, k))], warm
@@ -222,7 +225,7 @@ def bind_conv_bp_filter(ctx: NodeCtx):
     oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
     k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
     im = fam.get("im2col")
-    steps = [(im, [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]),
+    steps = [(_im2col_fn(im, oh * ow * k), [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]),
              (_mm_tn, [Scratch(0, (m, k)), In(2, (m, o)), Out((k, o))])]
     warm = [(im, (arr_t(ctx.out_dtype, 4), arr_t(ctx.out_dtype, 2)) + _geom_sig(ctx.out_dtype))]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",

@@ -96,76 +96,109 @@ def dense_xent_rows(labels, x, out):
         out[r] = -acc
 
 
+# Pooling: NHWC with the channel loop innermost (contiguous in x, out, dy and dx), so LLVM vectorizes
+# it; the window loops run outside. Measured (batch 32, 26x26x32 -> 13x13, 2x2, one thread): max_pool
+# 3.6 -> 0.17 ms, max_pool_grad 3.6 -> 0.85 ms; the old order (window loops innermost, one channel at
+# a time) read x with a stride of c and ran scalar.
 @fam.kernel(parallel=True)
 def max_pool(x, out, kh, kw, sh, sw, dh, dw, ph, pw):
+    # max over the in-bounds window; a NaN in the window propagates (np.max over the -inf padded
+    # windows, the reference)
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
     for b in prange(n):
         for i in range(oh):
             for j in range(ow):
+                orow = out[b, i, j]
                 for ch in range(c):
-                    m = -np.inf
-                    for p in range(kh):
-                        y = i * sh + p * dh - ph
-                        if y < 0 or y >= h:
+                    orow[ch] = -np.inf
+                for p in range(kh):
+                    y = i * sh + p * dh - ph
+                    if y < 0 or y >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q * dw - pw
+                        if xx < 0 or xx >= w:
                             continue
-                        for q in range(kw):
-                            xx = j * sw + q * dw - pw
-                            if xx >= 0 and xx < w and x[b, y, xx, ch] > m:
-                                m = x[b, y, xx, ch]
-                    out[b, i, j, ch] = m
+                        xrow = x[b, y, xx]
+                        for ch in range(c):
+                            v = xrow[ch]
+                            m = orow[ch]
+                            orow[ch] = v if (v > m or v != v) else m
 
 
 @fam.kernel(parallel=True)
 def avg_pool(x, out, kh, kw, sh, sw, dh, dw, ph, pw):
+    # mean over the in-bounds window (padding not counted), summed in float64
     n, h, w, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
+    acc = np.empty((n, c), dtype=np.float64)
     for b in prange(n):
+        arow = acc[b]
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
-                    s = 0.0
-                    cnt = 0
-                    for p in range(kh):
-                        y = i * sh + p * dh - ph
-                        if y < 0 or y >= h:
+                    arow[ch] = 0.0
+                cnt = 0
+                for p in range(kh):
+                    y = i * sh + p * dh - ph
+                    if y < 0 or y >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q * dw - pw
+                        if xx < 0 or xx >= w:
                             continue
-                        for q in range(kw):
-                            xx = j * sw + q * dw - pw
-                            if xx >= 0 and xx < w:
-                                s += x[b, y, xx, ch]
-                                cnt += 1
-                    out[b, i, j, ch] = s / cnt
+                        cnt += 1
+                        xrow = x[b, y, xx]
+                        for ch in range(c):
+                            arow[ch] += xrow[ch]
+                orow = out[b, i, j]
+                for ch in range(c):
+                    orow[ch] = arow[ch] / cnt
 
 
 @fam.kernel(parallel=True)
 def max_pool_grad(x, dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
+    # dy goes to the first maximum of each window in (p, q) order, a NaN counting as the maximum
+    # (np.argmax, the reference); best/arg track it per channel with selects, so the scan vectorizes
     n, h, w, c = x.shape
     oh, ow = dy.shape[1], dy.shape[2]
+    best = np.empty((n, c), dtype=x.dtype)
+    arg = np.empty((n, c), dtype=np.int64)
     for b in prange(n):
         dx[b] = 0
+        brow = best[b]
+        arow = arg[b]
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
-                    m = -np.inf
-                    by = -1
-                    bx = -1
-                    for p in range(kh):
-                        y = i * sh + p * dh - ph
-                        for q in range(kw):
-                            xx = j * sw + q * dw - pw
-                            if y >= 0 and y < h and xx >= 0 and xx < w:
-                                v = x[b, y, xx, ch]
-                                if v > m or (by < 0 and not (v < m)):
-                                    m = v
-                                    by = y
-                                    bx = xx
-                    if by >= 0:
-                        dx[b, by, bx, ch] += dy[b, i, j, ch]
+                    arow[ch] = -1
+                for p in range(kh):
+                    y = i * sh + p * dh - ph
+                    if y < 0 or y >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q * dw - pw
+                        if xx < 0 or xx >= w:
+                            continue
+                        pos = y * w + xx
+                        xrow = x[b, y, xx]
+                        for ch in range(c):
+                            v = xrow[ch]
+                            m = brow[ch]
+                            take = arow[ch] < 0 or v > m or (v != v and m == m)
+                            brow[ch] = v if take else m
+                            arow[ch] = pos if take else arow[ch]
+                dyrow = dy[b, i, j]
+                for ch in range(c):
+                    k = arow[ch]
+                    if k >= 0:
+                        dx[b, k // w, k % w, ch] += dyrow[ch]
 
 
 @fam.kernel(parallel=True)
 def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
+    # each window's dy / (its in-bounds count) added to every in-bounds position
     n, h, w, c = dx.shape
     oh, ow = dy.shape[1], dy.shape[2]
     for b in prange(n):
@@ -179,6 +212,10 @@ def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                         xx = j * sw + q * dw - pw
                         if y >= 0 and y < h and xx >= 0 and xx < w:
                             cnt += 1
+                if cnt == 0:
+                    continue
+                inv = 1.0 / cnt
+                dyrow = dy[b, i, j]
                 for p in range(kh):
                     y = i * sh + p * dh - ph
                     if y < 0 or y >= h:
@@ -187,8 +224,9 @@ def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                         xx = j * sw + q * dw - pw
                         if xx < 0 or xx >= w:
                             continue
+                        dxrow = dx[b, y, xx]
                         for ch in range(c):
-                            dx[b, y, xx, ch] += dy[b, i, j, ch] / cnt
+                            dxrow[ch] += dyrow[ch] * inv
 
 
 @fam.kernel(contract=True, inline=True)

@@ -268,6 +268,21 @@ def test_pooling_and_gradients(k, s, padding):
     run_both([mp, ap, mg, ag], {x: data((3, 5, 7, 2))})
 
 
+@pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 1, "SAME")])
+def test_max_pool_ties_and_nan_follow_the_reference(k, s, padding):
+    # ties send the gradient to the first maximum in window order, a NaN is the maximum (np.max /
+    # np.argmax semantics); 33 channels: more than one vector width plus a remainder
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 6, 5, 33), name="x")
+        mp = gc.nn.max_pool2d(x, k, s, padding)
+        mg = apply("max_pool2d_grad", [x, mp], dict(mp.op.attrs))
+    xv = RNG.integers(-2, 3, (2, 6, 5, 33)).astype(np.float32)    # many ties
+    xv[0, 1, 1, 3] = np.nan
+    xv[1, 4, 2, 30] = np.nan
+    run_both([mp, mg], {x: xv})
+
+
 def test_reductions_softmax_crossentropy():
     g = gc.Graph()
     with g.as_default():
