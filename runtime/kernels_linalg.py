@@ -191,7 +191,8 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int)
         steps = [(fn, [in_map(0, None), in_map(1, (k, o)), out_desc((m, o))] + [Const(g) for g in geom])]
         return steps, [], [(dk, (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2)) + _geom_sig(dtype))]
     im = fam.get("im2col")
-    steps = [(_im2col_fn(im, oh * ow * k), [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]),
+    im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
+    steps = [(_im2col_fn(im, oh * ow * k), im_args),
              (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
     warm = [(im, (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype))]
     return steps, [(np.dtype(dtype), (m, k))], warm
