@@ -26,14 +26,30 @@ from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 fam = KernelFamily("nn")
 
 
+@fam.kernel(inline=True)
+def _row_max(xr, c):
+    # the largest of xr[0..c) (the shift that keeps exp from overflowing)
+    m = xr[0]
+    for j in range(1, c):
+        if xr[j] > m:
+            m = xr[j]
+    return m
+
+
+@fam.kernel(inline=True)
+def _row_log_sum_exp(xr, c, m):
+    # log(sum(exp(xr - m))), summed in float64
+    s = 0.0
+    for j in range(c):
+        s += math.exp(xr[j] - m)
+    return math.log(s)
+
+
 @fam.kernel(parallel=False)
 def softmax_rows(x, out):
     n, c = x.shape
     for r in range(n):
-        m = x[r, 0]
-        for j in range(1, c):
-            if x[r, j] > m:
-                m = x[r, j]
+        m = _row_max(x[r], c)
         s = 0.0
         for j in range(c):
             e = math.exp(x[r, j] - m)
@@ -48,14 +64,8 @@ def softmax_rows(x, out):
 def log_softmax_rows(x, out):
     n, c = x.shape
     for r in range(n):
-        m = x[r, 0]
-        for j in range(1, c):
-            if x[r, j] > m:
-                m = x[r, j]
-        s = 0.0
-        for j in range(c):
-            s += math.exp(x[r, j] - m)
-        ls = math.log(s)
+        m = _row_max(x[r], c)
+        ls = _row_log_sum_exp(x[r], c, m)
         for j in range(c):
             out[r, j] = (x[r, j] - m) - ls
 
@@ -67,14 +77,8 @@ def sparse_xent_rows(labels, x, out):
         lab = labels[r]
         if lab < 0 or lab >= c:
             return r
-        m = x[r, 0]
-        for j in range(1, c):
-            if x[r, j] > m:
-                m = x[r, j]
-        s = 0.0
-        for j in range(c):
-            s += math.exp(x[r, j] - m)
-        out[r] = math.log(s) - (x[r, lab] - m)
+        m = _row_max(x[r], c)
+        out[r] = _row_log_sum_exp(x[r], c, m) - (x[r, lab] - m)
     return -1
 
 
@@ -82,14 +86,8 @@ def sparse_xent_rows(labels, x, out):
 def dense_xent_rows(labels, x, out):
     n, c = x.shape
     for r in range(n):
-        m = x[r, 0]
-        for j in range(1, c):
-            if x[r, j] > m:
-                m = x[r, j]
-        s = 0.0
-        for j in range(c):
-            s += math.exp(x[r, j] - m)
-        ls = math.log(s)
+        m = _row_max(x[r], c)
+        ls = _row_log_sum_exp(x[r], c, m)
         acc = 0.0
         for j in range(c):
             acc += labels[r, j] * ((x[r, j] - m) - ls)
