@@ -170,7 +170,9 @@ class Bound:
                     lines.append(f"    if cur is None: _uninit({s.inputs[0]})")
                     cur = "cur"
                 fn = _ASSIGN.get(s.op)
-                if fn is not None:
+                if s.takes_value:       # a fresh array of this run (lower._hand_over_updates): keep it
+                    lines.append(f"    v{n} = v{s.inputs[1]}")
+                elif fn is not None:
                     lines.append(f"    v{n} = {gname(fn, 'A')}({cur}, v{s.inputs[1]})")
                 else:
                     opdef = get_op(s.op)

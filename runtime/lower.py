@@ -12,7 +12,8 @@ ties) as kernel calls over numbered buffers:
    preallocated buffers (best fit by size). A value returned by a numpy
    reference may alias its inputs (views), so it keeps their buffers alive.
    Fetched values and assign results are fresh arrays each run (callers keep
-   them), never pool buffers.
+   them), never pool buffers; a kernel result that only becomes a variable's
+   new value is written straight into a fresh array that the assign keeps.
 
     >>> import graphc as gc
     >>> from graphc.runtime import compile
@@ -51,6 +52,7 @@ class Step:
     dtype: np.dtype | None = None
     storage: str = ""          # buf / fresh / value / ext
     buffer: int | None = None
+    takes_value: bool = False  # a plain assign whose new value is a fresh array of this run: no copy
     scratch_buffers: list = field(default_factory=list)
 
 
@@ -72,7 +74,7 @@ class Plan:
 
     @property
     def peak_bytes(self) -> int:
-        """Pool buffers plus the fresh fetched outputs of one run."""
+        """Pool buffers plus the fresh arrays of one run (fetched outputs, new variable values)."""
         return self.pool_bytes + self.fetch_bytes
 
     @property
@@ -82,7 +84,7 @@ class Plan:
     def __str__(self) -> str:
         g = self.graph
         lines = [f"Plan: {len(self.kernel_calls)} kernel calls, {len(self.buffers)} buffers, "
-                 f"pool {self.pool_bytes} B + fetched {self.fetch_bytes} B = peak {self.peak_bytes} B "
+                 f"pool {self.pool_bytes} B + fresh {self.fetch_bytes} B = peak {self.peak_bytes} B "
                  f"(without reuse: {self.naive_bytes} B)"]
         for i, b in enumerate(self.buffers):
             lines.append(f"  buf{i}: {b} B")
@@ -166,8 +168,47 @@ def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
         steps.append(st)
     plan = Plan(graph, list(fetches), list(feeds), steps,
                 tuple(tuple(feed_shapes[f]) for f in feeds))
+    _hand_over_updates(graph, steps, fetch_set)
     _plan_memory(plan)
     return plan
+
+
+def _hand_over_updates(graph: Graph, steps: list, fetch_set: set) -> None:
+    """A kernel result that only feeds plain ``assign``s (directly, or through its ``fused_output``
+    views, each used by nothing else) is written into a fresh array each run, and those assigns keep
+    it as the variable's new value instead of a copy out of the pool: the pool shrinks by every
+    updated variable (an optimizer's whole state)."""
+    consumers: dict[int, list] = {}
+    for s in steps:
+        for pos, u in enumerate(s.inputs):
+            consumers.setdefault(u, []).append((s, pos))
+
+    def sole_assign(n):             # the plain assign that is the one and only use of value n
+        use = consumers.get(n, [])
+        if n in fetch_set or len(use) != 1:
+            return None
+        s, pos = use[0]
+        return s if s.kind == "assign" and s.op == "assign" and pos == 1 else None
+
+    for p in steps:
+        if p.kind != "call" or p.storage != "buf" or p.node in fetch_set or not consumers.get(p.node):
+            continue
+        takers, parts = [], set()
+        for c, pos in consumers[p.node]:
+            if c.kind == "assign":
+                a = sole_assign(p.node)
+            elif c.op == "fused_output" and graph.attrs(c.node)["index"] not in parts:
+                parts.add(graph.attrs(c.node)["index"])     # distinct parts: no two variables share
+                a = sole_assign(c.node)
+            else:
+                a = None
+            if a is None:
+                break
+            takers.append(a)
+        else:
+            p.storage = "fresh"
+            for a in takers:
+                a.takes_value = True
 
 
 def _plan_memory(plan: Plan) -> None:
@@ -213,7 +254,7 @@ def _plan_memory(plan: Plan) -> None:
 
     fetch_bytes = 0
     for i, s in enumerate(steps):
-        if s.storage == "fresh" and s.shape is not None:
+        if s.storage == "fresh" and s.shape is not None and not s.takes_value:
             fetch_bytes += _nbytes(s.shape, s.dtype)
         if s.kind != "call":
             pass

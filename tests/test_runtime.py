@@ -184,6 +184,39 @@ def test_training_step_through_the_runtime_matches_the_interpreter():
         np.testing.assert_allclose(s_rt[k], s_ref[k], rtol=1e-4, atol=1e-6)
 
 
+def test_optimizer_updates_are_handed_over_not_copied():
+    from graphc.passes import optimize
+    g, x, y, logits, state = _mlp()
+    with g.as_default():
+        lab = gc.placeholder("int32", (None,), name="lab")
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=logits))
+        step = gc.optimizers.Adam(0.01).minimize(loss)
+        init = evaluate(g, [gc.global_variables_initializer().node], {}, {})
+    fetches, feeds = [loss.node, step.node], [x.node, lab.node]
+    g2, report = optimize(g, fetches, feeds=feeds)
+    exe = runtime.compile(g2, report.fetches, feeds)
+    xv, lv = f32(8, 20), RNG.integers(0, 4, 8).astype(np.int32)
+    plan = exe.prepare({x.node: xv.shape, lab.node: lv.shape})
+    taken = [s for s in plan.steps if s.kind == "assign" and s.takes_value]
+    assert len(taken) >= 6          # Adam's m, v and the variable itself, of w1, b1 and w2
+    assert "= A" not in "".join(ln for ln in exe._last.source.splitlines() if "adam" in ln and "_m'" in ln)
+    s_rt, s_ref = dict(state, **init.updates), dict(state, **init.updates)
+    kept = []                        # every run's new values, and copies of them
+    for _ in range(3):
+        out, upd = exe.run({x.node: xv, lab.node: lv}, s_rt, 0)
+        ref = evaluate(g, fetches, {x.node: xv, lab.node: lv}, s_ref)
+        np.testing.assert_allclose(out[0], ref.values[0], rtol=1e-5)
+        assert set(upd) == set(ref.updates)
+        s_rt.update(upd)
+        s_ref.update(ref.updates)
+        kept.append((upd, {k: v.copy() for k, v in upd.items()}))
+    for upd, copies in kept:         # later runs never wrote into an earlier run's new values
+        for k in upd:
+            np.testing.assert_array_equal(upd[k], copies[k])
+    for k in s_ref:
+        np.testing.assert_allclose(s_rt[k], s_ref[k], rtol=1e-4, atol=1e-6)
+
+
 # -- the driver: read-only state, assign fast paths, run_list / run_steps ----------------------------------------
 def test_read_only_state_and_feeds_run_without_recompiling():
     g = gc.Graph()
