@@ -42,12 +42,12 @@ STATS = {"compiled": 0, "loaded": 0, "modules_written": 0, "rebuilt": 0}
 _MODULES: dict[str, object] = {}
 _TLOCK = threading.RLock()
 _LOCK_DEPTH = [0]
-GENERATION = [0]
+GENERATION = [0]       # bumped by cache_clear: in-process memos keyed on it are dropped
 # prange kernels: off unless GRAPHC_PARALLEL=1. Measured on the 2-core dev box, numba's OpenMP
 # pool made memory-bound loops 3-4x slower than serial ones and its spinning threads slowed
 # the BLAS calls that follow (workqueue: parallel == serial); cached parallel functions also
 # load slowly (numba issue 8085).
-PARALLEL = os.environ.get("GRAPHC_PARALLEL", "0") not in ("", "0", "false", "no")   # bumped by cache_clear: in-process memos keyed on it are dropped
+PARALLEL = os.environ.get("GRAPHC_PARALLEL", "0") not in ("", "0", "false", "no")
 HEADER = ("import math\nimport numpy as np\nfrom numba import njit, prange\n\n")
 
 

@@ -10,10 +10,6 @@ into the planned buffer; im2col / col2im are numba kernels parallel over the bat
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import prange
 
@@ -21,6 +17,7 @@ from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
+from . import threads
 from .cache import PARALLEL, KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
 
@@ -113,63 +110,17 @@ def _geom_sig(dtype):
 _DIRECT_MAX_CIN = 1
 
 
-# Batch-split threading for BLAS-free nogil kernels (the direct conv): the batch is cut into
-# THREADS chunks, THREADS - 1 of them run on a small Python thread pool while the calling thread
-# runs the first (numba's nogil kernels release the GIL). GRAPHC_THREADS=1 keeps everything on the
-# calling thread; default min(2, cpu count). Also used for im2col (not its GEMM: OpenBLAS
-# already runs on both cores there).
-# Measured (2-core box, batch 32, 28x28x1->32 direct kernel, medians of 15 interleaved rounds):
-# 0.29 ms serial -> 0.21 ms split.
-THREADS = max(1, int(os.environ.get("GRAPHC_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
-_SPLIT_MIN_MACS = 1 << 20     # below this the thread hand-off (~20-40 us) costs more than it saves
-_POOL: list = [None, None]    # [executor, pid]
-_POOL_LOCK = threading.Lock()
-
-
-def _pool():
-    pid = os.getpid()
-    if _POOL[0] is None or _POOL[1] != pid:
-        with _POOL_LOCK:
-            if _POOL[0] is None or _POOL[1] != pid:
-                _POOL[0] = ThreadPoolExecutor(max_workers=max(1, THREADS - 1),
-                                              thread_name_prefix="graphc-conv")
-                _POOL[1] = pid
-    return _POOL[0]
-
-
-def _batch_split(kern, work_per_item: int, out_pos: int = 2):
-    """``kern(x, ..., out, *geom)`` with x (n, ...) first and out (n * rows, ...) at ``out_pos``, run
-    as THREADS batch chunks (the other arguments are shared by every chunk)."""
-    def run(*args):
-        x, out = args[0], args[out_pos]
-        n = x.shape[0]
-        parts = min(THREADS, n)
-        if parts < 2 or n * work_per_item < _SPLIT_MIN_MACS:
-            kern(*args)
-            return
-        rows = out.shape[0] // n
-        bounds = [n * k // parts for k in range(parts + 1)]
-
-        def chunk(b0, b1):
-            a = list(args)
-            a[0], a[out_pos] = x[b0:b1], out[b0 * rows:b1 * rows]
-            return a
-        pool = _pool()
-        futs = [pool.submit(kern, *chunk(b0, b1)) for b0, b1 in zip(bounds[1:-1], bounds[2:])]
-        try:
-            kern(*chunk(0, bounds[1]))
-        finally:
-            for fu in futs:
-                fu.result()
-    run.__name__ = f"{getattr(kern, '__name__', 'kernel')}_batch_split"
-    return run
-
-
-def _im2col_fn(im, work_per_item: int):
+def _im2col_fn(im, dtype, work_per_item: int):
     """im2col is memory-bound copying: split over the batch it runs on both cores before the GEMM
     (not under GRAPHC_PARALLEL=1, where im2col is a prange kernel: numba's default workqueue
     threading layer must not be entered from two threads at once)."""
-    return _batch_split(im, work_per_item, out_pos=1) if THREADS > 1 and not PARALLEL else im
+    if threads.THREADS < 2 or PARALLEL:
+        return im
+    return threads.batch_split(threads.entry_point(im, _im2col_sig(dtype)), work_per_item, split=(0, 1))
+
+
+def _im2col_sig(dtype):
+    return (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype)
 
 
 def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int):
@@ -187,14 +138,15 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int)
         # few input channels: direct convolution (im2col's rows are too short for BLAS to pay)
         from .kernels_nn import fam as nn_fam
         dk = nn_fam.get("conv2d_direct")
-        fn = _batch_split(dk, oh * ow * k * o) if THREADS > 1 else dk
+        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2)) + _geom_sig(dtype)
+        fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o) if threads.THREADS > 1 else dk
         steps = [(fn, [in_map(0, None), in_map(1, (k, o)), out_desc((m, o))] + [Const(g) for g in geom])]
-        return steps, [], [(dk, (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2)) + _geom_sig(dtype))]
+        return steps, [], [(dk, sig)]
     im = fam.get("im2col")
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
-    steps = [(_im2col_fn(im, oh * ow * k), im_args),
+    steps = [(_im2col_fn(im, dtype, oh * ow * k), im_args),
              (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
-    warm = [(im, (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype))]
+    warm = [(im, _im2col_sig(dtype))]
     return steps, [(np.dtype(dtype), (m, k))], warm
 
 
@@ -226,9 +178,10 @@ def bind_conv_bp_filter(ctx: NodeCtx):
     oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
     k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
     im = fam.get("im2col")
-    steps = [(_im2col_fn(im, oh * ow * k), [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]),
+    im_args = [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]
+    steps = [(_im2col_fn(im, ctx.out_dtype, oh * ow * k), im_args),
              (_mm_tn, [Scratch(0, (m, k)), In(2, (m, o)), Out((k, o))])]
-    warm = [(im, (arr_t(ctx.out_dtype, 4), arr_t(ctx.out_dtype, 2)) + _geom_sig(ctx.out_dtype))]
+    warm = [(im, _im2col_sig(ctx.out_dtype))]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",
                 scratch=[(ctx.out_dtype, (m, k))], warm=warm)
 

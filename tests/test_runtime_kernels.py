@@ -209,13 +209,18 @@ def test_conv2d_forward_backward_and_fused(stride, padding, dil):
     run_both([y, gi, gf, fc, one], {x: data((2, 7, 6, 3))}, rtol=1e-4, atol=1e-4)
 
 
+def _split_into(monkeypatch, threads):
+    # batch-split kernels cut into `threads` chunks however small the batch (1: no split)
+    from graphc.runtime import threads as threads_mod
+    monkeypatch.setattr(threads_mod, "THREADS", threads)
+    monkeypatch.setattr(threads_mod, "SPLIT_MIN_WORK", 1)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_conv2d_direct_batch_split(monkeypatch, threads):
     # single-channel conv2d runs the direct kernel, cut over the batch into THREADS chunks
     # (uneven here: 11 images in 3 chunks) on a small thread pool; THREADS=1 stays serial
-    from graphc.runtime import kernels_linalg
-    monkeypatch.setattr(kernels_linalg, "THREADS", threads)
-    monkeypatch.setattr(kernels_linalg, "_SPLIT_MIN_MACS", 1)
+    _split_into(monkeypatch, threads)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 9, 8, 1), name="x")
@@ -281,6 +286,29 @@ def test_max_pool_ties_and_nan_follow_the_reference(k, s, padding):
     xv[0, 1, 1, 3] = np.nan
     xv[1, 4, 2, 30] = np.nan
     run_both([mp, mg], {x: xv})
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pooling_batch_split(monkeypatch, threads):
+    # pooling gradients are cut over the batch (5 images in 3 uneven chunks) on the worker threads;
+    # a read-only feed goes through the compiled entry point without a copy
+    _split_into(monkeypatch, threads)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 7, 6, 17), name="x")
+        fetches = []
+        for k, s, padding in ((2, 2, "VALID"), (3, 1, "SAME")):     # disjoint and overlapping windows
+            mp = gc.nn.max_pool2d(x, k, s, padding)
+            ap = gc.nn.avg_pool2d(x, k, s, padding)
+            fetches += [mp, ap, apply("max_pool2d_grad", [x, mp * 1.5], dict(mp.op.attrs)),
+                        apply("avg_pool2d_grad", [x, ap], dict(ap.op.attrs))]
+    xv = RNG.integers(-2, 3, (5, 7, 6, 17)).astype(np.float32)     # ties
+    xv[3, 2, 2, 5] = np.nan
+    xv.flags.writeable = False
+    exe, _, _ = run_both(fetches, {x: xv})
+    grads = [st for st in exe.plan.kernel_calls if "pool2d_grad" in st.call.name]
+    assert len(grads) == 4
+    assert all(st.call.steps[0][0].__name__.endswith("_batch_split") == (threads > 1) for st in grads)
 
 
 def test_reductions_softmax_crossentropy():
