@@ -45,6 +45,37 @@ def im2col(x, col, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
                                 col[r, base + ch] = 0
 
 
+@fam.kernel(parallel=False)
+def im2col_taps(x, taps, colt, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+    # tap-major im2col of a single-channel x: colt[k, r] = the input under tap taps[k] of output
+    # pixel r (0 off the image). Each (tap, output row) copies one strided run of an input row, so it
+    # vectorizes; the row-major im2col moves one scalar per tap for c = 1. `taps` lets the batch
+    # split cut the taps (contiguous rows of colt) over threads.
+    n, h, w = x.shape[0], x.shape[1], x.shape[2]
+    for k in range(taps.shape[0]):
+        p = taps[k] // kw
+        q = taps[k] % kw
+        ct = colt[k]
+        off = q * dw - pw
+        j0 = min(ow, (sw - 1 - off) // sw) if off < 0 else 0     # in-bounds output columns [j0, j1)
+        j1 = max(j0, min(ow, (w - 1 - off) // sw + 1))
+        for b in range(n):
+            for i in range(oh):
+                y = i * sh + p * dh - ph
+                base = (b * oh + i) * ow
+                if y < 0 or y >= h:
+                    for j in range(ow):
+                        ct[base + j] = 0
+                    continue
+                xr = x[b, y, :, 0]
+                for j in range(j0):
+                    ct[base + j] = 0
+                for j in range(j0, j1):
+                    ct[base + j] = xr[j * sw + off]
+                for j in range(j1, ow):
+                    ct[base + j] = 0
+
+
 @fam.kernel(parallel=True)
 def col2im(col, dx, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     n, h, w, c = dx.shape
@@ -177,6 +208,8 @@ def bind_conv_bp_filter(ctx: NodeCtx):
     n = x_shape[0]
     oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
     k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
+    if int(x_shape[3]) == 1:
+        return _conv_bp_filter_taps(ctx, geom, k, o, m)
     im = fam.get("im2col")
     im_args = [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]
     steps = [(_im2col_fn(im, ctx.out_dtype, oh * ow * k), im_args),
@@ -184,6 +217,23 @@ def bind_conv_bp_filter(ctx: NodeCtx):
     warm = [(im, _im2col_sig(ctx.out_dtype))]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",
                 scratch=[(ctx.out_dtype, (m, k))], warm=warm)
+
+
+def _conv_bp_filter_taps(ctx: NodeCtx, geom, k, o, m):
+    """Single-channel x: tap-major im2col (k, m), then one GEMM colt @ dy -> (k, o). Measured (batch
+    32, 28x28x1 -> 32, one run of interleaved medians): 0.81 ms (row-major im2col 0.54 + GEMM 0.27)
+    -> 0.41 ms (0.18 + 0.22)."""
+    dtype = ctx.out_dtype
+    im = fam.get("im2col_taps")
+    sig = (arr_t(dtype, 4), arr_t(np.int64, 1), arr_t(dtype, 2)) + _geom_sig(dtype)
+    fn = im
+    if threads.THREADS > 1 and not PARALLEL:
+        fn = threads.batch_split(threads.entry_point(im, sig), m, split=(1, 2))
+    taps = np.arange(k, dtype=np.int64)
+    steps = [(fn, [In(0), Const(taps), Scratch(0, (k, m))] + [Const(g) for g in geom]),
+             (_mm_nn, [Scratch(0, (k, m)), In(2, (m, o)), Out((k, o))])]
+    return Call(steps=steps, name="conv2d_backprop_filter[im2col_taps+gemm]",
+                scratch=[(dtype, (k, m))], warm=[(im, sig)])
 
 
 def _noop(*args):

@@ -209,6 +209,29 @@ def test_conv2d_forward_backward_and_fused(stride, padding, dil):
     run_both([y, gi, gf, fc, one], {x: data((2, 7, 6, 3))}, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape,fshape,stride,padding,dil", [
+    ((3, 9, 8, 1), (3, 3, 1, 5), 1, "VALID", 1),
+    ((2, 9, 8, 1), (3, 2, 1, 4), 2, "SAME", 1),        # stride, borders
+    ((2, 7, 9, 1), (3, 3, 1, 3), 1, "SAME", 2),         # dilation
+    ((2, 7, 9, 1), (3, 3, 1, 3), (1, 3), "SAME", 1),    # uneven strides
+    ((1, 2, 3, 1), (5, 5, 1, 2), 1, "SAME", 1),         # kernel larger than the image
+    ((2, 5, 5, 1), (1, 1, 1, 3), 3, "VALID", 1),        # one tap
+])
+def test_conv2d_filter_gradient_single_channel(monkeypatch, threads, shape, fshape, stride, padding, dil):
+    # single-channel inputs take the tap-major im2col (im2col_taps) + one GEMM; threads cut the taps
+    _split_into(monkeypatch, threads)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,) + shape[1:], name="x")
+        f = gc.constant(data(fshape))
+        y = gc.nn.conv2d(x, f, strides=stride, padding=padding, dilations=dil)
+        gf = gc.nn.conv2d_backprop_filter(x, f, y * 1.5, strides=stride, padding=padding, dilations=dil)
+    exe, _, _ = run_both([gf], {x: data(shape)}, rtol=1e-4, atol=1e-4)
+    call = [st.call for st in exe.plan.kernel_calls if st.op == "conv2d_backprop_filter"][0]
+    assert call.name == "conv2d_backprop_filter[im2col_taps+gemm]"
+
+
 def _split_into(monkeypatch, threads):
     # batch-split kernels cut into `threads` chunks however small the batch (1: no split)
     from graphc.runtime import threads as threads_mod
