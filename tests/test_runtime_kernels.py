@@ -260,6 +260,34 @@ def test_conv2d_direct_batch_split(monkeypatch, threads):
     assert split == (threads > 1)
 
 
+def test_direct_conv_adds_the_epilogue_bias():
+    # a fused single-channel conv whose epilogue starts with a per-channel bias add has the direct
+    # kernel add it: the epilogue keeps only the rest (nothing for a bare bias add)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 8, 7, 1), name="x")
+        f = gc.constant(data((3, 3, 1, 5)))
+        c_attrs = (("dilations", (1, 1)), ("padding", "SAME"), ("strides", (1, 1)))
+
+        def fc(extra, program):
+            return apply("fused_contraction", [x, f] + extra,
+                         {"contraction": "conv2d", "n_c": 2, "c_attrs": c_attrs, "program": program})
+        b, b4, full = gc.constant(data((5,))), gc.constant(data((1, 1, 1, 5))), gc.constant(data((8, 7, 5)))
+        cases = [  # (fused node, the conv kernel adds the bias, epilogue steps left)
+            (fc([b], (("add", (0, 1), ()),)), True, 0),
+            (fc([b], (("add", (1, 0), ()), ("relu", (2,), ()))), True, 1),
+            (fc([b4, b], (("add", (0, 1), ()), ("mul", (3, 2), ()), ("sub", (4, 2), ()))), True, 1),
+            (fc([b], (("add", (0, 1), ()), ("mul", (2, 0), ()))), False, 1),   # reads the raw conv
+            (fc([full], (("add", (0, 1), ()),)), False, 1),                   # not a per-channel row
+        ]
+    exe, _, _ = run_both([c[0] for c in cases], {x: data((3, 8, 7, 1))}, rtol=1e-4, atol=1e-4)
+    calls = {st.node: st.call for st in exe.plan.kernel_calls}
+    from graphc.runtime.kernels import In
+    got = [(isinstance(calls[node.node].steps[0][1][2], In), len(calls[node.node].steps) - 1)
+           for node, _, _ in cases]
+    assert got == [(peeled, rest) for _, peeled, rest in cases]
+
+
 @pytest.mark.parametrize("shape,fshape,stride,padding,dil", [
     ((3, 10, 9, 1), (3, 3, 1, 32), 1, "VALID", 1),     # one group of 9 taps: the hoisted interior run
     ((3, 10, 9, 1), (3, 3, 1, 7), 1, "SAME", 1),       # border pixels gather through crow
@@ -270,16 +298,17 @@ def test_conv2d_direct_batch_split(monkeypatch, threads):
     ((2, 5, 5, 1), (1, 1, 1, 3), 1, "VALID", 1),       # one tap
 ])
 def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
-    # the direct kernel called on its own, against the conv2d op's numpy reference
+    # the direct kernel called on its own (with a bias row, as the fused conv + bias epilogue runs
+    # it), against the conv2d op's numpy reference
     from graphc.ops.registry import get_op
     from graphc.runtime.kernels_linalg import _conv_geom
     from graphc.runtime.kernels_nn import fam
-    x, f = data(shape), data(fshape)
+    x, f, bias = data(shape), data(fshape), data(fshape[3:])
     attrs = {"strides": (stride, stride), "padding": padding, "dilations": (dil, dil)}
-    want = get_op("conv2d").reference([x, f], attrs)
+    want = get_op("conv2d").reference([x, f], attrs) + bias
     oh, ow, geom = _conv_geom(shape, fshape, attrs)
     out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
-    fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), out, *geom)
+    fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), bias, out, *geom)
     np.testing.assert_allclose(out.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
 
 
