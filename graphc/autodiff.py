@@ -15,6 +15,7 @@ from typing import Sequence
 
 from .errors import GraphError
 from .ir import Tensor
+from .ops.indexing import accumulate_slice_grads
 from .ops.registry import convert_to_tensor, get_op
 
 
@@ -109,7 +110,11 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
 
 
 def _accumulate(terms: list[Tensor]) -> Tensor:
-    """Sum fan-out contributions (pairwise, so the tree is shallow)."""
+    """Sum fan-out contributions (pairwise, so the tree is shallow); the gradients of many slices of
+    one tensor (an RNN's time steps) become one ``strided_slice_grad_n`` instead of a sum of
+    full-size zero tensors."""
+    if len(terms) > 1:
+        terms = accumulate_slice_grads(terms)
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]

@@ -1,4 +1,5 @@
-"""Layout / indexing kernels: transpose, concat, gather, one_hot, pad, written into planned buffers.
+"""Layout / indexing kernels: transpose, concat, gather, one_hot, pad and the summed gradients of many
+slices (strided_slice_grad_n), written into planned buffers.
 
 Views (reshape, expand_dims, squeeze, slicing) stay numpy views: their
 references are zero-copy and the memory plan keeps the viewed buffer alive.
@@ -99,6 +100,21 @@ def bind_pad(ctx: NodeCtx):
         out.fill(cv)
         out[inner] = x
     return Call(steps=[(pad_into, [In(0), Out()])], name="pad")
+
+
+@kernel_for("strided_slice_grad_n")
+def bind_slice_grads(ctx: NodeCtx):
+    # the summed gradients of many slices of one tensor, added into one zeroed planned buffer
+    from graphc.ops.indexing import _np_key
+    keys = [_np_key(k) for k in ctx.attrs["keys"]]
+
+    def slice_grads_into(*arrays):
+        out = arrays[-1]
+        out.fill(0)
+        for dy, key in zip(arrays[:-1], keys):
+            out[key] += dy
+    return Call(steps=[(slice_grads_into, [In(k) for k in range(ctx.n_in - 1)] + [Out()])],
+                name="strided_slice_grad_n")
 
 
 _ = prange  # (numba kernels above may use prange)

@@ -43,6 +43,24 @@ def test_fan_out_accumulates():
     check_grad(lambda x: x[0] * x[0] + gc.sin(x[0]) * x[0] + gc.exp(x[0]), [u(3)])
 
 
+def test_gradients_of_many_slices_of_one_tensor_are_one_node():
+    # an RNN reads x[:, t] for every t (and the gates z[:, k*u:(k+1)*u]): the slice gradients go
+    # into one strided_slice_grad_n, not one full-size zero tensor each plus their sum
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float64", (None, 5, 3), name="x")
+        h = gc.zeros_like(x[:, 0])
+        for t in range(5):
+            h = gc.tanh(x[:, t] + h * 0.5)
+        loss = gc.reduce_sum(h * h) + gc.reduce_sum(x[:, 2:4] * 3.0)
+        gx, = gc.gradients(loss, [x])
+    ops = collections.Counter(g.op(n) for n in g.nodes())
+    assert ops["strided_slice_grad_n"] == 1 and ops["strided_slice_grad"] == 0
+    assert len(g.inputs(gx.node)) == 7              # six slice gradients and x
+    check_grad(lambda xs: gc.reduce_sum(gc.stack([gc.tanh(xs[0][:, t]) for t in range(3)]) ** 2)
+               + gc.reduce_sum(xs[0][:, 1:] * 2.0), [u(2, 3, 2)])
+
+
 def test_stop_gradient_is_respected():
     x = gc.placeholder("float64", (3,))
     y = x * gc.stop_gradient(x * 3.0) + gc.stop_gradient(x)

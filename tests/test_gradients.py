@@ -133,6 +133,10 @@ case("strided_slice", lambda x: gc.concat(gc.unstack(x[0], axis=1), axis=0), u(2
 case("strided_slice_grad",
      lambda x: apply("strided_slice_grad", [x[0], x[1]], op_attrs(lambda z: z[1][::2, 1:], x)),
      u(2, 2), u(3, 3))
+case("strided_slice_grad_n",          # overlapping keys: the second and third both write row 1
+     lambda x: apply("strided_slice_grad_n", [x[0], x[1], x[2], x[3]],
+                     {"keys": ((0,), (("s", 1, None, None),), (("s", None, 2, None),))}),
+     u(3), u(1, 3), u(2, 3), u(2, 3))
 case("gather", lambda x: gc.gather(x[0], gc.constant(np.array([2, 0, 2, 1], np.int32))), u(3, 2))
 case("gather", lambda x: gc.gather(x[0], x[1], axis=1), u(2, 4), np.array([[3, 0], [3, 3]], np.int32))
 case("scatter_add", lambda x: apply("scatter_add", [x[0], x[1], x[2]], {"axis": 0}),

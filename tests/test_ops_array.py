@@ -247,6 +247,25 @@ def test_getitem_canonical_attrs_and_errors():
         x[::0]
 
 
+def test_strided_slice_grad_n_sums_slice_gradients_in_one_buffer():
+    # the reference: zeros like x, each dy added at its key (overlaps add up)
+    rng = np.random.default_rng(4)
+    x, d0, d1 = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal((2, 2))
+    d2 = rng.standard_normal((3, 2))
+    keys = ((1,), (("s", 1, None, None), ("s", None, None, 2)),
+            (("s", None, None, None), ("s", 2, None, None)))
+    y = apply("strided_slice_grad_n", [gc.constant(d0), gc.constant(d1), gc.constant(d2), gc.constant(x)],
+              {"keys": keys})
+    want = np.zeros((3, 4))
+    want[1] += d0
+    want[1:, ::2] += d1
+    want[:, 2:] += d2
+    assert y.shape == (3, 4)
+    np.testing.assert_allclose(gc.Session().run(y), want)
+    with pytest.raises(gc.ShapeError, match="2 gradients for 3 keys"):
+        apply("strided_slice_grad_n", [gc.constant(d0), gc.constant(d0), gc.constant(x)], {"keys": keys})
+
+
 def test_slice_and_strided_slice():
     a = data((4, 6), "int32")
     same(gc.slice(gc.constant(a), [1, 2], [2, -1]), a[1:3, 2:])
@@ -520,8 +539,8 @@ def test_gradients_with_unknown_dims():
 
 
 OWN_OPS = ["reshape", "reshape_like", "transpose", "expand_dims", "squeeze", "concat", "concat_split",
-           "stack", "strided_slice", "strided_slice_grad", "gather", "scatter_add", "unsorted_segment_sum",
-           "pad", "pad_grad", "broadcast_to", "broadcast_like", "tile", "tile_grad", "zeros_like", "ones_like"]
+           "stack", "strided_slice", "strided_slice_grad", "strided_slice_grad_n", "gather", "scatter_add",
+           "unsorted_segment_sum", "pad", "pad_grad", "broadcast_to", "broadcast_like", "tile", "tile_grad", "zeros_like", "ones_like"]
 
 
 def test_every_differentiable_array_op_has_a_gradient():

@@ -393,6 +393,7 @@ def test_sparse_crossentropy_bad_label_raises_reference_error():
 
 
 def test_array_kernels():
+    ALL = ("s", None, None, None)       # the key item of ':'
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 3, 2), name="x")
@@ -401,9 +402,12 @@ def test_array_kernels():
         fetches = [gc.transpose(x, (2, 0, 1)), gc.concat([x, x * 2.0], axis=1),
                    gc.gather(x, gi, axis=1), gc.gather(x, idx * 0 + 1), gc.one_hot(idx, 4), gc.one_hot(idx, 3, axis=0),
                    gc.pad(x, [[1, 0], [0, 2], [1, 1]], constant_values=7.0), x[:, 1:, ::-1],
-                   gc.reshape(x, (-1,)), gc.expand_dims(x, 0)]
-    run_both(fetches, {x: data((2, 3, 2)), idx: np.array([2, 0, 1, 1, 5], np.int32),
-                       gi: np.array([[0, 2, -1], [1, 1, 0]], np.int64)})
+                   gc.reshape(x, (-1,)), gc.expand_dims(x, 0),
+                   apply("strided_slice_grad_n", [x[:, 0], x[:, :2, ::-1] * 2.0, x[:, 1], x],    # overlaps
+                         {"keys": ((ALL, 2), (ALL, ("s", 1, None, None)), (ALL, 0))})]
+    exe, _, _ = run_both(fetches, {x: data((2, 3, 2)), idx: np.array([2, 0, 1, 1, 5], np.int32),
+                                   gi: np.array([[0, 2, -1], [1, 1, 0]], np.int64)})
+    assert "strided_slice_grad_n" in {st.call.name for st in exe.plan.kernel_calls}
 
 
 def test_random_ops_match_reference():

@@ -86,6 +86,54 @@ register(OpDef(
     doc="Zeros shaped like input 1 with input 0 written at [key] (the adjoint of strided_slice)."))
 
 
+def _ssgn_infer(specs, a):
+    *dys, x = specs
+    if len(dys) != len(a["keys"]):
+        raise ShapeError(f"strided_slice_grad_n: {len(dys)} gradients for {len(a['keys'])} keys")
+    if any(d.dtype != dys[0].dtype for d in dys):
+        raise DtypeError("strided_slice_grad_n: the gradients have dtypes "
+                         f"{sorted({d.dtype.name for d in dys})}; they must all be one dtype")
+    return TensorSpec(x.shape, dys[0].dtype)
+
+
+def _ssgn_ref(v, a):
+    *dys, x = v
+    out = np.zeros(x.shape, dtype=dys[0].dtype)
+    for dy, key in zip(dys, a["keys"]):
+        out[_np_key(key)] += dy
+    return out
+
+
+register(OpDef(
+    "strided_slice_grad_n", fusion="layout", infer=_ssgn_infer, reference=_ssgn_ref,
+    grad=lambda x, y, ddy, a: [apply("strided_slice", [ddy], {"key": k}) for k in a["keys"]] + [None],
+    doc="The sum of strided_slice_grad(dy_i, x, key_i) over i, in one zeros buffer (inputs: dy_1..dy_n, "
+        "x). Autodiff emits it where one tensor is sliced many times (an RNN's time steps, its gates): "
+        "n full-size zero tensors and their sum cost O(n) passes over x's shape; this costs one."))
+
+
+def accumulate_slice_grads(terms: list) -> list:
+    """``terms`` (gradient tensors to be summed) with the unconsumed ``strided_slice_grad`` ones that
+    share their ``like`` input and dtype merged into one ``strided_slice_grad_n`` each; the merged
+    nodes are removed from the graph. The sum of the returned terms equals the sum of ``terms``."""
+    groups: dict = {}
+    for t in terms:
+        g, n = t.graph, t.node
+        if g.op(n) == "strided_slice_grad" and not g.consumers(n):
+            groups.setdefault((g.inputs(n)[1], t.dtype), []).append(t)
+    merged = {t.node for items in groups.values() if len(items) > 1 for t in items}
+    if not merged:
+        return terms
+    out = [t for t in terms if t.node not in merged]
+    g = terms[0].graph
+    for (like, _), items in groups.items():
+        if len(items) > 1:
+            out.append(apply("strided_slice_grad_n", [Tensor(g, g.inputs(t.node)[0]) for t in items]
+                             + [Tensor(g, like)], {"keys": tuple(g.attrs(t.node)["key"] for t in items)}))
+    g.remove(merged)
+    return out
+
+
 def _normalize_key(key, shape: tuple) -> tuple:
     if not isinstance(key, tuple):
         key = (key,)
