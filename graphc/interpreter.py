@@ -87,7 +87,9 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
             current = updates.get(key, state.get(key))
             if current is None and op != "assign":
                 _uninitialized(graph, ins[0])
-            out = np.array(opdef.reference([current, vals[1]], attrs), copy=True)
+            # a fresh C-ordered array: kernels read variables without a copy (a transposed value,
+            # e.g. the orthogonal initializer's, would otherwise be copied on every read)
+            out = np.array(opdef.reference([current, vals[1]], attrs), copy=True, order="C")
             updates[key] = out
         else:
             try:

@@ -67,20 +67,20 @@ def _cw0(x):
 
 
 def _assign(cur, val):
-    return np.array(val, copy=True)
+    return np.array(val, copy=True, order="C")      # new variable values are C-ordered (as the reference)
 
 
 def _assign_add(cur, val):
     r = cur + val
-    if type(r) is not np.ndarray or r.dtype != cur.dtype:
-        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True)
+    if type(r) is not np.ndarray or r.dtype != cur.dtype or not r.flags.c_contiguous:
+        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True, order="C")
     return r          # a fresh array: the reference's value exactly
 
 
 def _assign_sub(cur, val):
     r = cur - val
-    if type(r) is not np.ndarray or r.dtype != cur.dtype:
-        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True)
+    if type(r) is not np.ndarray or r.dtype != cur.dtype or not r.flags.c_contiguous:
+        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True, order="C")
     return r
 
 
@@ -177,7 +177,7 @@ class Bound:
                 else:
                     opdef = get_op(s.op)
                     lines.append(f"    v{n} = np.array({gname(opdef.reference)}([{cur}, v{s.inputs[1]}], "
-                                 f"{gname(g.attrs(n))}), copy=True)")
+                                 f"{gname(g.attrs(n))}), copy=True, order='C')")
                 assigned[ref] = f"v{n}"
                 per_run.add(n)
                 continue

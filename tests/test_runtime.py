@@ -264,6 +264,23 @@ def test_assign_fast_paths_match_the_interpreter():
     assert state["v"].tolist() == [0.0, 0.0, 0.0]          # nothing written in place
 
 
+@pytest.mark.parametrize("executor", ["compiled", "reference"])
+def test_new_variable_values_are_c_ordered(executor):
+    # a transposed (Fortran-ordered) initial value or update is stored C-ordered, so kernels read the
+    # variable without a copy on every use
+    g = gc.Graph()
+    with g.as_default():
+        w = gc.Variable(np.arange(6, dtype=np.float32).reshape(2, 3).T, name="w")
+        v = gc.Variable(np.zeros((3, 2), np.float32), name="v")
+        up = [v.assign(gc.constant(np.ones((2, 3), np.float32).T * 2.0)), w.assign_add(gc.ones((3, 2)))]
+    sess = gc.Session(graph=g, executor=executor)
+    sess.run(gc.global_variables_initializer(graph=g))
+    assert sess.state["w"].flags.c_contiguous
+    sess.run(up)
+    assert sess.state["v"].flags.c_contiguous and sess.state["w"].flags.c_contiguous
+    np.testing.assert_array_equal(sess.state["w"], np.arange(6, dtype=np.float32).reshape(2, 3).T + 1)
+
+
 def test_run_list_and_run_steps():
     g = gc.Graph()
     with g.as_default():
