@@ -219,6 +219,8 @@ class Bound:
                 ep = _entry_point(fn, warm)
                 ro_ok = ep is not None or not hasattr(fn, "overloads")
                 c, c0 = ("_c", "_c0") if ro_ok else ("_cw", "_cw0")
+                if getattr(fn, "takes_strided", False):
+                    c0 = ""             # numpy code that takes any strides (BLAS through np.matmul)
                 args = []
                 for d in descs:
                     if isinstance(d, In):

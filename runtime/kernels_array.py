@@ -102,17 +102,40 @@ def bind_pad(ctx: NodeCtx):
     return Call(steps=[(pad_into, [In(0), Out()])], name="pad")
 
 
+@kernel_for("strided_slice")
+def bind_strided_slice(ctx: NodeCtx):
+    # a numpy view, its key converted once here (the reference converts it on every call); the
+    # trailing Ellipsis keeps an all-int index a 0-d array view. A bad run-time index raises
+    # IndexError and the executor reruns the reference for its error.
+    from graphc.ops.indexing import _np_key
+    key = _np_key(ctx.attrs["key"]) + (Ellipsis,)
+
+    def slice_view(x):
+        return x[key]
+    return Call(steps=[(slice_view, [In(0)])], name="strided_slice", mode="value", contiguous=False)
+
+
 @kernel_for("strided_slice_grad_n")
 def bind_slice_grads(ctx: NodeCtx):
-    # the summed gradients of many slices of one tensor, added into one zeroed planned buffer
+    # the summed gradients of many slices of one tensor, into one planned buffer; keys that tile
+    # the buffer exactly (an RNN's time steps, its gates) are plain copies with no zero fill
     from graphc.ops.indexing import _np_key
     keys = [_np_key(k) for k in ctx.attrs["keys"]]
-
-    def slice_grads_into(*arrays):
-        out = arrays[-1]
-        out.fill(0)
-        for dy, key in zip(arrays[:-1], keys):
-            out[key] += dy
+    cover = np.zeros(ctx.out_shape, np.int8)
+    for key in keys:
+        cover[key] += 1
+    if cover.size and cover.min() == 1 and cover.max() == 1:
+        def slice_grads_into(*arrays):
+            out = arrays[-1]
+            for dy, key in zip(arrays[:-1], keys):
+                out[key] = dy
+    else:
+        def slice_grads_into(*arrays):
+            out = arrays[-1]
+            out.fill(0)
+            for dy, key in zip(arrays[:-1], keys):
+                out[key] += dy
+    slice_grads_into.takes_strided = True
     return Call(steps=[(slice_grads_into, [In(k) for k in range(ctx.n_in - 1)] + [Out()])],
                 name="strided_slice_grad_n")
 

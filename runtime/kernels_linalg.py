@@ -115,6 +115,10 @@ def _mm_tt(a, b, out):
 
 
 _MM = {(False, False): _mm_nn, (True, False): _mm_tn, (False, True): _mm_nt, (True, True): _mm_tt}
+for _f in _MM.values():
+    # np.matmul hands row- or column-strided operands to BLAS as they are: the driver passes inputs
+    # without a C-contiguous copy (an LSTM's h = hc[:, :u] and dz = g[:, :4u] slices)
+    _f.takes_strided = True
 
 
 def _matmul_steps(attrs, out_desc, in_map):

@@ -137,6 +137,12 @@ case("strided_slice_grad_n",          # overlapping keys: the second and third b
      lambda x: apply("strided_slice_grad_n", [x[0], x[1], x[2], x[3]],
                      {"keys": ((0,), (("s", 1, None, None),), (("s", None, 2, None),))}),
      u(3), u(1, 3), u(2, 3), u(2, 3))
+case("lstm_cell", lambda x: gc.nn.lstm_cell(x[0] * 2.0, x[1]), u(2, 8), u(2, 2))
+case("lstm_cell", lambda x: gc.nn.lstm_cell(x[0] * 2.0), u(3, 4))                   # first step: no c
+case("lstm_cell_grad",                                                                # second order
+     lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3]], {}),
+     u(2, 8), u(2, 2), u(2, 4), u(2, 4))
+case("lstm_cell_grad", lambda x: apply("lstm_cell_grad", [x[0], x[1], x[2]], {}), u(3, 4), u(3, 2), u(3, 2))
 case("gather", lambda x: gc.gather(x[0], gc.constant(np.array([2, 0, 2, 1], np.int32))), u(3, 2))
 case("gather", lambda x: gc.gather(x[0], x[1], axis=1), u(2, 4), np.array([[3, 0], [3, 3]], np.int32))
 case("scatter_add", lambda x: apply("scatter_add", [x[0], x[1], x[2]], {"axis": 0}),

@@ -210,6 +210,27 @@ def test_lstm_return_state_and_initial_state():
     assert np.allclose(b[4:8], 1.0)   # unit_forget_bias
 
 
+def test_lstm_fused_cell_matches_the_primitive_op_cell():
+    # default activations run the fused lstm_cell op; any other activation object (here the same
+    # tanh, wrapped) runs primitive ops: forward values, losses and updated weights agree
+    x = RNG.normal(size=(6, 7, 3)).astype(np.float32)
+    y = RNG.normal(size=(6, 2)).astype(np.float32)
+    models = []
+    for act in ("tanh", lambda t: gc.tanh(t)):
+        inp = L.Input(shape=(7, 3))
+        m = Model(inp, L.Dense(2)(L.LSTM(5, activation=act, return_sequences=False)(inp)))
+        m.compile(optimizer=SGD(0.1), loss="mse")
+        models.append(m)
+    models[1].set_weights(models[0].get_weights())
+    np.testing.assert_allclose(models[0].predict(x), models[1].predict(x), rtol=1e-5, atol=1e-6)
+    losses = [[m.train_on_batch(x, y) for _ in range(3)] for m in models]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ops = [{m._state.graph.op(n) for n in m._state.graph.nodes()} for m in models]
+    assert {"lstm_cell", "lstm_cell_grad"} <= ops[0] and "lstm_cell" not in ops[1]
+
+
 def test_multi_head_attention_matches_numpy():
     inp = L.Input(shape=(4, 6))
     mha = L.MultiHeadAttention(num_heads=2, key_dim=3)

@@ -410,6 +410,50 @@ def test_array_kernels():
     assert "strided_slice_grad_n" in {st.call.name for st in exe.plan.kernel_calls}
 
 
+def test_slices_tiling_slice_gradients_and_strided_matmul_inputs():
+    # slicing is a view with its key prebuilt (all-int keys give 0-d arrays); slice gradients that
+    # tile their buffer are plain copies; matmul takes row-strided slices without a copy
+    ALL = ("s", None, None, None)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4, 6), name="x")
+        w = gc.constant(data((3, 5)))
+        a = x[:, 1, 3:]                                   # (n, 3): row stride 6
+        fetches = [x[0, 2, 5], x[:, 1:, ::2], gc.matmul(a, w), gc.matmul(a, a, transpose_a=True),
+                   apply("strided_slice_grad_n", [x[:, :, :2] * 2.0, x[:, :, 2:], x],   # tiles x
+                         {"keys": ((ALL, ALL, ("s", None, 2, None)), (ALL, ALL, ("s", 2, None, None)))}),
+                   apply("strided_slice_grad_n", [x[:, t] for t in range(4)] + [x],
+                         {"keys": tuple((ALL, t) for t in range(4))})]
+    exe, out, _ = run_both(fetches, {x: data((3, 4, 6))})
+    assert out[0].shape == () and type(out[0]) is np.ndarray
+    b = exe._last
+    mm_lines = [ln for ln in b.source.splitlines() if "(" in ln and getattr(
+        b.globals.get(ln.split("(")[0].split()[-1]), "__name__", "").startswith("_mm")]
+    assert len(mm_lines) == 2 and not any("_c0(" in ln for ln in mm_lines)
+    assert {st.call.name for st in exe.plan.kernel_calls} >= {"strided_slice", "strided_slice_grad_n"}
+    exe2 = runtime.compile(g, [x[:, 3].node], [x.node])         # a bad run-time index: the
+    with pytest.raises(gc.ShapeError, match="strided_slice"):   # reference's error
+        exe2.run({x.node: data((2, 2, 6))}, {}, 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_cell_kernels(dtype):
+    # the fused LSTM cell and its gradient, with and without a cell state, against the references
+    g = gc.Graph()
+    with g.as_default():
+        z = gc.placeholder(dtype, (None, 4 * 19), name="z")       # 19 units: a vector remainder
+        c = gc.placeholder(dtype, (None, 19), name="c")
+        d = gc.placeholder(dtype, (None, 38), name="d")
+        hc, h1 = gc.nn.lstm_cell(z, c), gc.nn.lstm_cell(z)
+        fetches = [hc, h1, apply("lstm_cell_grad", [z, c, hc, d], {}),
+                   apply("lstm_cell_grad", [z, h1, d], {})]
+    zv = data((5, 76), dtype) * 4.0                   # saturating gates too
+    exe, _, _ = run_both(fetches, {z: zv, c: data((5, 19), dtype), d: data((5, 38), dtype)},
+                         rtol=2e-5, atol=2e-6)
+    assert [st.call.name for st in exe.plan.kernel_calls] == ["lstm_cell", "lstm_cell", "lstm_cell_grad",
+                                                             "lstm_cell_grad"]
+
+
 def test_random_ops_match_reference():
     g = gc.Graph()
     with g.as_default():

@@ -184,11 +184,19 @@ class LSTM(_RNN):
         return _ForgetBias(self.units, self.bias_initializer) if self.unit_forget_bias \
             else self.bias_initializer
 
+    def _fused(self) -> bool:
+        # the fused cell (one kernel per step and direction) covers Keras' default activations,
+        # the same condition as Keras' cuDNN path; other activations run as primitive ops
+        return self.activation is _act.get("tanh") and self.recurrent_activation is _act.get("sigmoid")
+
     def _step(self, x_t, states):
         o = _ops()
         h, c = states
         u = self.units
         z = x_t if h is None else x_t + o.matmul(h, self.recurrent_kernel)
+        if self._fused():
+            hc = o.lstm_cell(z, c)
+            return [hc[:, :u], hc[:, u:]]
         ra = self.recurrent_activation
         i = ra(z[:, :u])
         f = ra(z[:, u:2 * u])
