@@ -208,34 +208,40 @@ class KernelFamily:
     so they may call each other).
     """
 
-    def __init__(self, tag: str):
+    def __init__(self, tag: str, prelude=None):
+        """``prelude``: a callable returning source text put before the kernels (helpers they call;
+        called when the module is built, so it may depend on run-time settings)."""
         self.tag = tag
+        self.prelude = prelude
         self.funcs: list[tuple] = []
         self._mod = None
         self._key = None
 
-    def kernel(self, parallel: bool = False, contract: bool = False, inline: bool = False):
+    def kernel(self, parallel: bool = False, contract: bool = False, inline: bool = False,
+               reassoc: bool = False):
         """``contract``: let LLVM fuse a*b+c into one FMA (results may differ in the last bit);
-        ``inline``: a small helper inlined into its callers (numba ``inline="always"``)."""
+        ``inline``: a small helper inlined into its callers (numba ``inline="always"``);
+        ``reassoc``: let LLVM reorder a float reduction so it vectorizes (a sum's rounding changes)."""
         def deco(fn):
-            self.funcs.append((fn, (parallel, contract, inline)))
+            self.funcs.append((fn, (parallel, contract, inline, reassoc)))
             return fn
         return deco
 
     def source(self) -> str:
-        parts = []
-        for fn, (par, contract, inline) in self.funcs:
+        parts = [self.prelude()] if self.prelude else []
+        for fn, (par, contract, inline, reassoc) in self.funcs:
             src = textwrap.dedent(inspect.getsource(fn))
             lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
             opts = ", parallel=True" if par and PARALLEL else ""
-            opts += ", fastmath={'contract'}" if contract else ""
+            flags = ["'contract'"] * contract + ["'reassoc'"] * reassoc
+            opts += f", fastmath={{{', '.join(flags)}}}" if flags else ""
             opts += ", inline='always'" if inline else ""
             deco = f"@njit(cache=True, nogil=True, error_model='numpy'{opts})"
             parts.append(deco + "\n" + "\n".join(lines) + "\n")
         return "\n\n".join(parts)
 
     def get(self, name: str):
-        key = (cache_dir(), GENERATION[0])
+        key = (cache_dir(), GENERATION[0], self.prelude() if self.prelude else None)
         if self._mod is None or self._key != key:
             self._mod = load_module(self.source(), self.tag)
             self._key = key

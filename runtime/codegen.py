@@ -246,6 +246,31 @@ def _vsigmoid(x):
 '''
 
 
+_EXP_DISPATCH = '''
+from numba.extending import overload as _overload
+
+
+def _exp(x):
+    return math.exp(x)
+
+
+@_overload(_exp, inline="always")
+def _exp_for(x):
+    # float32: the vectorizable _vexp; other floats: libm
+    if isinstance(x, _nbt.Float) and x.bitwidth == 32:
+        return lambda x: _vexp(x)
+    return lambda x: math.exp(x)
+'''
+
+
+def exp_prelude() -> str:
+    """Source of ``_exp(x)`` for hand-written kernel modules (``KernelFamily(prelude=...)``): the
+    vectorizable float32 exp above, or libm's with GRAPHC_FAST_MATH=0 and for other dtypes."""
+    if FAST_F32[0]:
+        return FAST_MATH + _EXP_DISPATCH
+    return "\n@njit(inline='always', error_model='numpy')\ndef _exp(x):\n    return math.exp(x)\n"
+
+
 def scalar_expr(op: str, attrs: dict, args: list[str], in_dtypes: list, out_dtype,
                 fast: set | None = None) -> str:
     """The scalar expression of one elementwise op over variable names ``args``.

@@ -504,6 +504,35 @@ def test_fast_float32_math_matches_numpy_on_special_values_and_sweeps():
         codegen.FAST_F32[0] = True
 
 
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_family_extremes(fast, dtype):
+    # softmax / log_softmax / cross-entropy rows with huge, tiny, -inf and NaN entries and 37 classes
+    # (vector width plus a remainder), with the vectorized float32 exp and libm's (GRAPHC_FAST_MATH=0)
+    from graphc.runtime import codegen
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (None, 37), name="x")
+        lab = gc.placeholder("int32", (None,), name="lab")
+        fetches = [gc.nn.softmax(x), gc.nn.log_softmax(x),
+                   gc.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=x),
+                   gc.nn.softmax_cross_entropy_with_logits(labels=gc.nn.softmax(x * 0.5), logits=x)]
+    xv = (RNG.standard_normal((6, 37)) * 4).astype(dtype)
+    xv[1] *= 1e3                      # exp underflows for all but the max
+    xv[2, 5] = -np.inf
+    xv[3, :] = 0.0                    # uniform
+    xv[4, 7] = np.nan
+    xv[5] = np.linspace(-120, 80, 37)
+    codegen.FAST_F32[0] = fast
+    try:
+        with np.errstate(all="ignore"):
+            run_both(fetches, {x: xv, lab: RNG.integers(0, 37, 6).astype(np.int32)},
+                     rtol=2e-6 if dtype == "float32" else 1e-12,        # log_softmax near 0 cancels:
+                     atol=5e-7 if dtype == "float32" else 1e-15)         # absolute accuracy there
+    finally:
+        codegen.FAST_F32[0] = True
+
+
 def test_multi_output_kernel_with_broadcasting_and_views():
     g = gc.Graph()
     with g.as_default():
