@@ -104,14 +104,16 @@ def bind_pad(ctx: NodeCtx):
 
 @kernel_for("strided_slice")
 def bind_strided_slice(ctx: NodeCtx):
-    # a numpy view, its key converted once here (the reference converts it on every call); the
-    # trailing Ellipsis keeps an all-int index a 0-d array view. A bad run-time index raises
-    # IndexError and the executor reruns the reference for its error.
+    # a numpy view, its key converted once here (the reference converts it on every call). A bad
+    # run-time index raises IndexError and the executor reruns the reference for its error.
     from graphc.ops.indexing import _np_key
-    key = _np_key(ctx.attrs["key"]) + (Ellipsis,)
-
-    def slice_view(x):
-        return x[key]
+    key = _np_key(ctx.attrs["key"])
+    if all(isinstance(k, int) for k in key) and len(key) == len(ctx.in_shapes[0]):
+        def slice_view(x):          # one element: a new 0-d array, as the reference returns
+            return np.array(x[key])
+    else:
+        def slice_view(x):
+            return x[key]
     return Call(steps=[(slice_view, [In(0)])], name="strided_slice", mode="value", contiguous=False)
 
 
@@ -121,7 +123,7 @@ def bind_slice_grads(ctx: NodeCtx):
     # the buffer exactly (an RNN's time steps, its gates) are plain copies with no zero fill
     from graphc.ops.indexing import _np_key
     keys = [_np_key(k) for k in ctx.attrs["keys"]]
-    cover = np.zeros(ctx.out_shape, np.int8)
+    cover = np.zeros(ctx.out_shape, np.int64)       # times each element is written (no wrap-around)
     for key in keys:
         cover[key] += 1
     if cover.size and cover.min() == 1 and cover.max() == 1:

@@ -95,11 +95,12 @@ def _store_row(row, t):
 def _module(dtype, has_c: bool):
     fast = np.dtype(dtype) == np.float32 and codegen.FAST_F32[0]
     one = "_F(1.0)" if fast else "1.0"      # a float32 constant keeps float32 math in float32
+    zero = "_F(0.0)" if fast else "0.0"
     src = (_FAST if fast else _EXACT) + _CELL.format(
         flags=", fastmath={'contract'}" if fast else "",
         c="c, " if has_c else "",
         c_term=" + _sig(zr[u + j]) * c[b, j]" if has_c else "",
-        df=f"dc * c[b, j] * f * ({one} - f)" if has_c else "0",
+        df=f"dc * c[b, j] * f * ({one} - f)" if has_c else f"dc * {zero}",   # NaN if dc is (reference)
         one=one,
         dc_prev="\n            t[4, j] = dc * f" if has_c else "")
     return cache.load_module(src, "rnn")

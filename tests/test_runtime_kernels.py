@@ -431,6 +431,13 @@ def test_slices_tiling_slice_gradients_and_strided_matmul_inputs():
         b.globals.get(ln.split("(")[0].split()[-1]), "__name__", "").startswith("_mm")]
     assert len(mm_lines) == 2 and not any("_c0(" in ln for ln in mm_lines)
     assert {st.call.name for st in exe.plan.kernel_calls} >= {"strided_slice", "strided_slice_grad_n"}
+    xv = data((3, 4, 6))                                          # one element is a copy, as in
+    one = runtime.compile(g, [fetches[0].node], [x.node]).run({x.node: xv}, {}, 0)[0][0]
+    xv[0, 2, 5] += 1.0                                            # the reference
+    assert one != xv[0, 2, 5]
+    many = apply("strided_slice_grad_n", [x * float(i) for i in range(257)] + [x],   # 257 writes per
+                 {"keys": ((("s", None, None, None),),) * 257})      # element: counted in int64
+    run_both([many], {x: data((3, 4, 6))}, rtol=1e-5)
     exe2 = runtime.compile(g, [x[:, 3].node], [x.node])         # a bad run-time index: the
     with pytest.raises(gc.ShapeError, match="strided_slice"):   # reference's error
         exe2.run({x.node: data((2, 2, 6))}, {}, 0)
@@ -448,8 +455,10 @@ def test_lstm_cell_kernels(dtype):
         fetches = [hc, h1, apply("lstm_cell_grad", [z, c, hc, d], {}),
                    apply("lstm_cell_grad", [z, h1, d], {})]
     zv = data((5, 76), dtype) * 4.0                   # saturating gates too
-    exe, _, _ = run_both(fetches, {z: zv, c: data((5, 19), dtype), d: data((5, 38), dtype)},
-                         rtol=2e-5, atol=2e-6)
+    dv = data((5, 38), dtype)
+    dv[2, 21] = np.inf                                # a non-finite gradient propagates as the reference's
+    with np.errstate(all="ignore"):
+        exe, _, _ = run_both(fetches, {z: zv, c: data((5, 19), dtype), d: dv}, rtol=2e-5, atol=2e-6)
     assert [st.call.name for st in exe.plan.kernel_calls] == ["lstm_cell", "lstm_cell", "lstm_cell_grad",
                                                              "lstm_cell_grad"]
 

@@ -114,8 +114,10 @@ register(OpDef(
 
 def accumulate_slice_grads(terms: list) -> list:
     """``terms`` (gradient tensors to be summed) with the unconsumed ``strided_slice_grad`` ones that
-    share their ``like`` input and dtype merged into one ``strided_slice_grad_n`` each; the merged
-    nodes are removed from the graph. The sum of the returned terms equals the sum of ``terms``."""
+    share their ``like`` input and dtype merged into one ``strided_slice_grad_n`` each. The sum of
+    the returned terms equals the sum of ``terms``. The merged nodes stay in the graph (autodiff
+    may hold the same tensor in another sum, or return it: ``add`` passes its dy through); unused,
+    they are never scheduled and the passes' DCE drops them."""
     groups: dict = {}
     for t in terms:
         g, n = t.graph, t.node
@@ -130,7 +132,6 @@ def accumulate_slice_grads(terms: list) -> list:
         if len(items) > 1:
             out.append(apply("strided_slice_grad_n", [Tensor(g, g.inputs(t.node)[0]) for t in items]
                              + [Tensor(g, like)], {"keys": tuple(g.attrs(t.node)["key"] for t in items)}))
-    g.remove(merged)
     return out
 
 
