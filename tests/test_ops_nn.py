@@ -606,12 +606,47 @@ def test_dropout_gradient_is_the_mask():
     np.testing.assert_allclose(grad, out)   # with x = 1 the output is the scaled mask
 
 
+# -- the fused LSTM cell ---------------------------------------------------------------------------------
+def np_lstm_cell(z, c):
+    u = z.shape[1] // 4
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))                          # noqa: E731
+    i, f, g, o = sig(z[:, :u]), sig(z[:, u:2 * u]), np.tanh(z[:, 2 * u:3 * u]), sig(z[:, 3 * u:])
+    c_new = i * g + (0.0 if c is None else f * c)
+    return np.concatenate([o * np.tanh(c_new), c_new], axis=1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_cell_against_numpy(dtype):
+    rng = np.random.default_rng(5)
+    zv, cv = (rng.standard_normal((3, 20)) * 3).astype(dtype), rng.standard_normal((3, 5)).astype(dtype)
+    z, c = gc.placeholder(dtype, (None, 20)), gc.placeholder(dtype, (None, 5))
+    hc, h1 = gc.nn.lstm_cell(z, c), gc.nn.lstm_cell(z)
+    assert hc.shape == (None, 10) and hc.dtype == np.dtype(dtype)
+    got = run([hc, h1], {z: zv, c: cv})
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got[0], np_lstm_cell(zv, cv), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[1], np_lstm_cell(zv, None), rtol=tol, atol=tol)
+    assert got[0].dtype == np.dtype(dtype)
+
+
+def test_lstm_cell_errors():
+    z = gc.placeholder("float32", (None, 12))
+    with pytest.raises(gc.ShapeError, match=r"lstm_cell: z must be \(batch, 4 \* units\).*\(None, 10\)"):
+        gc.nn.lstm_cell(gc.placeholder("float32", (None, 10)))
+    with pytest.raises(gc.ShapeError, match=r"the cell state c must be \(batch, 3\).*got \(None, 4\)"):
+        gc.nn.lstm_cell(z, gc.placeholder("float32", (None, 4)))
+    with pytest.raises(gc.DtypeError, match="c is float64 but z is float32"):
+        gc.nn.lstm_cell(z, gc.placeholder("float64", (None, 3)))
+    with pytest.raises(gc.DtypeError, match="z must be a float tensor, got int32"):
+        gc.nn.lstm_cell(gc.placeholder("int32", (None, 12)))
+
+
 # -- the gc.nn namespace -----------------------------------------------------------------------------
 def test_nn_namespace():
     for name in ["relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "leaky_relu", "elu",
                  "softplus", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "bias_add",
                  "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits",
-                 "sigmoid_cross_entropy_with_logits", "l2_loss", "max_pool", "avg_pool"]:
+                 "sigmoid_cross_entropy_with_logits", "l2_loss", "max_pool", "avg_pool", "lstm_cell"]:
         assert callable(getattr(gc.nn, name)), name
     assert gc.nn.relu is gc.relu
     np.testing.assert_array_equal(run(gc.nn.relu(gc.constant([-1.0, 2.0]))), [0.0, 2.0])
