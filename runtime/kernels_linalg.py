@@ -10,6 +10,7 @@ into the planned buffer; im2col / col2im are numba kernels parallel over the bat
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -174,11 +175,13 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         # few input channels: direct convolution (im2col's rows are too short for BLAS to pay)
         from .kernels_nn import fam as nn_fam
         dk = nn_fam.get("conv2d_direct")
-        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 1), arr_t(dtype, 2)) + _geom_sig(dtype)
+        # no bias: None, for which numba compiles the kernel without the bias add (0.327 -> 0.305 ms)
+        b_t = arr_t(dtype, 1) if bias is not None else numba.types.none
+        sig = (arr_t(dtype, 4), arr_t(dtype, 2), b_t, arr_t(dtype, 2)) + _geom_sig(dtype)
         fn = dk
         if threads.THREADS > 1:
             fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 3))
-        b = bias if bias is not None else Const(np.zeros(o, dtype))
+        b = bias if bias is not None else Const(None)
         steps = [(fn, [in_map(0, None), in_map(1, (k, o)), b, out_desc((m, o))] + [Const(g) for g in geom])]
         return steps, [], [(dk, sig)], bias is not None
     im = fam.get("im2col")

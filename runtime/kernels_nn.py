@@ -284,6 +284,10 @@ def _taps9(orow, src, base, tof, fp, fb, t, o, accumulate):
         for oc in range(o):
             orow[oc] += ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
                           + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
+    elif fb is None:
+        for oc in range(o):
+            orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
+                        + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
     else:
         for oc in range(o):
             orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
@@ -324,16 +328,21 @@ def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1):
         v7 = xb[base + o7]
         v8 = xb[base + o8]
         orow = out[r0 + j]
-        for oc in range(o):
-            orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc] + v5 * f5[oc])
-                        + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc])) + fb[oc]
+        if fb is None:          # a plain conv: numba compiles this branch alone for bias=None
+            for oc in range(o):
+                orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
+                            + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
+        else:
+            for oc in range(o):
+                orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
+                            + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc])) + fb[oc]
 
 
 @fam.kernel(contract=True)
 def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c)
     # C-contiguous, f (kh*kw*c, o) = the HWIO filter flattened, bias (o,) added to every pixel (the
-    # fused conv + bias epilogue; zeros for a plain conv), out (n*oh*ow, o); geometry as for im2col.
+    # fused conv + bias epilogue; None for a plain conv), out (n*oh*ow, o); geometry as for im2col.
     # Each output pixel applies the taps 9 at a time (the filter zero-padded to a multiple of 9),
     # reading the input through per-tap offsets into the flattened image; pixels whose window
     # crosses the padding gather it into crow first (zeros outside the image). Adding the bias here

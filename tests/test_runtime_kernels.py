@@ -307,9 +307,10 @@ def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
     attrs = {"strides": (stride, stride), "padding": padding, "dilations": (dil, dil)}
     want = get_op("conv2d").reference([x, f], attrs) + bias
     oh, ow, geom = _conv_geom(shape, fshape, attrs)
-    out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
-    fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), bias, out, *geom)
-    np.testing.assert_allclose(out.reshape(want.shape), want, rtol=1e-4, atol=1e-4)
+    for b, add in ((bias, bias), (None, 0.0)):             # None: the plain conv's specialization
+        out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
+        fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), b, out, *geom)
+        np.testing.assert_allclose(out.reshape(want.shape), want - bias + add, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])
