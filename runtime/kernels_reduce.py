@@ -2,7 +2,10 @@
 ``fused_reduction`` (generated elementwise prologue into scratch, then the reduction).
 
 Reductions use numpy's own reduction loops with ``out=`` (pairwise float
-summation, SIMD): bit-identical to the references and allocation-free.
+summation, SIMD): bit-identical to the references and allocation-free. The
+exception is a float sum or mean over the *leading* axes (a bias gradient: every
+row of an (n, c) view added up): numpy runs that 4-5x slower than a numba loop
+adding each row into a float64 accumulator, which is also more accurate.
 
     >>> from graphc.runtime.kernels import KERNELS
     >>> "fused_reduction" in KERNELS
@@ -10,12 +13,30 @@ summation, SIMD): bit-identical to the references and allocation-free.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from graphc.ir import TensorSpec
 from graphc.ops.fused import infer_program
 
-from .kernels import Call, In, NodeCtx, Out, Scratch, ew_call, kernel_for
+from .cache import KernelFamily
+from .kernels import Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
+
+fam = KernelFamily("reduce")
+
+
+@fam.kernel(parallel=False)
+def sum_rows(x, out, scale):
+    # out[j] = scale * sum over rows r of x[r, j], accumulated in float64; the column loop is
+    # contiguous, so it vectorizes without reordering any column's sum
+    n, c = x.shape
+    acc = np.zeros(c, dtype=np.float64)
+    for r in range(n):
+        xr = x[r]
+        for j in range(c):
+            acc[j] += xr[j]
+    for j in range(c):
+        out[j] = acc[j] * scale
 
 _NP = {"reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min, "reduce_prod": np.prod,
        "reduce_any": np.any, "reduce_all": np.all, "reduce_mean": np.mean}
@@ -41,11 +62,31 @@ def _supported(op: str, dtype, in_shape, axis) -> bool:
     return True
 
 
+def _leading_sum(op: str, dtype, in_shape, axis, out_desc, in_desc):
+    """The numba column sum for a float sum/mean over axes 0..k-1 (k < rank) with at least 64 rows;
+    measured (one thread): 32x26x26x32 over (0, 1, 2) 368 -> 94 us, 32x64x256 over (0, 1) 62 ->
+    41 us. None where numpy's loop stays."""
+    k = len(axis)
+    if op not in ("reduce_sum", "reduce_mean") or np.dtype(dtype) not in (np.float32, np.float64) or \
+            tuple(axis) != tuple(range(k)) or not 0 < k < len(in_shape):
+        return None
+    rows, cols = int(np.prod(in_shape[:k], dtype=np.int64)), int(np.prod(in_shape[k:], dtype=np.int64))
+    if rows < 64 or cols == 0:
+        return None
+    kern = fam.get("sum_rows")
+    scale = 1.0 / rows if op == "reduce_mean" else 1.0
+    step = (kern, [in_desc((rows, cols)), out_desc((cols,)), Const(scale)])
+    return step, (kern, (arr_t(dtype, 2), arr_t(dtype, 1), numba.types.float64))
+
+
 @kernel_for(*_NP)
 def bind_reduce(ctx: NodeCtx):
     axis, kd = ctx.attrs["axis"], ctx.attrs["keepdims"]
     if not _supported(ctx.op, ctx.out_dtype, ctx.in_shapes[0], axis):
         return None
+    lead = _leading_sum(ctx.op, ctx.out_dtype, ctx.in_shapes[0], axis, Out, lambda s: In(0, s))
+    if lead is not None:
+        return Call(steps=[lead[0]], name=ctx.op, warm=[lead[1]])
     return Call(steps=[(_reducer(ctx.op, axis, kd), [In(0), Out()])], name=ctx.op)
 
 
@@ -63,7 +104,11 @@ def bind_fused_reduction(ctx: NodeCtx):
     step, warm = ew_call(a["program"], ctx.in_shapes, ctx.in_dtypes, p_shape, p_dt,
                          tuple(static), "prologue", out_desc=lambda s: Scratch(0, s),
                          static_in_shapes=ctx.static_in_shapes)
-    red = _reducer(rop, rattrs["axis"], rattrs["keepdims"])
     label = "+".join(s[0] for s in a["program"])
+    lead = _leading_sum(rop, p_dt, p_shape, rattrs["axis"], Out, lambda s: Scratch(0, s))
+    if lead is not None and np.dtype(p_dt) == np.dtype(ctx.out_dtype):
+        return Call(steps=[step, lead[0]], name=f"ew[{label}]+{rop}", scratch=[(p_dt, p_shape)],
+                    warm=[warm, lead[1]])
+    red = _reducer(rop, rattrs["axis"], rattrs["keepdims"])
     return Call(steps=[step, (red, [Scratch(0, p_shape), Out()])], name=f"ew[{label}]+{rop}",
                 scratch=[(p_dt, p_shape)], warm=[warm])
