@@ -365,22 +365,26 @@ def test_pooling_batch_split(monkeypatch, threads):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_leading_axis_sums_and_means(dtype):
-    # sums and means over the leading axes (bias gradients) run the numba column sum when there are
-    # at least 64 rows, also after a fused prologue; other axes and short ones stay with numpy
+def test_leading_and_trailing_axis_sums_and_means(dtype):
+    # sums and means over the leading axes (bias gradients: >= 64 rows) or the trailing axes (layer
+    # norm: >= 16 rows) run numba kernels, also after a fused prologue; middle axes and short
+    # reductions stay with numpy
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(dtype, (None, 9, 7, 5), name="x")
         fetches = [gc.reduce_sum(x, axis=[0, 1, 2]), gc.reduce_mean(x, axis=[0, 1], keepdims=True),
                    gc.reduce_sum(x, axis=0), gc.reduce_sum(gc.relu(x) * 2.0, axis=[0, 1, 2]),
                    gc.reduce_mean(gc.transpose(x, (1, 0, 2, 3)), axis=[0, 1]),
-                   gc.reduce_sum(x, axis=[1, 2]), gc.reduce_sum(x[:, :1], axis=[0, 1, 2])]
+                   gc.reduce_sum(x, axis=[2, 3]), gc.reduce_mean(x, axis=3, keepdims=True),
+                   gc.reduce_sum(gc.exp(x) - 1.0, axis=[1, 2, 3]),
+                   gc.reduce_sum(x, axis=[1, 2]), gc.reduce_sum(x[:, :1], axis=[0, 1, 2]),
+                   gc.reduce_sum(x[:1, :1], axis=3)]
     # float32: the reference sums in float32 (error ~ eps * 693 * 2), the kernel in float64
     exe, _, _ = run_both(fetches, {x: data((11, 9, 7, 5), dtype)}, rtol=1e-5,
                          atol=3e-4 if dtype == "float32" else 1e-12)
-    col = [st.call.steps[-1][0].__name__ == "sum_rows" for st in exe.plan.kernel_calls
-           if st.op in ("reduce_sum", "reduce_mean", "fused_reduction")]
-    assert col.count(True) >= 5 and col.count(False) >= 2
+    kinds = [st.call.steps[-1][0].__name__ for st in exe.plan.kernel_calls
+             if st.op in ("reduce_sum", "reduce_mean", "fused_reduction")]
+    assert kinds.count("sum_rows") == 5 and kinds.count("sum_each_row") == 2 and len(kinds) == 11
 
 
 def test_reductions_softmax_crossentropy():
