@@ -48,9 +48,10 @@ def _row_sum(v, c):
 
 @fam.kernel(inline=True)
 def _row_exp(xr, c, m, e):
-    # e[:c] = exp(xr - m): _exp is the vectorizable float32 exp (codegen.exp_prelude)
+    # e[:c] = exp(xr - m): _exp is the vectorizable float32 exp, defined by the family's prelude
+    # (codegen.exp_prelude) in the generated kernel module, not in this file
     for j in range(c):
-        e[j] = _exp(xr[j] - m)
+        e[j] = _exp(xr[j] - m)  # noqa: F821
 
 
 # Softmax family: the exponentials go into a row (the output itself, or a scratch row) with the
