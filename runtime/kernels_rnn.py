@@ -4,7 +4,8 @@ One row-by-row loop per time step: the unit loop reads the four gate blocks of `
 state rows contiguously, so it vectorizes. The source is generated per dtype: float32 uses the
 vectorizable sigmoid/tanh of the elementwise kernels (``codegen.FAST_MATH``, off with
 ``GRAPHC_FAST_MATH=0``), float64 ``math.exp``/``math.tanh``. Without a cell state (the first
-step) the state terms are left out of the source.
+step) the same kernels run on a zero state: one compile each instead of two (a cold compile of
+these kernels is ~1 s each).
 
     >>> from graphc.runtime.kernels import KERNELS
     >>> "lstm_cell" in KERNELS and "lstm_cell_grad" in KERNELS
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cache, codegen
-from .kernels import Call, In, NodeCtx, Out, arr_t, kernel_for
+from .kernels import Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
 _EXACT = '''
 @njit(inline="always", error_model="numpy")
@@ -43,24 +44,25 @@ def _tanh(x):
 
 _CELL = '''
 @njit(cache=True, nogil=True, error_model="numpy"{flags})
-def lstm_cell(z, {c}out):
+def lstm_cell(z, c, out):
     # out[:, :u] = h_new = o * tanh(c_new), out[:, u:] = c_new = f * c + i * g
     n, u = out.shape[0], out.shape[1] // 2
     t = np.empty((2, u), dtype=out.dtype)
     for b in range(n):
         zr = z[b]
         for j in range(u):
-            cn = _sig(zr[j]) * _tanh(zr[2 * u + j]){c_term}
+            cn = _sig(zr[j]) * _tanh(zr[2 * u + j]) + _sig(zr[u + j]) * c[b, j]
             t[1, j] = cn
             t[0, j] = _sig(zr[3 * u + j]) * _tanh(cn)
         _store_row(out[b], t)
 
 
 @njit(cache=True, nogil=True, error_model="numpy"{flags})
-def lstm_cell_grad(z, {c}out, dout, g):
-    # g = [dz_i dz_f dz_g dz_o | dc_prev] from the recomputed gates and d_out = [dh | dc]
+def lstm_cell_grad(z, c, out, dout, g):
+    # g = [dz_i dz_f dz_g dz_o (| dc_prev)] from the recomputed gates and d_out = [dh | dc];
+    # dc_prev is stored when g has room for it (the op without a cell state has 4u columns)
     n, u = z.shape[0], z.shape[1] // 4
-    t = np.empty((g.shape[1] // u, u), dtype=g.dtype)
+    t = np.empty((5, u), dtype=g.dtype)
     for b in range(n):
         zr = z[b]
         orow = out[b]
@@ -74,9 +76,10 @@ def lstm_cell_grad(z, {c}out, dout, g):
             dh = drow[j]
             dc = drow[u + j] + dh * o * ({one} - tc * tc)
             t[0, j] = dc * gg * i * ({one} - i)
-            t[1, j] = {df}
+            t[1, j] = dc * c[b, j] * f * ({one} - f)
             t[2, j] = dc * i * ({one} - gg * gg)
-            t[3, j] = dh * tc * o * ({one} - o){dc_prev}
+            t[3, j] = dh * tc * o * ({one} - o)
+            t[4, j] = dc * f
         _store_row(g[b], t)
 
 
@@ -84,25 +87,19 @@ def lstm_cell_grad(z, {c}out, dout, g):
 def _store_row(row, t):
     # the blocks of one output row are computed into t (k, u) first: stores to several column
     # blocks of the same array at a run-time distance u kept LLVM from vectorizing the unit loop
-    # (lstm_cell_grad 41 us -> 6.7 us on 32 x 64 units)
-    k, u = t.shape
-    for q in range(k):
+    # (lstm_cell_grad 41 us -> 6.7 us on 32 x 64 units); the row takes its first len(row) // u
+    u = t.shape[1]
+    for q in range(row.shape[0] // u):
         for j in range(u):
             row[q * u + j] = t[q, j]
 '''
 
 
-def _module(dtype, has_c: bool):
+def _module(dtype):
     fast = np.dtype(dtype) == np.float32 and codegen.FAST_F32[0]
     one = "_F(1.0)" if fast else "1.0"      # a float32 constant keeps float32 math in float32
-    zero = "_F(0.0)" if fast else "0.0"
-    src = (_FAST if fast else _EXACT) + _CELL.format(
-        flags=", fastmath={'contract'}" if fast else "",
-        c="c, " if has_c else "",
-        c_term=" + _sig(zr[u + j]) * c[b, j]" if has_c else "",
-        df=f"dc * c[b, j] * f * ({one} - f)" if has_c else f"dc * {zero}",   # NaN if dc is (reference)
-        one=one,
-        dc_prev="\n            t[4, j] = dc * f" if has_c else "")
+    src = (_FAST if fast else _EXACT) + _CELL.format(flags=", fastmath={'contract'}" if fast else "",
+                                                     one=one)
     return cache.load_module(src, "rnn")
 
 
@@ -111,7 +108,9 @@ def bind_lstm(ctx: NodeCtx):
     dt = ctx.out_dtype
     if dt.kind != "f" or 0 in ctx.in_shapes[0]:
         return None
-    has_c = ctx.n_in == (2 if ctx.op == "lstm_cell" else 4)
-    k = getattr(_module(dt, has_c), ctx.op)
-    return Call(steps=[(k, [In(i) for i in range(ctx.n_in)] + [Out()])], name=ctx.op,
-                warm=[(k, (arr_t(dt, 2),) * (ctx.n_in + 1))])
+    ins = [In(i) for i in range(ctx.n_in)]
+    if ctx.n_in == (1 if ctx.op == "lstm_cell" else 3):      # no cell state: a zero one
+        n, u = ctx.in_shapes[0][0], ctx.in_shapes[0][1] // 4
+        ins.insert(1, Const(np.zeros((n, u), dt)))
+    k = getattr(_module(dt), ctx.op)
+    return Call(steps=[(k, ins + [Out()])], name=ctx.op, warm=[(k, (arr_t(dt, 2),) * (len(ins) + 1))])
