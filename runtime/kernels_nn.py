@@ -257,12 +257,14 @@ def avg_pool_grad(dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                             dxrow[ch] += dyrow[ch] * inv
 
 
-@fam.kernel(contract=True, inline=True)
+@fam.kernel(contract=True)
 def _taps9(orow, src, base, tof, fp, fb, t, o, accumulate):
     # orow[:] = (+= when accumulate) the sum over the 9 taps t..t+8 of src[base + tof[tap]] * fp[tap],
     # plus the bias row fb in the first group (accumulate False):
     # the loop over the output channels (contiguous in orow and fp) vectorizes, the 9 inputs stay in
-    # registers; callers pass accumulate as a constant, so the branch folds away once inlined
+    # registers. Not inlined, and called with run-time arguments only: numba compiled it once per
+    # literal argument and call site otherwise (8 copies, 3 s of a cold conv2d_direct compile); it
+    # only runs for kernels of more than 9 taps and for border pixels
     v0 = src[base + tof[t]]
     v1 = src[base + tof[t + 1]]
     v2 = src[base + tof[t + 2]]
@@ -365,6 +367,7 @@ def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
             for ch in range(c):
                 tof[(p * kw + q) * c + ch] = (p * dh * w + q * dw) * c + ch
     ident = np.arange(kp)
+    zero = n * 0        # a run-time 0: constant arguments would make numba compile _taps9 per literal
     crow = np.zeros(kp, dtype=x.dtype)
     xf = x.reshape(n, h * w * c)
     # output columns whose window lies inside the image: 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
@@ -384,9 +387,8 @@ def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
                 for j in range(j0, j1):
                     orow = out[r0 + j]
                     base = (y0 * w + j * sw - pw) * c
-                    _taps9(orow, xb, base, tof, fp, bias, 0, o, False)
-                    for g in range(1, kp // 9):
-                        _taps9(orow, xb, base, tof, fp, bias, g * 9, o, True)
+                    for g in range(kp // 9):
+                        _taps9(orow, xb, base, tof, fp, bias, g * 9, o, g > 0)
             for j in range(ow):
                 if j >= j0 and j < j1:
                     continue
@@ -400,9 +402,8 @@ def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
                         for ch in range(c):
                             crow[t + ch] = x[b, y, xx, ch] if inb else 0
                 orow = out[r0 + j]
-                _taps9(orow, crow, 0, ident, fp, bias, 0, o, False)
-                for g in range(1, kp // 9):
-                    _taps9(orow, crow, 0, ident, fp, bias, g * 9, o, True)
+                for g in range(kp // 9):
+                    _taps9(orow, crow, zero, ident, fp, bias, g * 9, o, g > 0)
 
 
 # -- binders ---------------------------------------------------------------------------------------------
