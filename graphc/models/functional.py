@@ -66,6 +66,16 @@ class GraphState:
             self.session.run(fetches, feed)
 
 
+def _unique(weights) -> list:
+    """``weights`` in order, each object once (a layer shared by two branches owns its weights once)."""
+    out, seen = [], set()
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
 def _accepts_training(layer) -> bool:
     cached = getattr(layer, "_accepts_training_cache", None)
     if cached is None:
@@ -221,25 +231,13 @@ class Model(TrainingMixin, Layer):
         self._ensure_network()
         if not self.built:
             self._ensure_built()
-        out, seen = [], set()
-        for l in self._layers:
-            for w in l.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return _unique(w for l in self._layers for w in l.weights)
 
     @property
     def trainable_weights(self) -> list:
         if not self.trainable:
             return []
-        out, seen = [], set()
-        for l in self.layers:
-            for w in l.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return _unique(w for l in self.layers for w in l.trainable_weights)
 
     @property
     def losses(self) -> list:
