@@ -120,6 +120,7 @@ for _f in _MM.values():
     # np.matmul hands row- or column-strided operands to BLAS as they are: the driver passes inputs
     # without a C-contiguous copy (an LSTM's h = hc[:, :u] and dz = g[:, :4u] slices)
     _f.takes_strided = True
+    _f.blas = True      # BLAS runs its own threads: see lower._serial_beside_blas
 
 
 def _matmul_steps(attrs, out_desc, in_map):

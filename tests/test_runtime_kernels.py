@@ -260,6 +260,25 @@ def test_conv2d_direct_batch_split(monkeypatch, threads):
     assert split == (threads > 1)
 
 
+def test_no_batch_split_in_a_plan_with_gemms(monkeypatch):
+    # OpenBLAS's workers spin after a threaded GEMM, so a plan that runs GEMMs keeps its
+    # batch-split kernels on one thread (lower._serial_beside_blas); the results are the same
+    _split_into(monkeypatch, 2)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 9, 8, 1), name="x")
+        y = gc.nn.conv2d(x, gc.constant(data((3, 3, 1, 5))), padding="SAME")
+        z = gc.matmul(gc.reshape(y, (-1, 9 * 8 * 5)), gc.constant(data((9 * 8 * 5, 3))))
+    xv = data((11, 9, 8, 1))
+
+    def conv_fn(fetch):
+        exe, _, _ = run_both([fetch], {x: xv}, rtol=1e-4, atol=1e-4)
+        step = [st for st in exe.plan.kernel_calls if st.op == "conv2d"][0]
+        return step.call.steps[0][0].__name__
+    assert conv_fn(y).endswith("_batch_split")
+    assert not conv_fn(z).endswith("_batch_split")
+
+
 def test_direct_conv_adds_the_epilogue_bias():
     # a fused single-channel conv whose epilogue starts with a per-channel bias add has the direct
     # kernel add it: the epilogue keeps only the rest (nothing for a bare bias add)
