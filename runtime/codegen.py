@@ -180,7 +180,7 @@ _F = np.float32
 _I = np.int32
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _vexp(x):
     x = _F(x)
     xc = _F(0.0) if x != x else x
@@ -198,7 +198,7 @@ def _vexp(x):
     return res if x == x else x
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _vlog(x):
     x = _F(x)
     sub = x < _F(1.17549435e-38)                    # subnormals: scale by 2^24 first
@@ -219,7 +219,7 @@ def _vlog(x):
     return x if (x == _F(np.inf) or x != x) else res
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _vtanh(x):
     x = _F(x)                                       # 13/6 rational (Eigen's ptanh_float) on the
     c = _F(7.90531110763549805)                     # clamped input
@@ -237,7 +237,7 @@ def _vtanh(x):
     return x if abs(x) < _F(0.0004) else r          # tiny x (and -0.0): tanh(x) = x
 
 
-@njit(inline="always", error_model="numpy")
+@njit(error_model="numpy")
 def _vsigmoid(x):
     x = _F(x)
     e = _vexp(-abs(x))
@@ -254,7 +254,7 @@ def _exp(x):
     return math.exp(x)
 
 
-@_overload(_exp, inline="always")
+@_overload(_exp)
 def _exp_for(x):
     # float32: the vectorizable _vexp; other floats: libm
     if isinstance(x, _nbt.Float) and x.bitwidth == 32:
@@ -268,7 +268,7 @@ def exp_prelude() -> str:
     vectorizable float32 exp above, or libm's with GRAPHC_FAST_MATH=0 and for other dtypes."""
     if FAST_F32[0]:
         return FAST_MATH + _EXP_DISPATCH
-    return "\n@njit(inline='always', error_model='numpy')\ndef _exp(x):\n    return math.exp(x)\n"
+    return "\n@njit(error_model='numpy')\ndef _exp(x):\n    return math.exp(x)\n"
 
 
 def scalar_expr(op: str, attrs: dict, args: list[str], in_dtypes: list, out_dtype,

@@ -27,7 +27,7 @@ from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 fam = KernelFamily("nn", prelude=codegen.exp_prelude)
 
 
-@fam.kernel(inline=True)
+@fam.kernel()
 def _row_max(xr, c):
     # the largest of xr[0..c) (the shift that keeps exp from overflowing)
     m = xr[0]
@@ -46,7 +46,7 @@ def _row_sum(v, c):
     return s
 
 
-@fam.kernel(inline=True)
+@fam.kernel()
 def _row_exp(xr, c, m, e):
     # e[:c] = exp(xr - m): _exp is the vectorizable float32 exp, defined by the family's prelude
     # (codegen.exp_prelude) in the generated kernel module, not in this file
