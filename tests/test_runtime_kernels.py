@@ -9,7 +9,7 @@ import pytest
 import graphc as gc
 from graphc import runtime
 from graphc.interpreter import evaluate
-from graphc.ops.registry import OPS, apply
+from graphc.ops.registry import OPS, apply, get_op
 
 RNG = np.random.default_rng(7)
 
@@ -319,7 +319,6 @@ def test_direct_conv_adds_the_epilogue_bias():
 def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
     # the direct kernel called on its own (with a bias row, as the fused conv + bias epilogue runs
     # it), against the conv2d op's numpy reference
-    from graphc.ops.registry import get_op
     from graphc.runtime.kernels_linalg import _conv_geom
     from graphc.runtime.kernels_nn import fam
     x, f, bias = data(shape), data(fshape), data(fshape[3:])
@@ -358,6 +357,26 @@ def test_max_pool_ties_and_nan_follow_the_reference(k, s, padding):
     xv[0, 1, 1, 3] = np.nan
     xv[1, 4, 2, 30] = np.nan
     run_both([mp, mg], {x: xv})
+
+
+@pytest.mark.parametrize("hw,k,s,padding", [((6, 4), 2, 2, "VALID"),    # disjoint, covers all
+                                             ((7, 5), 2, 2, "VALID"),    # disjoint, last row/col left
+                                             ((8, 8), 2, 3, "VALID"),    # gaps between windows
+                                             ((5, 5), 2, 2, "SAME"),     # disjoint with padding
+                                             ((6, 6), 3, 2, "VALID")])   # overlapping: adds
+def test_max_pool_grad_kernel_writes_every_element(hw, k, s, padding):
+    # the kernel stores into disjoint windows and zero-fills only what they leave uncovered: dx
+    # starts as NaN here, so an element it forgets to write fails the comparison
+    from graphc.runtime.kernels_nn import _pool_geom, fam
+    xv = RNG.integers(-2, 3, (2,) + hw + (9,)).astype(np.float32)     # ties
+    mp = gc.nn.max_pool2d(gc.placeholder("float32", (None,) + hw + (9,)), k, s, padding)
+    attrs = dict(mp.op.attrs)
+    mp = get_op("max_pool2d").reference([xv], attrs)
+    dy = data(mp.shape)
+    want = get_op("max_pool2d_grad").reference([xv, dy], attrs)
+    dx = np.full_like(xv, np.nan)
+    fam.get("max_pool_grad")(xv, dy, dx, *_pool_geom(xv.shape, attrs))
+    np.testing.assert_array_equal(dx, want)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
