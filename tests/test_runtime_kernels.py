@@ -376,7 +376,8 @@ def test_max_pool_grad_kernel_writes_every_element(hw, k, s, padding):
     want = get_op("max_pool2d_grad").reference([xv, dy], attrs)
     dx = np.full_like(xv, np.nan)
     fam.get("max_pool_grad")(xv, dy, dx, *_pool_geom(xv.shape, attrs))
-    np.testing.assert_array_equal(dx, want)
+    # (overlapping windows sum several dy into one element, in another order than the reference)
+    np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("threads", [1, 3])
