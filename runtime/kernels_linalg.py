@@ -178,12 +178,14 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         dk = nn_fam.get("conv2d_direct")
         # no bias: None, for which numba compiles the kernel without the bias add (0.327 -> 0.305 ms)
         b_t = arr_t(dtype, 1) if bias is not None else numba.types.none
-        sig = (arr_t(dtype, 4), arr_t(dtype, 2), b_t, arr_t(dtype, 2)) + _geom_sig(dtype)
+        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2)) + _geom_sig(dtype)
         fn = dk
         if threads.THREADS > 1:
-            fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 3))
+            fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 1, 4))
         b = bias if bias is not None else Const(None)
-        steps = [(fn, [in_map(0, None), in_map(1, (k, o)), b, out_desc((m, o))] + [Const(g) for g in geom])]
+        flat = (n, int(np.prod(x_shape[1:])))
+        steps = [(fn, [in_map(0, None), in_map(0, flat), in_map(1, (k, o)), b, out_desc((m, o))]
+                  + [Const(g) for g in geom])]
         return steps, [], [(dk, sig)], bias is not None
     im = fam.get("im2col")
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]

@@ -351,9 +351,9 @@ def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1):
 
 
 @fam.kernel(contract=True)
-def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+def conv2d_direct(x, xf, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c)
-    # C-contiguous, f (kh*kw*c, o) = the HWIO filter flattened, bias (o,) added to every pixel (the
+    # C-contiguous and xf the same memory as (n, h*w*c), f (kh*kw*c, o) = the HWIO filter flattened, bias (o,) added to every pixel (the
     # fused conv + bias epilogue; None for a plain conv), out (n*oh*ow, o); geometry as for im2col.
     # Each output pixel applies the taps 9 at a time (the filter zero-padded to a multiple of 9),
     # reading the input through per-tap offsets into the flattened image; pixels whose window
@@ -361,24 +361,29 @@ def conv2d_direct(x, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # costs 0.45 -> 0.49 ms and saves the epilogue's pass over the output (0.70 ms for both).
     # Measured (batch 32, 28x28x1->32, one thread): 0.25 ms; gathering every window into a
     # scratch row first took 0.74 ms, and a runtime "first group" branch inside the pixel loop
-    # 0.80 ms (LLVM then runs the scalar copy of the channel loop).
+    # 0.80 ms (LLVM then runs the scalar copy of the channel loop). Scratch comes from np.empty
+    # alone, and xf from the caller: np.zeros, np.arange and reshape each cost numba 0.2-0.35 s to
+    # type on first use in a process (cold compile 2.6-3.3 -> 1.9-2.0 s).
     n, h, w, c = x.shape
     o = f.shape[1]
     kk = kh * kw * c
     kp = (kk + 8) // 9 * 9
-    fp = np.zeros((kp, o), dtype=f.dtype)
-    for t in range(kk):
+    fp = np.empty((kp, o), dtype=f.dtype)
+    for t in range(kp):
         for oc in range(o):
-            fp[t, oc] = f[t, oc]
-    tof = np.zeros(kp, dtype=np.int64)
+            fp[t, oc] = f[t, oc] if t < kk else 0
+    offs = np.empty(2 * kp, dtype=np.int64)       # [tap offsets | 0, 1, ... kp-1 for crow]
+    for t in range(kp):
+        offs[t] = 0
+        offs[kp + t] = t
     for p in range(kh):
         for q in range(kw):
             for ch in range(c):
-                tof[(p * kw + q) * c + ch] = (p * dh * w + q * dw) * c + ch
-    ident = np.arange(kp)
+                offs[(p * kw + q) * c + ch] = (p * dh * w + q * dw) * c + ch
+    tof = offs[:kp]
+    ident = offs[kp:]
     zero = n * 0        # a run-time 0: constant arguments would make numba compile _taps9 per literal
-    crow = np.zeros(kp, dtype=x.dtype)
-    xf = x.reshape(n, h * w * c)
+    crow = np.empty(kp, dtype=x.dtype)
     # output columns whose window lies inside the image: 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
     jlo = min((pw + sw - 1) // sw, ow)
     jhi = min(max((w - 1 - (kw - 1) * dw + pw) // sw + 1, jlo), ow)

@@ -302,7 +302,7 @@ def test_direct_conv_adds_the_epilogue_bias():
     exe, _, _ = run_both([c[0] for c in cases], {x: data((3, 8, 7, 1))}, rtol=1e-4, atol=1e-4)
     calls = {st.node: st.call for st in exe.plan.kernel_calls}
     from graphc.runtime.kernels import In
-    got = [(isinstance(calls[node.node].steps[0][1][2], In), len(calls[node.node].steps) - 1)
+    got = [(isinstance(calls[node.node].steps[0][1][3], In), len(calls[node.node].steps) - 1)
            for node, _, _ in cases]
     assert got == [(peeled, rest) for _, peeled, rest in cases]
 
@@ -327,7 +327,7 @@ def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
     oh, ow, geom = _conv_geom(shape, fshape, attrs)
     for b, add in ((bias, bias), (None, 0.0)):             # None: the plain conv's specialization
         out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
-        fam.get("conv2d_direct")(x, f.reshape(-1, fshape[3]), b, out, *geom)
+        fam.get("conv2d_direct")(x, x.reshape(shape[0], -1), f.reshape(-1, fshape[3]), b, out, *geom)
         np.testing.assert_allclose(out.reshape(want.shape), want - bias + add, rtol=1e-4, atol=1e-4)
 
 
