@@ -384,6 +384,8 @@ def conv2d_direct(x, xf, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     ident = offs[kp:]
     zero = n * 0        # a run-time 0: constant arguments would make numba compile _taps9 per literal
     crow = np.empty(kp, dtype=x.dtype)
+    for t in range(kp):
+        crow[t] = 0     # the taps past kk (the zero-padded filter rows) must read 0, never garbage
     # output columns whose window lies inside the image: 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
     jlo = min((pw + sw - 1) // sw, ow)
     jhi = min(max((w - 1 - (kw - 1) * dw + pw) // sw + 1, jlo), ow)
