@@ -160,10 +160,12 @@ def _im2col_sig(dtype):
     return (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype)
 
 
-def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int, bias=None):
+def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int, bias=None,
+                relu=False):
     """im2col into scratch, then one GEMM col (M, K) @ f (K, O) -> out (M, O); 1x1 convs are a plain
     GEMM and single-channel inputs run the direct kernel (kernels_nn.conv2d_direct), which also adds
-    the descriptor ``bias`` (an (O,) row) when given. Returns (steps, scratch, warm, bias added)."""
+    the descriptor ``bias`` (an (O,) row) when given and applies ``relu`` after it. Returns (steps,
+    scratch, warm, whether the direct kernel took the bias and relu)."""
     n = x_shape[0]
     oh, ow, geom = _conv_geom(x_shape, f_shape, attrs)
     k = int(np.prod(f_shape[:3]))
@@ -178,15 +180,15 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         dk = nn_fam.get("conv2d_direct")
         # no bias: None, for which numba compiles the kernel without the bias add (0.327 -> 0.305 ms)
         b_t = arr_t(dtype, 1) if bias is not None else numba.types.none
-        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2)) + _geom_sig(dtype)
+        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2), I64) + _geom_sig(dtype)
         fn = dk
         if threads.THREADS > 1:
             fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 1, 4))
         b = bias if bias is not None else Const(None)
         flat = (n, int(np.prod(x_shape[1:])))
-        steps = [(fn, [in_map(0, None), in_map(0, flat), in_map(1, (k, o)), b, out_desc((m, o))]
-                  + [Const(g) for g in geom])]
-        return steps, [], [(dk, sig)], bias is not None
+        steps = [(fn, [in_map(0, None), in_map(0, flat), in_map(1, (k, o)), b, out_desc((m, o)),
+                       Const(int(relu))] + [Const(g) for g in geom])]
+        return steps, [], [(dk, sig)], True
     im = fam.get("im2col")
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
     steps = [(_im2col_fn(im, dtype, oh * ow * k), im_args),
@@ -296,10 +298,12 @@ def bind_fused_contraction(ctx: NodeCtx):
         bias = None if not in_place else _leading_bias_add(program, n_epi, ctx.in_shapes[nc:],
                                                            ctx.in_dtypes[nc:], c_shape, c_dt)
         bias_desc = None if bias is None else In(nc + bias - 1, (c_shape[-1],))
-        steps, sc, warm, added = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], c_dt, cattrs, c_out, _in,
-                                             len(scratch), bias_desc)
-        if added:           # the conv kernel added the bias: the epilogue starts after that step
-            program = _drop_first_step(program, n_epi)
+        rest = program if bias is None else _drop_first_step(program, n_epi)
+        relu = in_place and rest == (("relu", (0,), ()),)
+        steps, sc, warm, direct = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], c_dt, cattrs, c_out, _in,
+                                              len(scratch), bias_desc, relu)
+        if direct:          # the conv kernel applied the bias (and relu): the epilogue keeps the rest
+            program = () if relu else rest
     else:
         return None
     scratch += sc

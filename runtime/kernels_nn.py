@@ -351,10 +351,11 @@ def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1):
 
 
 @fam.kernel(contract=True)
-def conv2d_direct(x, xf, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # Direct NHWC conv2d for few input channels (im2col + GEMM is slow there): x (n, h, w, c)
-    # C-contiguous and xf the same memory as (n, h*w*c), f (kh*kw*c, o) = the HWIO filter flattened, bias (o,) added to every pixel (the
-    # fused conv + bias epilogue; None for a plain conv), out (n*oh*ow, o); geometry as for im2col.
+    # C-contiguous and xf the same memory as (n, h*w*c), f (kh*kw*c, o) = the HWIO filter
+    # flattened, bias (o,) added to every pixel (the fused conv + bias epilogue; None for a plain
+    # conv), relu (0/1) the epilogue's relu after it, out (n*oh*ow, o); geometry as for im2col.
     # Each output pixel applies the taps 9 at a time (the filter zero-padded to a multiple of 9),
     # reading the input through per-tap offsets into the flattened image; pixels whose window
     # crosses the padding gather it into crow first (zeros outside the image). Adding the bias here
@@ -420,6 +421,12 @@ def conv2d_direct(x, xf, f, bias, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
                 orow = out[r0 + j]
                 for g in range(kp // 9):
                     _taps9(orow, crow, zero, ident, fp, bias, g * 9, o, g > 0)
+            if relu:            # the epilogue's relu, on the row while it is in cache (NaN stays)
+                for j in range(ow):
+                    orow = out[r0 + j]
+                    for oc in range(o):
+                        v = orow[oc]
+                        orow[oc] = 0 if v < 0 else v
 
 
 # -- binders ---------------------------------------------------------------------------------------------

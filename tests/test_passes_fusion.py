@@ -216,6 +216,23 @@ def test_conv2d_bias_activation():
 
 
 # -- reduction ----------------------------------------------------------------------------------------
+def test_conv_bias_relu_fuses_in_a_training_graph():
+    # relu's gradient reads relu's output, not its input, so in a training graph the conv + bias
+    # result feeds only the relu and the whole chain is one contraction node (its output is the
+    # activation that the max_pool and the relu gradient read)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 8, 8, 1), name="x")
+        f = gc.Variable(np.random.default_rng(0).standard_normal((3, 3, 1, 4)).astype(np.float32))
+        b = gc.Variable(np.zeros(4, np.float32))
+        a = gc.nn.relu(gc.nn.bias_add(gc.nn.conv2d(x, f), b))
+        loss = gc.reduce_sum(gc.nn.max_pool2d(a, 2, 2, "VALID"))
+        grads = gc.gradients(loss, [f, b])
+    opt, _ = check(g, [loss] + grads, [x])
+    progs = [[s[0] for s in opt.attrs(n)["program"]] for n in nodes_of(opt, "fused_contraction")]
+    assert ["add", "relu"] in progs, progs
+
+
 def test_mean_of_squares_is_one_reduction():
     g = gc.Graph()
     with g.as_default():

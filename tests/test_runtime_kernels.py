@@ -281,7 +281,7 @@ def test_no_batch_split_in_a_plan_with_gemms(monkeypatch):
 
 def test_direct_conv_adds_the_epilogue_bias():
     # a fused single-channel conv whose epilogue starts with a per-channel bias add has the direct
-    # kernel add it: the epilogue keeps only the rest (nothing for a bare bias add)
+    # kernel add it, and a relu that is all that follows apply it: the epilogue keeps only the rest
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 8, 7, 1), name="x")
@@ -294,7 +294,9 @@ def test_direct_conv_adds_the_epilogue_bias():
         b, b4, full = gc.constant(data((5,))), gc.constant(data((1, 1, 1, 5))), gc.constant(data((8, 7, 5)))
         cases = [  # (fused node, the conv kernel adds the bias, epilogue steps left)
             (fc([b], (("add", (0, 1), ()),)), True, 0),
-            (fc([b], (("add", (1, 0), ()), ("relu", (2,), ()))), True, 1),
+            (fc([b], (("add", (1, 0), ()), ("relu", (2,), ()))), True, 0),   # relu too: nothing left
+            (fc([], (("relu", (0,), ()),)), False, 0),                       # relu without a bias
+            (fc([b], (("add", (0, 1), ()), ("relu", (2,), ()), ("neg", (3,), ()))), True, 1),
             (fc([b4, b], (("add", (0, 1), ()), ("mul", (3, 2), ()), ("sub", (4, 2), ()))), True, 1),
             (fc([b], (("add", (0, 1), ()), ("mul", (2, 0), ()))), False, 1),   # reads the raw conv
             (fc([full], (("add", (0, 1), ()),)), False, 1),                   # not a per-channel row
@@ -325,10 +327,12 @@ def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
     attrs = {"strides": (stride, stride), "padding": padding, "dilations": (dil, dil)}
     want = get_op("conv2d").reference([x, f], attrs) + bias
     oh, ow, geom = _conv_geom(shape, fshape, attrs)
-    for b, add in ((bias, bias), (None, 0.0)):             # None: the plain conv's specialization
+    for b, add, relu in ((bias, bias, 0), (None, 0.0, 0), (bias, bias, 1)):   # None: a plain conv
         out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
-        fam.get("conv2d_direct")(x, x.reshape(shape[0], -1), f.reshape(-1, fshape[3]), b, out, *geom)
-        np.testing.assert_allclose(out.reshape(want.shape), want - bias + add, rtol=1e-4, atol=1e-4)
+        fam.get("conv2d_direct")(x, x.reshape(shape[0], -1), f.reshape(-1, fshape[3]), b, out, relu, *geom)
+        expect = want - bias + add
+        np.testing.assert_allclose(out.reshape(want.shape), np.maximum(expect, 0) if relu else expect,
+                                   rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])

@@ -112,8 +112,10 @@ _unary("sigmoid", lambda x: np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))),
                                      np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))),
        "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else math.exp({0}) / (1.0 + math.exp({0})))",
        lambda x, y, dy, a: [dy * y * (1.0 - y)])
+# relu's gradient reads its output (y > 0 exactly when x > 0, NaN included), as TF's ReluGrad
+# does: the pre-activation then has one use and fuses into a conv/matmul epilogue with the relu
 _unary("relu", lambda x: np.maximum(x, 0), "max({0}, 0)",
-       lambda x, y, dy, a: [where(greater(x[0], 0), dy, 0)], kinds="fi")
+       lambda x, y, dy, a: [where(greater(y, 0), dy, 0)], kinds="fi")
 _unary("relu6", lambda x: np.clip(x, 0, 6), "min(max({0}, 0), 6)",
        lambda x, y, dy, a: [where(logical_and(greater(x[0], 0), less(x[0], 6)), dy, 0)])
 _unary("softplus", lambda x: np.logaddexp(0, x),
