@@ -192,6 +192,21 @@ def log_exp(g, n, ctx):
     return None
 
 
+def relu_mask_into_pool_grad(g, n, ctx):
+    # where(x > 0, max_pool2d_grad(x, dy), 0) -> max_pool2d_grad(x, dy, relu_mask): a relu's gradient
+    # (y > 0) after the max pool that reads y, applied by the pool gradient kernel as it stores, not
+    # in a pass of its own over the activation; bit-identical (the same select, NaN -> 0 included)
+    cond, t, f = g.inputs(n)
+    if g.op(cond) != "greater" or g.op(t) != "max_pool2d_grad" or not const_is(g, f, ctx, 0):
+        return None
+    x, zero = g.inputs(cond)
+    attrs = g.attrs(t)
+    if not const_is(g, zero, ctx, 0) or g.inputs(t)[0] != x or attrs.get("relu_mask") \
+            or ctx.is_fed(t) or g.spec(t) != g.spec(n):
+        return None
+    return new_node(g, "max_pool2d_grad", list(g.inputs(t)), {**attrs, "relu_mask": True}, n)
+
+
 # op -> rules tried in order; the first replacement wins
 RULES = {
     "mul": [mul_one],
@@ -215,6 +230,7 @@ RULES = {
     "zeros_like": [like_fill],
     "ones_like": [like_fill],
     "log": [log_exp],
+    "where": [relu_mask_into_pool_grad],
 }
 
 

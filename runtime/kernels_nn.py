@@ -174,7 +174,7 @@ def avg_pool(x, out, kh, kw, sh, sw, dh, dw, ph, pw):
 
 
 @fam.kernel(parallel=True)
-def max_pool_grad(x, dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
+def max_pool_grad(x, dy, dx, relu, kh, kw, sh, sw, dh, dw, ph, pw):
     # dy goes to the first maximum of each window in (p, q) order, a NaN counting as the maximum
     # (np.argmax, the reference). best/arg track it per channel as a window tap index, with selects,
     # and a second pass over the window adds dy where the tap is the argmax: both loops vectorize
@@ -182,7 +182,8 @@ def max_pool_grad(x, dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
     # loops skip out-of-bounds taps with `continue`, which also tells LLVM the index is not negative
     # (looping over a precomputed in-bounds tap range measured 8% slower). Disjoint windows (stride
     # >= window, the usual 2x2/2) store instead of add, and skip the zero fill when they cover the
-    # whole input: 0.46 -> 0.37 ms on 26x26x32, batch 32.
+    # whole input: 0.46 -> 0.37 ms on 26x26x32, batch 32. relu (0/1): only where x > 0 (the op's
+    # relu_mask, the gradient of a relu before the pool); at the argmax x is the window's maximum.
     n, h, w, c = x.shape
     oh, ow = dy.shape[1], dy.shape[2]
     disjoint = sh >= (kh - 1) * dh + 1 and sw >= (kw - 1) * dw + 1
@@ -227,10 +228,12 @@ def max_pool_grad(x, dy, dx, kh, kw, sh, sw, dh, dw, ph, pw):
                         drow = dx[b, y, xx]
                         if disjoint:
                             for ch in range(c):
-                                drow[ch] = dyrow[ch] if arow[ch] == tap else 0
+                                keep = arow[ch] == tap and (relu == 0 or brow[ch] > 0)
+                                drow[ch] = dyrow[ch] if keep else 0
                         else:
                             for ch in range(c):
-                                drow[ch] += dyrow[ch] if arow[ch] == tap else 0
+                                keep = arow[ch] == tap and (relu == 0 or brow[ch] > 0)
+                                drow[ch] += dyrow[ch] if keep else 0
 
 
 @fam.kernel(parallel=True)
@@ -484,19 +487,20 @@ def _pool_geom(x_shape, a):
     return tuple(int(v) for v in (a["ksize"][0], a["ksize"][1], sh, sw, dh, dw, ph, pw))
 
 
-def _pool_call(ctx: NodeCtx, name: str, n_arrays: int, ins: list, dy_shape=None) -> Call:
+def _pool_call(ctx: NodeCtx, name: str, n_arrays: int, ins: list, dy_shape=None, flags=()) -> Call:
     """One pooling kernel over ``ins`` (input descriptors) and the output. A gradient kernel (given
     ``dy_shape``) is cut over the batch on the worker threads (runtime.threads) unless
     GRAPHC_PARALLEL=1 made it a prange kernel. Measured alone (2-core box, 26x26x32 -> 13x13, batch
     32): max_pool_grad 0.43 -> 0.36 ms split; the forward max_pool 0.175 -> 0.173 ms, so it stays whole."""
     geom = _pool_geom(ctx.in_shapes[0], ctx.attrs)
     k = fam.get(name)
-    sig = (arr_t(ctx.out_dtype, 4),) * n_arrays + (I64,) * 8
+    sig = (arr_t(ctx.out_dtype, 4),) * n_arrays + (I64,) * (len(flags) + 8)
     fn = k
     if dy_shape is not None and threads.THREADS > 1 and not PARALLEL:
         work = 2 * int(np.prod(dy_shape[1:])) * geom[0] * geom[1]       # window visits per image
         fn = threads.batch_split(threads.entry_point(k, sig), work, split=tuple(range(n_arrays)))
-    return Call(steps=[(fn, ins + [Out()] + [Const(g) for g in geom])], name=ctx.op, warm=[(k, sig)])
+    args = ins + [Out()] + [Const(int(v)) for v in flags] + [Const(g) for g in geom]
+    return Call(steps=[(fn, args)], name=ctx.op, warm=[(k, sig)])
 
 
 @kernel_for("max_pool2d", "avg_pool2d")
@@ -510,7 +514,8 @@ def bind_pool(ctx: NodeCtx):
 def bind_max_pool_grad(ctx: NodeCtx):
     if 0 in ctx.in_shapes[0] or 0 in ctx.in_shapes[1]:
         return None
-    return _pool_call(ctx, "max_pool_grad", 3, [In(0), In(1)], ctx.in_shapes[1])
+    return _pool_call(ctx, "max_pool_grad", 3, [In(0), In(1)], ctx.in_shapes[1],
+                      flags=(bool(ctx.attrs.get("relu_mask")),))
 
 
 @kernel_for("avg_pool2d_grad")

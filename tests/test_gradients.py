@@ -225,8 +225,17 @@ def _pool_op(op, pool, kw):
     return build
 
 
+def _masked_pool_grad(kw):
+    # max_pool2d_grad with relu_mask (the folded relu gradient): linear in dy, masked by input > 0
+    def build(x):
+        attrs = op_attrs(lambda z: gc.nn.max_pool2d(z[0], **kw), x)
+        return apply("max_pool2d_grad", [x[0], x[1]], {**attrs, "relu_mask": True})
+    return build
+
+
 for _kw, _out in zip(_POOLS, [(1, 2, 2, 2), (1, 2, 3, 2)]):
     case("max_pool2d_grad", _pool_op("max_pool2d_grad", gc.nn.max_pool2d, _kw), distinct(1, 4, 5, 2), u(*_out))
+    case("max_pool2d_grad", _masked_pool_grad(_kw), distinct(1, 4, 5, 2), u(*_out))
     case("max_pool2d_grad_grad", _pool_op("max_pool2d_grad_grad", gc.nn.max_pool2d, _kw),
          distinct(1, 4, 5, 2), u(1, 4, 5, 2))
     case("avg_pool2d_grad", _pool_op("avg_pool2d_grad", gc.nn.avg_pool2d, _kw), u(1, 4, 5, 2), u(*_out))

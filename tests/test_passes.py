@@ -422,6 +422,34 @@ def test_log_exp_only_with_unsafe_math():
     assert ops(opt) == ["placeholder"]
 
 
+def test_relu_gradient_folds_into_the_max_pool_gradient():
+    # relu -> max_pool in a training graph: the relu's gradient where(y > 0, max_pool2d_grad(y, g),
+    # 0) becomes max_pool2d_grad(..., relu_mask) and no `where` is left; values bit-identical (ties
+    # at 0, negatives and NaN in the sample make the mask matter)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 6, 6, 3), name="x")
+        y = gc.nn.relu(x)
+        loss = gc.reduce_sum(gc.nn.max_pool2d(y, 2, 2, "VALID") * gc.constant(np.float32(1.5)))
+        (dx,) = gc.gradients(loss, [x])
+    opt, rep = optimize(g, [dx], feeds=[x], pipeline=["simplify", "dce"])
+    pg = [n for n in opt.nx.nodes if opt.op(n) == "max_pool2d_grad"]
+    assert count(opt, "where") == 0 and len(pg) == 1 and opt.attrs(pg[0])["relu_mask"] is True
+    xv = np.random.default_rng(0).integers(-2, 3, (2, 6, 6, 3)).astype(np.float32)
+    xv[0, 1, 1, 0], xv[1, 3, 2, 2] = np.nan, -np.inf
+    want = evaluate(g, [dx.node], {x.node: xv}).values[0]
+    got = evaluate(opt, rep.fetches, {x.node: xv}).values[0]
+    np.testing.assert_array_equal(want, got)
+    # a mask on another value, or a where with a non-zero else, stays as it is
+    with g.as_default():
+        other = gc.placeholder("float32", (None, 6, 6, 3), name="o")
+        pgn = gc.gradients(loss, [y])[0]
+        keep1 = gc.where(gc.greater(other, 0.0), pgn, 0.0)
+        keep2 = gc.where(gc.greater(y, 0.0), pgn, 1.0)
+    opt2, _ = optimize(g, [keep1, keep2], feeds=[x, other], pipeline=["simplify", "dce"])
+    assert count(opt2, "where") == 2
+
+
 def test_simplify_exposes_folding_and_cse():
     g = gc.Graph()
     with g.as_default():

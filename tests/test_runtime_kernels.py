@@ -377,11 +377,12 @@ def test_max_pool_grad_kernel_writes_every_element(hw, k, s, padding):
     attrs = dict(mp.op.attrs)
     mp = get_op("max_pool2d").reference([xv], attrs)
     dy = data(mp.shape)
-    want = get_op("max_pool2d_grad").reference([xv, dy], attrs)
-    dx = np.full_like(xv, np.nan)
-    fam.get("max_pool_grad")(xv, dy, dx, *_pool_geom(xv.shape, attrs))
-    # (overlapping windows sum several dy into one element, in another order than the reference)
-    np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)
+    for relu in (0, 1):         # relu_mask: only where the input is positive
+        want = get_op("max_pool2d_grad").reference([xv, dy], {**attrs, "relu_mask": bool(relu)})
+        dx = np.full_like(xv, np.nan)
+        fam.get("max_pool_grad")(xv, dy, dx, relu, *_pool_geom(xv.shape, attrs))
+        # (overlapping windows sum several dy into one element, in another order than the reference)
+        np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("threads", [1, 3])

@@ -618,7 +618,18 @@ def _max_grad_ref(v, a):
     kw = a["ksize"][1]
     dxp = _scatter_windows(_padded_shape(x.shape, g), x.dtype, g, a["ksize"], a,
                            lambda i, j: np.where(am == i * kw + j, dy, 0))
-    return np.ascontiguousarray(_crop(dxp, g, x.shape[1], x.shape[2])).astype(x.dtype, copy=False)
+    dx = np.ascontiguousarray(_crop(dxp, g, x.shape[1], x.shape[2])).astype(x.dtype, copy=False)
+    # relu_mask: where(x > 0, dx, 0), the gradient of a relu before the pool folded in (passes.simplify)
+    return np.where(x > 0, dx, 0).astype(x.dtype) if a.get("relu_mask") else dx
+
+
+def _max_grad_grad(i, y, d, a):
+    # relu_mask multiplies by the constant mask x > 0, so the gradient is masked the same way
+    a = dict(a)
+    if a.pop("relu_mask", False):
+        ew = _ew()
+        d = ew.where(ew.greater(i[0], 0), d, 0)
+    return [None, apply("max_pool2d_grad_grad", [i[0], d], a)]
 
 
 def _max_gradgrad_infer(specs, a):
@@ -651,8 +662,9 @@ register(OpDef("max_pool2d", fusion="opaque", infer=_pool_infer, reference=_max_
                grad=lambda i, y, dy, a: [apply("max_pool2d_grad", [i[0], dy], dict(a))],
                doc="Max over NHWC windows (SAME pads with -inf)."))
 register(OpDef("max_pool2d_grad", fusion="opaque", infer=_pool_grad_infer, reference=_max_grad_ref,
-               grad=lambda i, y, d, a: [None, apply("max_pool2d_grad_grad", [i[0], d], dict(a))],
-               doc="Routes dy to the (first) argmax of each window; inputs (input, dy)."))
+               grad=_max_grad_grad,
+               doc="Routes dy to the (first) argmax of each window; inputs (input, dy). attrs['relu_mask'] "
+                   "keeps only positions where input > 0."))
 register(OpDef("max_pool2d_grad_grad", fusion="opaque", infer=_max_gradgrad_infer,
                reference=_max_gradgrad_ref,
                grad=lambda i, y, d, a: [None, apply("max_pool2d_grad", [i[0], d], dict(a))],
