@@ -16,7 +16,10 @@ spin already slowed the next GEMM. Measured on that conv (``Executable.run``, me
 interleaved rounds): one thread 0.42 ms, thread pool 0.30 ms, these workers 0.27 ms (0.90x).
 
 Plans that run BLAS GEMMs do not split at all (``lower._serial_beside_blas``): OpenBLAS's own
-idle workers spin for ~0.1 s after each threaded GEMM and hold the second core.
+idle workers spin for ~0.1 s after each threaded GEMM and hold the second core. With another
+process keeping a core busy, a split measured 1.06x the one-thread time (the thread pool 0.8x: a
+woken sleeper gets the core sooner than a spinning worker); ``GRAPHC_THREADS=1`` suits such setups.
+The caller waits for the last chunk by spinning briefly, then yielding its core between checks.
 
 ``GRAPHC_THREADS=1`` keeps every kernel on the calling thread; the default is min(2, cpu count).
 A second Python thread that calls a split kernel while the workers are busy runs it whole on its
@@ -123,11 +126,15 @@ class _Worker:
         self.wake.set()
 
     def join(self) -> BaseException | None:
-        # the worker's chunk is about as long as the caller's, which is done: spin for it (GIL
-        # released), then poll gently in case it runs much longer
-        while self.wait(self.flags, 1, self.posted - 1, self.turns * 100) != self.posted:
-            time.sleep(0.0001)
+        # the worker's last chunk ends about when the caller's does: spin for it (GIL released),
+        # then yield the core between checks, in case the worker waits for this very core
+        if self.wait(self.flags, 1, self.posted - 1, self.turns) != self.posted:
+            while self.wait(self.flags, 1, self.posted - 1, 64) != self.posted:
+                _yield()
         return self.error
+
+
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 def _calibrate(wait) -> int:
