@@ -19,7 +19,7 @@ from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
 from . import threads
-from .cache import PARALLEL, KernelFamily
+from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
 
 fam = KernelFamily("conv")
@@ -50,8 +50,8 @@ def im2col(x, col, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
 def im2col_taps(x, taps, colt, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # tap-major im2col of a single-channel x: colt[k, r] = the input under tap taps[k] of output
     # pixel r (0 off the image). Each (tap, output row) copies one strided run of an input row, so it
-    # vectorizes; the row-major im2col moves one scalar per tap for c = 1. `taps` lets the batch
-    # split cut the taps (contiguous rows of colt) over threads.
+    # vectorizes; the row-major im2col moves one scalar per tap for c = 1. `taps` selects the
+    # rows of colt to fill (all of them, in order, from the binder).
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     for k in range(taps.shape[0]):
         p = taps[k] // kw
@@ -147,15 +147,6 @@ def _geom_sig(dtype):
 _DIRECT_MAX_CIN = 1
 
 
-def _im2col_fn(im, dtype, work_per_item: int):
-    """im2col is memory-bound copying: split over the batch it runs on both cores before the GEMM
-    (not under GRAPHC_PARALLEL=1, where im2col is a prange kernel: numba's default workqueue
-    threading layer must not be entered from two threads at once)."""
-    if threads.THREADS < 2 or PARALLEL:
-        return im
-    return threads.batch_split(threads.entry_point(im, _im2col_sig(dtype)), work_per_item, split=(0, 1))
-
-
 def _im2col_sig(dtype):
     return (arr_t(dtype, 4), arr_t(dtype, 2)) + _geom_sig(dtype)
 
@@ -191,7 +182,9 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         return steps, [], [(dk, sig)], True
     im = fam.get("im2col")
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
-    steps = [(_im2col_fn(im, dtype, oh * ow * k), im_args),
+    # im2col runs on the calling thread: a GEMM follows it in the same plan, and after a GEMM
+    # OpenBLAS's own workers hold the other cores (lower._serial_beside_blas)
+    steps = [(im, im_args),
              (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
     warm = [(im, _im2col_sig(dtype))]
     return steps, [(np.dtype(dtype), (m, k))], warm, False
@@ -228,7 +221,7 @@ def bind_conv_bp_filter(ctx: NodeCtx):
         return _conv_bp_filter_taps(ctx, geom, k, o, m)
     im = fam.get("im2col")
     im_args = [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]
-    steps = [(_im2col_fn(im, ctx.out_dtype, oh * ow * k), im_args),
+    steps = [(im, im_args),                   # whole: a GEMM follows (see _conv_steps)
              (_mm_tn, [Scratch(0, (m, k)), In(2, (m, o)), Out((k, o))])]
     warm = [(im, _im2col_sig(ctx.out_dtype))]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",
@@ -242,11 +235,8 @@ def _conv_bp_filter_taps(ctx: NodeCtx, geom, k, o, m):
     dtype = ctx.out_dtype
     im = fam.get("im2col_taps")
     sig = (arr_t(dtype, 4), arr_t(np.int64, 1), arr_t(dtype, 2)) + _geom_sig(dtype)
-    fn = im
-    if threads.THREADS > 1 and not PARALLEL:
-        fn = threads.batch_split(threads.entry_point(im, sig), m, split=(1, 2))
     taps = np.arange(k, dtype=np.int64)
-    steps = [(fn, [In(0), Const(taps), Scratch(0, (k, m))] + [Const(g) for g in geom]),
+    steps = [(im, [In(0), Const(taps), Scratch(0, (k, m))] + [Const(g) for g in geom]),
              (_mm_nn, [Scratch(0, (k, m)), In(2, (m, o)), Out((k, o))])]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col_taps+gemm]",
                 scratch=[(dtype, (k, m))], warm=[(im, sig)])

@@ -1,4 +1,4 @@
-"""Batch-split threading for nogil numba kernels (direct conv, im2col, pooling and its gradients).
+"""Batch-split threading for nogil numba kernels (the single-channel direct conv, pooling gradients).
 
 A kernel whose batch items are independent is cut into chunks along the batch, which the calling
 thread and persistent worker threads take one at a time (numba's ``nogil`` kernels release the
