@@ -241,8 +241,8 @@ def _split_into(monkeypatch, threads):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_conv2d_direct_batch_split(monkeypatch, threads):
-    # single-channel conv2d runs the direct kernel, cut over the batch into THREADS chunks
-    # (uneven here: 11 images in 3 chunks) on a small thread pool; THREADS=1 stays serial
+    # single-channel conv2d runs the direct kernel, its batch cut into chunks that THREADS threads
+    # share (11 images: uneven chunks) in a plan without GEMMs; THREADS=1 stays serial
     _split_into(monkeypatch, threads)
     g = gc.Graph()
     with g.as_default():
@@ -387,8 +387,8 @@ def test_max_pool_grad_kernel_writes_every_element(hw, k, s, padding):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_pooling_batch_split(monkeypatch, threads):
-    # pooling gradients are cut over the batch (5 images in 3 uneven chunks) on the worker threads;
-    # a read-only feed goes through the compiled entry point without a copy
+    # pooling gradients are cut over the batch (5 images: one per chunk) and shared by the worker
+    # threads; a read-only feed goes through the compiled entry point without a copy
     _split_into(monkeypatch, threads)
     g = gc.Graph()
     with g.as_default():
