@@ -478,6 +478,23 @@ def test_array_kernels():
     assert "strided_slice_grad_n" in {st.call.name for st in exe.plan.kernel_calls}
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+@pytest.mark.parametrize("shape,perm", [((37, 53), (1, 0)), ((8, 16), (1, 0)), ((1, 5), (1, 0)),
+                                        ((0, 3), (1, 0)), ((3, 9, 17), (0, 2, 1)),
+                                        ((2, 2, 8, 11), (0, 1, 3, 2)), ((4, 3, 2), (2, 1, 0))])
+def test_transpose_kernels(dtype, shape, perm):
+    # matrices and batches of matrices take the tiled kernel (tile edges at 37 and 53, none at
+    # 8 and 16); any other permutation keeps numpy's copy
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (None,) + shape[1:], name="x")
+        fetches = [gc.transpose(x, perm), gc.transpose(x[::-1], perm)]   # the second: a strided input
+    exe, out, _ = run_both(fetches, {x: data(shape, dtype)})
+    tiled = perm[-2:] == (len(perm) - 1, len(perm) - 2) and perm[:-2] == tuple(range(len(perm) - 2))
+    names = {getattr(f, "__name__", "") for st in exe.plan.kernel_calls for f, _ in st.call.steps}
+    assert ("transpose_last2" in names) == tiled, names
+
+
 def test_slices_tiling_slice_gradients_and_strided_matmul_inputs():
     # slicing is a view with its key prebuilt (all-int keys give 0-d arrays); slice gradients that
     # tile their buffer are plain copies; matmul takes row-strided slices without a copy
