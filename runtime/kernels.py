@@ -147,13 +147,16 @@ def ew_call(program, in_shapes, in_dtypes, out_shape, out_dtype, static_out_shap
                                            static_out_shape, static_in_shapes)
     parallel = cache.PARALLEL and \
         codegen.static_elements(static_out_shape) >= codegen.PARALLEL_MIN_ELEMENTS
-    disp = codegen.ew_kernel(program, in_dtypes, out_dtype, pattern, parallel, outputs)
     r = len(out2)
     lead = () if outputs is None else (len(outputs),)
-    sig = tuple(arr_t(d, r) for d in in_dtypes) + (arr_t(out_dtype, r + len(lead)),)
     idx = in_index or (lambda k, shape: In(k, shape))
     args = [idx(k, ins2[k]) for k in range(len(in_shapes))]
     args.append(out_desc(lead + out2) if out_desc else Out(lead + out2))
+    # inputs that are the output buffer itself (an in-place epilogue): the kernel reads them as out
+    alias = tuple(k for k in range(len(in_shapes))
+                  if outputs is None and args[k] == args[-1] and not any(pattern[k]))
+    disp = codegen.ew_kernel(program, in_dtypes, out_dtype, pattern, parallel, outputs, alias)
+    sig = tuple(arr_t(d, r) for d in in_dtypes) + (arr_t(out_dtype, r + len(lead)),)
     return (disp, args), (disp, sig)
 
 

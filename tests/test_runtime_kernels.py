@@ -8,6 +8,7 @@ import pytest
 
 import graphc as gc
 from graphc import runtime
+from graphc.runtime import codegen
 from graphc.interpreter import evaluate
 from graphc.ops.registry import OPS, apply, get_op
 
@@ -177,6 +178,29 @@ def test_matmul_and_fused_contraction(ta, tb):
                     "c_attrs": (("transpose_a", ta), ("transpose_b", tb)),
                     "program": (("add", (0, 1), ()), ("relu", (2,), ()))})
     run_both([y, fc], {a: data((1, 3) if not ta else (3, 1))})
+
+
+def test_in_place_epilogue_reads_its_input_through_out():
+    # the GEMM writes the output buffer and the epilogue updates it in place: the generated loop
+    # must read that operand as `out` (one name, so LLVM vectorizes it) and still match the reference
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", (None, 24), name="a")
+        r = gc.placeholder("float32", (None, 37), name="r")
+        fc = apply("fused_contraction", [a, gc.constant(data((24, 37))), gc.constant(data((37,))), r],
+                   {"contraction": "matmul", "n_c": 2,
+                    "c_attrs": (("transpose_a", False), ("transpose_b", False)),
+                    "program": (("add", (0, 1), ()), ("mul", (3, 2), ()), ("relu", (4,), ()))})
+    exe, _, _ = run_both([fc], {a: data((13, 24)), r: data((13, 37))})
+    (step,) = exe.plan.kernel_calls
+    fn, descs = step.call.steps[-1]
+    assert descs[0] == descs[-1] and descs[1:-1] != [descs[-1]] * (len(descs) - 2)
+    import inspect
+    src = inspect.getsource(fn.py_func)
+    assert "x0 = out[" in src and "a0[" not in src and "x2 = a2[" in src, src
+    plain = codegen.ew_source((("add", (0, 1), ()),), ["float32"] * 2, "float32", ((False,), (False,)),
+                              False)
+    assert "x0 = a0[i0]" in plain and "x1 = a1[i0]" in plain      # no alias: each input by its name
 
 
 def test_batched_and_integer_matmul():
