@@ -11,6 +11,14 @@ from graphc.interpreter import evaluate
 RNG = np.random.default_rng(3)
 
 
+@pytest.fixture(autouse=True)
+def _same_data_in_any_order():
+    # every test draws its data from a fresh generator: with pytest-xdist the tests of this module
+    # run in a varying order and split, so a shared stream would give each run different data
+    global RNG
+    RNG = np.random.default_rng(3)
+
+
 def f32(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
 
