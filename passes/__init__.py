@@ -4,7 +4,8 @@
 
 The default pipeline (``DEFAULT_PIPELINE`` in ``manager.py``) is: dead-code
 elimination, constant folding, algebraic simplification, folding again, CSE,
-DCE again, then elementwise, epilogue (matmul/conv2d + tail) and reduction
+DCE again, one transposed copy of a matrix that many matmuls read
+transposed (``layout.py``), then elementwise, epilogue (matmul/conv2d + tail) and reduction
 fusion. Each pass is a plain function ``(graph, ctx) -> PassResult``.
 """
 from .core import DEFAULT_OPTIONS, PassContext, PassResult
@@ -12,6 +13,7 @@ from .cse import cse
 from .dce import dce, prune_feeds
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
+from .layout import transpose_shared_rhs
 from .manager import (DEFAULT_PIPELINE, PASSES, PassCheckError, PassManager, PassRecord, Report,
                       optimize, sample_inputs)
 from .simplify import RULES, simplify
@@ -19,4 +21,4 @@ from .simplify import RULES, simplify
 __all__ = ["optimize", "PassManager", "DEFAULT_PIPELINE", "PASSES", "DEFAULT_OPTIONS", "PassContext",
            "PassResult", "PassRecord", "Report", "PassCheckError", "sample_inputs", "dce",
            "prune_feeds", "cse", "fold", "simplify", "RULES", "fuse_elementwise", "fuse_epilogue",
-           "fuse_reduction"]
+           "fuse_reduction", "transpose_shared_rhs"]

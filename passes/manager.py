@@ -26,13 +26,14 @@ from .cse import cse
 from .dce import dce
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
+from .layout import transpose_shared_rhs
 from .simplify import simplify
 
 PassFn = Callable[[Graph, PassContext], PassResult]
 
 # The default pipeline, in order. Clean-up first (so later passes see less), then the
 # rewrites that enable each other (folding exposes x*1, simplification exposes folding
-# and equal subexpressions), then fusion last, on the smallest graph.
+# and equal subexpressions), then operand layouts for BLAS, then fusion last, on the smallest graph.
 DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("dce", dce),                            # fed nodes become placeholders; drop what fetches don't need
     ("fold", fold),                          # all-constant subgraphs -> constants
@@ -40,6 +41,7 @@ DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("fold.2", fold),                        # what simplification exposed (e.g. reduce of a bypassed op)
     ("cse", cse),                            # equal nodes -> one node
     ("dce.2", dce),                          # drop what folding/simplification/CSE left unused
+    ("transpose_shared_rhs", transpose_shared_rhs),  # a matrix many matmuls read transposed: transpose once
     ("fuse_elementwise", fuse_elementwise),  # elementwise regions -> fused_elementwise
     ("fuse_epilogue", fuse_epilogue),        # matmul/conv2d + elementwise tail -> fused_contraction
     ("fuse_reduction", fuse_reduction),      # elementwise prologue + reduce_* -> fused_reduction

@@ -6,7 +6,7 @@ import graphc as gc
 from graphc.interpreter import evaluate
 from graphc.ops.registry import apply
 from graphc.passes import (DEFAULT_PIPELINE, PassCheckError, PassContext, PassManager, PassResult,
-                           cse, dce, fold, optimize, sample_inputs, simplify)
+                           cse, dce, fold, optimize, sample_inputs, simplify, transpose_shared_rhs)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -484,3 +484,32 @@ def test_each_pass_alone_keeps_results():
     copy = g.copy()
     for fn in (dce, fold, simplify, cse):
         assert isinstance(fn(copy, ctx), PassResult)
+
+
+# -- operand layouts ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("uses,rewritten", [(2, False), (3, True), (5, True)])
+def test_shared_transposed_rhs_is_transposed_once(uses, rewritten):
+    # an unrolled RNN's backward: every step multiplies its gradient by the recurrent kernel^T
+    g = gc.Graph()
+    with g.as_default():
+        u = gc.Variable(np.arange(12, dtype=np.float32).reshape(3, 4) / 7, name="u")
+        xs = [gc.placeholder("float32", (None, 4), name=f"x{i}") for i in range(uses)]
+        ys = [gc.matmul(x, u, transpose_b=True) for x in xs]
+        other = gc.matmul(u, u, transpose_a=True)                # not a transposed right operand
+    pipe = one_pass(transpose_shared_rhs)
+    opt, rep = check_same(g, ys + [other], xs, pipeline=pipe)
+    mms = [n for n in opt.topo_order() if opt.op(n) == "matmul"]
+    assert count(opt, "transpose") == int(rewritten)
+    assert sum(opt.attrs(n)["transpose_b"] for n in mms) == (0 if rewritten else uses)
+    assert rep.passes[0].nodes_after == rep.passes[0].nodes_before + int(rewritten)
+
+
+def test_shared_transposed_rhs_batched_and_in_the_default_pipeline():
+    g = gc.Graph()
+    with g.as_default():
+        u = gc.placeholder("float64", (2, 3, 4), name="u")
+        xs = [gc.placeholder("float64", (2, None, 4), name=f"x{i}") for i in range(3)]
+        ys = [gc.tanh(gc.matmul(x, u, transpose_b=True)) for x in xs]
+    opt, _ = check_same(g, ys, [u] + xs)
+    (t,) = [n for n in opt.topo_order() if opt.op(n) == "transpose"]
+    assert opt.attrs(t)["perm"] == (0, 2, 1)
