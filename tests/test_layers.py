@@ -210,6 +210,21 @@ def test_lstm_return_state_and_initial_state():
     assert np.allclose(b[4:8], 1.0)   # unit_forget_bias
 
 
+@pytest.mark.parametrize("cls", [L.LSTM, L.GRU, L.SimpleRNN])
+@pytest.mark.parametrize("seqs", [False, True])
+def test_go_backwards_reads_the_sequence_reversed(cls, seqs):
+    # Keras: go_backwards runs the steps last to first (and returns the outputs in that order)
+    x = RNG.normal(size=(3, 6, 2)).astype(np.float32)
+    models = []
+    for back in (False, True):
+        inp = L.Input(shape=(6, 2))
+        models.append(Model(inp, cls(4, go_backwards=back, return_sequences=seqs)(inp)))
+    models[1].set_weights(models[0].get_weights())
+    want = models[0].predict(x[:, ::-1])
+    np.testing.assert_allclose(models[1].predict(x), want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(models[0].predict(x), want, atol=1e-3)
+
+
 def test_lstm_fused_cell_matches_the_primitive_op_cell():
     # default activations run the fused lstm_cell op; any other activation object (here the same
     # tanh, wrapped) runs primitive ops: forward values, losses and updated weights agree

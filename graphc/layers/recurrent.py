@@ -18,7 +18,6 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from .base import Layer, serialize_obj
-from .core import matmul_last
 
 
 def _ops():
@@ -82,10 +81,16 @@ class _RNN(Layer):
                                     regularizer=self.bias_regularizer) if self.use_bias else None
 
     def _input_projection(self, inputs):
-        xw = matmul_last(inputs, self.kernel)
+        """``inputs @ kernel + bias`` for all steps in one GEMM, time-major ``(T, batch, gates)``:
+        each step's slice is then one contiguous block (its add to ``h @ recurrent_kernel`` reads it
+        without a copy, and its gradient is stored as one block), and the bias add directly
+        follows the GEMM, where it fuses as the GEMM's epilogue."""
+        o = _ops()
+        t_len, d = inputs.shape[1], inputs.shape[2]
+        xw = o.matmul(o.reshape(o.transpose(inputs, (1, 0, 2)), (-1, d)), self.kernel)
         if self.use_bias:
             xw = xw + (self.bias if self.bias.ndim == 1 else self.bias[0])
-        return xw
+        return o.reshape(xw, (t_len, -1, xw.shape[-1]))
 
     def call(self, inputs, initial_state=None, training=None, mask=None):
         o = _ops()
@@ -99,8 +104,7 @@ class _RNN(Layer):
         if training and self.dropout:
             inputs = o.nn.dropout(inputs, rate=self.dropout, noise_shape=(None, 1, inputs.shape[-1]),
                                   seed=self.seed)
-        xw = self._input_projection(inputs)
-        steps = o.unstack(xw, num=t_len, axis=1)
+        steps = o.unstack(self._input_projection(inputs), num=t_len, axis=0)
         if self.go_backwards:
             steps = steps[::-1]
         if initial_state is not None:
