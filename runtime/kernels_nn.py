@@ -20,11 +20,16 @@ from numba import prange
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from . import codegen, threads
+from . import codegen, simd, threads
 from .cache import PARALLEL, KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
-fam = KernelFamily("nn", prelude=codegen.exp_prelude)
+def _prelude() -> str:
+    return codegen.exp_prelude() + \
+        f"from graphc.runtime.simd import conv_taps9_rows  # simd {simd.source_digest()}\n"
+
+
+fam = KernelFamily("nn", prelude=_prelude)
 
 
 @fam.kernel()
@@ -310,9 +315,10 @@ def _taps9(orow, src, base, tof, fp, fb, t, o, accumulate):
 
 
 @fam.kernel(contract=True)
-def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1):
-    # interior output pixels j0..j1 of one row when all taps fit one group of 9: the tap offsets
-    # and filter rows are loaded once per run, not per pixel
+def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1, oc0):
+    # interior output pixels j0..j1 of one row when all taps fit one group of 9, channels oc0..o
+    # (those past simd.conv_taps9_rows's whole vector blocks): the tap offsets and filter rows are
+    # loaded once per run, not per pixel
     o0 = tof[0]
     o1 = tof[1]
     o2 = tof[2]
@@ -344,11 +350,11 @@ def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1):
         v8 = xb[base + o8]
         orow = out[r0 + j]
         if fb is None:          # a plain conv: numba compiles this branch alone for bias=None
-            for oc in range(o):
+            for oc in range(oc0, o):
                 orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
                             + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
         else:
-            for oc in range(o):
+            for oc in range(oc0, o):
                 orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
                             + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc])) + fb[oc]
 
@@ -385,6 +391,13 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
             for ch in range(c):
                 offs[(p * kw + q) * c + ch] = (p * dh * w + q * dw) * c + ch
     tof = offs[:kp]
+    brow = np.empty(o, dtype=x.dtype)     # the bias as a row (zeros for a plain conv)
+    if bias is None:
+        for oc in range(o):
+            brow[oc] = 0
+    else:
+        for oc in range(o):
+            brow[oc] = bias[oc]
     ident = offs[kp:]
     zero = n * 0        # a run-time 0: constant arguments would make numba compile _taps9 per literal
     crow = np.empty(kp, dtype=x.dtype)
@@ -399,10 +412,15 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
             y0 = i * sh - ph
             r0 = (b * oh + i) * ow
             j0, j1 = jlo, jhi
+            done = 0
             if y0 < 0 or y0 + (kh - 1) * dh >= h:
                 j0, j1 = ow, ow
             if kp == 9:
-                _conv_run9(out, r0, xb, (y0 * w - pw) * c, sw * c, tof, fp, bias, o, j0, j1)
+                # whole vector blocks of channels in registers (simd.py), the rest here
+                done = conv_taps9_rows(out, r0, xb, (y0 * w - pw) * c, sw * c, tof, fp, brow, j0, j1,
+                                       relu)
+                if done < o:
+                    _conv_run9(out, r0, xb, (y0 * w - pw) * c, sw * c, tof, fp, bias, o, j0, j1, done)
             else:
                 for j in range(j0, j1):
                     orow = out[r0 + j]
@@ -424,10 +442,10 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
                 orow = out[r0 + j]
                 for g in range(kp // 9):
                     _taps9(orow, crow, zero, ident, fp, bias, g * 9, o, g > 0)
-            if relu:            # the epilogue's relu, on the row while it is in cache (NaN stays)
-                for j in range(ow):
+            if relu:            # the epilogue's relu, on the row while it is in cache (NaN stays),
+                for j in range(ow):     # where conv_taps9_rows has not applied it
                     orow = out[r0 + j]
-                    for oc in range(o):
+                    for oc in range(done if j >= j0 and j < j1 else 0, o):
                         v = orow[oc]
                         orow[oc] = 0 if v < 0 else v
 

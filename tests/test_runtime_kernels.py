@@ -335,6 +335,7 @@ def test_direct_conv_adds_the_epilogue_bias():
 
 @pytest.mark.parametrize("shape,fshape,stride,padding,dil", [
     ((3, 10, 9, 1), (3, 3, 1, 32), 1, "VALID", 1),     # one group of 9 taps: the hoisted interior run
+    ((2, 12, 11, 1), (3, 3, 1, 19), 2, "SAME", 1),     # 19 channels: vector blocks and a scalar tail
     ((3, 10, 9, 1), (3, 3, 1, 7), 1, "SAME", 1),       # border pixels gather through crow
     ((2, 11, 12, 3), (5, 5, 3, 17), 2, "SAME", 1),     # 75 taps: 9 groups, the last zero-padded
     ((2, 9, 8, 2), (3, 2, 2, 5), 1, "SAME", 2),        # dilation, 12 taps
@@ -351,12 +352,34 @@ def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
     attrs = {"strides": (stride, stride), "padding": padding, "dilations": (dil, dil)}
     want = get_op("conv2d").reference([x, f], attrs) + bias
     oh, ow, geom = _conv_geom(shape, fshape, attrs)
-    for b, add, relu in ((bias, bias, 0), (None, 0.0, 0), (bias, bias, 1)):   # None: a plain conv
-        out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, np.float32)
-        fam.get("conv2d_direct")(x, x.reshape(shape[0], -1), f.reshape(-1, fshape[3]), b, out, relu, *geom)
-        expect = want - bias + add
-        np.testing.assert_allclose(out.reshape(want.shape), np.maximum(expect, 0) if relu else expect,
-                                   rtol=1e-4, atol=1e-4)
+    for dt in (np.float32, np.float64):       # 8 and 4 lanes in simd.conv_taps9_rows
+        x, f, bias = x.astype(dt), f.astype(dt), bias.astype(dt)
+        for b, add, relu in ((bias, bias, 0), (None, 0.0, 0), (bias, bias, 1)):   # None: a plain conv
+            out = np.full((shape[0] * oh * ow, fshape[3]), np.nan, dt)
+            fam.get("conv2d_direct")(x, x.reshape(shape[0], -1), f.reshape(-1, fshape[3]), b, out, relu,
+                                     *geom)
+            expect = want - bias + add
+            np.testing.assert_allclose(out.reshape(want.shape), np.maximum(expect, 0) if relu else expect,
+                                       rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("o", [32, 19])
+def test_conv2d_direct_relu_keeps_nan(o):
+    # the relu the direct kernel applies (in simd.conv_taps9_rows for whole vector blocks, in numba
+    # for the rest) is the reference's: NaN stays NaN, negatives become 0
+    from graphc.runtime.kernels_linalg import _conv_geom
+    from graphc.runtime.kernels_nn import fam
+    x, f, bias = data((2, 9, 10, 1)), data((3, 3, 1, o)), data((o,))
+    x[1, 4, 5, 0] = np.nan
+    attrs = {"strides": (1, 1), "padding": "SAME", "dilations": (1, 1)}
+    want = get_op("conv2d").reference([x, f], attrs) + bias
+    oh, ow, geom = _conv_geom(x.shape, f.shape, attrs)
+    out = np.zeros((2 * oh * ow, o), np.float32)
+    fam.get("conv2d_direct")(x, x.reshape(2, -1), f.reshape(-1, o), bias, out, 1, *geom)
+    got = out.reshape(want.shape)
+    assert np.isnan(got[1, 3:6, 4:7]).all() and np.isnan(got).sum() == 9 * o
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, np.where(want < 0, 0, want), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("k,s,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (1, 1, "VALID")])
