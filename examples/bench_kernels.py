@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -29,8 +30,9 @@ from graphc import runtime  # noqa: E402
 from graphc.ops.registry import apply  # noqa: E402
 
 
-def best(fn, repeat=7, number=1):
-    fn()
+def best(fn, repeat=7, number=1, warmup=1):
+    for _ in range(warmup):
+        fn()
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -108,61 +110,100 @@ def _np_conv_im2col(x, f):
     return (col @ f.reshape(-1, o)).reshape(n, oh, ow, o)
 
 
-def bench_conv():
-    rng = np.random.default_rng(0)
+# Each framework times the conv in a process of its own, as a user would run it: in one process,
+# each side's idle worker threads (torch's OpenMP pool, OpenBLAS's) and the other's measurably
+# disturbed each other (graphc's two-thread conv measured 0.20 or 0.33 ms depending on whether
+# torch's first call took its fast or its slow path).
+CONV_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+side, h, c, o = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((32, h, h, c)).astype(np.float32)
+f = rng.standard_normal((3, 3, c, o)).astype(np.float32)
+""" + inspect.getsource(best) + r"""
+if side == "graphc":
+    sys.path.insert(0, ".")
+    sys.path.insert(0, "examples")
+    import graphc as gc
+    from graphc import runtime
+    from bench_kernels import _np_conv_im2col
+    g = gc.Graph()
+    with g.as_default():
+        px = gc.placeholder("float32", (None, h, h, c), name="x")
+        y = gc.nn.conv2d(px, gc.constant(f))
+    exe = runtime.compile(g, [y.node], [px.node])
+    feeds = {px.node: x}
+    want = _np_conv_im2col(x, f)
+    time.sleep(0.3)
+    np.testing.assert_allclose(exe.run(feeds, {}, 0)[0][0], want, rtol=1e-4, atol=1e-4)
+    # graphc first: after a GEMM, numpy's OpenBLAS workers spin on the other core for a while
+    res = {"graphc": best(lambda: exe.run(feeds, {}, 0), 9, 5, 20), "kernel": exe.plan.kernel_calls[0].call.name}
+    res["numpy"] = best(lambda: _np_conv_im2col(x, f), 9, 5, 20)
+else:
+    import torch
+    nt = torch.get_num_threads()
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    tw = torch.from_numpy(f.transpose(3, 2, 0, 1).copy())
+
+    def run():
+        with torch.no_grad():
+            torch.nn.functional.conv2d(tx, tw)
+    # torch's time for a shape depends on what ran before it in its process, and not only on warm-up
+    # calls (here, fresh processes: 28x28x1 -> 32 took 0.17-0.27 ms in some states and 1.8-4 ms in
+    # others; 13x13x32 -> 64 took 2.0 ms until a 28x28x1 conv had run, then 0.8 ms). Its best of
+    # three states is reported: as started, after the other shape, and after set_num_threads(1).
+    res = {"threads": nt, "torch": best(run, 9, 5, 20)}
+    torch.set_num_threads(1)
+    res["torch1"] = best(run, 9, 5, 20)
+    torch.set_num_threads(nt)
+    for hh, cc, oo in ((28, 1, 32), (13, 32, 64)):
+        with torch.no_grad():
+            for _ in range(10):
+                torch.nn.functional.conv2d(torch.ones(32, cc, hh, hh), torch.ones(oo, cc, 3, 3))
+    res["torch"] = min(res["torch"], best(run, 9, 5, 20))
+    torch.set_num_threads(1)
+    res["torch1"] = min(res["torch1"], best(run, 9, 5, 20))
+print(json.dumps(res))
+"""
+
+
+def _conv_process(side, h, c, o):
+    p = subprocess.run([sys.executable, "-c", CONV_SCRIPT, side, str(h), str(c), str(o)],
+                       capture_output=True, text=True,
+                       cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if p.returncode:
+        raise RuntimeError(p.stderr[-2000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def bench_conv(rounds=5):
     try:
-        import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        import torch  # noqa: F401
     except ImportError:
         torch = None
     for (h, c, o) in ((28, 1, 32), (13, 32, 64)):
-        x = rng.standard_normal((32, h, h, c)).astype(np.float32)
-        f = rng.standard_normal((3, 3, c, o)).astype(np.float32)
-        g = gc.Graph()
-        with g.as_default():
-            px = gc.placeholder("float32", (None, h, h, c), name="x")
-            y = gc.nn.conv2d(px, gc.constant(f))
-        exe = runtime.compile(g, [y.node], [px.node])
-        feeds = {px.node: x}
-        np.testing.assert_allclose(exe.run(feeds, {}, 0)[0][0], _np_conv_im2col(x, f), rtol=1e-4, atol=1e-4)
-        t_np = best(lambda: _np_conv_im2col(x, f), repeat=9, number=5)
-        kname = exe.plan.kernel_calls[0].call.name
+        head = f"[conv2d 32x{h}x{h}x{c} -> {o}, 3x3]"
         if torch is None:
-            t_rt = best(lambda: exe.run(feeds, {}, 0), repeat=9, number=5)
-            print(f"[conv2d 32x{h}x{h}x{c} -> {o}, 3x3]  runtime ({kname}) {t_rt * 1e3:.3f} ms, numpy "
-                  f"im2col {t_np * 1e3:.3f} ms ({t_np / t_rt:.2f}x); torch not installed")
+            r = _conv_process("graphc", h, c, o)
+            print(f"{head}  runtime ({r['kernel']}) {r['graphc'] * 1e3:.3f} ms, numpy im2col "
+                  f"{r['numpy'] * 1e3:.3f} ms ({r['numpy'] / r['graphc']:.2f}x); torch not installed")
             continue
-        tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-        tw = torch.from_numpy(f.transpose(3, 2, 0, 1).copy())
-
-        def run_torch():
-            with torch.no_grad():
-                torch.nn.functional.conv2d(tx, tw)
-        # graphc and torch (on all cores, and on one) in alternating rounds, each after a pause: the
-        # other side's worker threads (OpenBLAS, OpenMP) spin for a while after their last call and
-        # would steal a core. The ratio is against torch's faster setting in each round: on this
-        # shared VM torch's OpenMP pool is sometimes much slower than its one-thread path.
-        nt = torch.get_num_threads()
-
-        def best_torch1():
-            torch.set_num_threads(1)
-            try:
-                return best(run_torch, repeat=5, number=5)
-            finally:
-                torch.set_num_threads(nt)
-        rounds = [], [], []
-        for _ in range(7):
-            for k, fn in enumerate((lambda: best(lambda: exe.run(feeds, {}, 0), repeat=5, number=5),
-                                    lambda: best(run_torch, repeat=5, number=5), best_torch1)):
-                time.sleep(0.1)
-                rounds[k].append(fn())
-        t_rt, t_t, t_t1 = (float(np.median(r)) for r in rounds)
-        ratio = float(np.median([min(b, c) / a for a, b, c in zip(*rounds)]))
-        line = (f"[conv2d 32x{h}x{h}x{c} -> {o}, 3x3]  runtime ({kname}) {t_rt * 1e3:.3f} ms, numpy im2col "
-                f"{t_np * 1e3:.3f} ms ({t_np / t_rt:.2f}x), torch CPU (NCHW) {t_t * 1e3:.3f} ms with {nt} "
-                f"threads, {t_t1 * 1e3:.3f} ms with 1 thread (runtime is {ratio:.2f}x the speed of torch's "
-                f"faster setting, median of 7 alternating rounds)")
-        print(line)
+        gs, ts = [], []      # one process per side and round, alternating
+        for _ in range(rounds):
+            gs.append(_conv_process("graphc", h, c, o))
+            ts.append(_conv_process("torch", h, c, o))
+        t_rt = float(np.median([r["graphc"] for r in gs]))
+        t_np = float(np.median([r["numpy"] for r in gs]))
+        t_t = float(np.median([r["torch"] for r in ts]))
+        t_t1 = float(np.median([r["torch1"] for r in ts]))
+        # against torch's faster setting in each round: on this shared VM torch's OpenMP pool is
+        # sometimes much slower than its one-thread path
+        ratio = float(np.median([min(t["torch"], t["torch1"]) / g["graphc"] for g, t in zip(gs, ts)]))
+        print(f"{head}  runtime ({gs[0]['kernel']}) {t_rt * 1e3:.3f} ms, numpy im2col {t_np * 1e3:.3f} ms "
+              f"({t_np / t_rt:.2f}x), torch CPU (NCHW) {t_t * 1e3:.3f} ms with {ts[0]['threads']} threads, "
+              f"{t_t1 * 1e3:.3f} ms with 1 thread (runtime is {ratio:.2f}x the speed of torch's faster "
+              f"setting; medians of {rounds} alternating rounds, each side in a process of its own)")
 
 
 MLP_SCRIPT = r"""
