@@ -43,7 +43,7 @@ def data(shape, dtype="float32", lo=-2.0, hi=2.0):
 
 _POSITIVE = {"log", "sqrt", "rsqrt", "log1p", "reciprocal", "pow"}
 _SKIP = {"identity", "stop_gradient", "cast", "fused_elementwise", "logical_not", "logical_and",
-         "logical_or", "where", "sigmoid_cross_entropy_with_logits"}
+         "logical_or", "where", "sigmoid_cross_entropy_with_logits", "broadcast_like"}
 
 
 def _ew_ops(arity):
@@ -90,6 +90,30 @@ def test_every_binary_op_with_broadcasting_float32():
         fetches.append(gc.where(a > b, a, b))
         fetches.append(gc.nn.sigmoid_cross_entropy_with_logits(labels=gc.sigmoid(b), logits=a))
     run_both(fetches, {a: data((3, 1, 5)), b: data((4, 1))})
+
+
+def test_broadcast_like_fuses_into_its_consumers():
+    # broadcast_like is elementwise (input 1 lends its shape only): a layer norm's backward pattern
+    # runs as one fused kernel, with no materialised broadcast and no reference op; alone, it is a
+    # kernel too, also for a `like` of another dtype
+    from graphc.passes import optimize
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 5, 7), name="x")
+        m = gc.placeholder("int32", (None, 5, 7), name="m")
+        s = gc.reduce_sum(x, axis=-1, keepdims=True)
+        y = gc.broadcast_like(s, x) * x + 1.0
+        alone = gc.broadcast_like(gc.reduce_max(x, axis=[1, 2], keepdims=True), m)
+    g2, rep = optimize(g, [y.node, alone.node], feeds=[x.node, m.node])
+    assert [g2.op(n) for n in g2.topo_order()].count("broadcast_like") == 1     # `alone` only
+    fv = {x.node: data((4, 5, 7)), m.node: data((4, 5, 7), "int32")}
+    exe = runtime.compile(g2, rep.fetches, [x.node, m.node])
+    out, _ = exe.run(fv, {}, 0)
+    ref = evaluate(g, [y.node, alone.node], fv, {})
+    for a, b in zip(out, ref.values):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not [s for s in exe.plan.kernel_calls if s.call.name.startswith("ref:")]
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "float64"])
