@@ -552,18 +552,22 @@ def test_array_kernels():
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
 @pytest.mark.parametrize("shape,perm", [((37, 53), (1, 0)), ((8, 16), (1, 0)), ((1, 5), (1, 0)),
                                         ((0, 3), (1, 0)), ((3, 9, 17), (0, 2, 1)),
-                                        ((2, 2, 8, 11), (0, 1, 3, 2)), ((4, 3, 2), (2, 1, 0))])
+                                        ((2, 2, 8, 11), (0, 1, 3, 2)), ((4, 3, 2), (2, 1, 0)),
+                                        ((3, 5, 4, 6), (0, 2, 1, 3)), ((5, 3, 7), (1, 0, 2)),
+                                        ((2, 3, 4, 5), (2, 0, 1, 3)), ((2, 3, 4, 5, 2), (0, 2, 1, 3, 4))])
 def test_transpose_kernels(dtype, shape, perm):
     # matrices and batches of matrices take the tiled kernel (tile edges at 37 and 53, none at
-    # 8 and 16); any other permutation keeps numpy's copy
+    # 8 and 16); permutations of rank 3-4 that keep the last axis copy whole rows; any other
+    # permutation keeps numpy's copy
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(dtype, (None,) + shape[1:], name="x")
         fetches = [gc.transpose(x, perm), gc.transpose(x[::-1], perm)]   # the second: a strided input
     exe, out, _ = run_both(fetches, {x: data(shape, dtype)})
     tiled = perm[-2:] == (len(perm) - 1, len(perm) - 2) and perm[:-2] == tuple(range(len(perm) - 2))
+    rows = 3 <= len(perm) <= 4 and perm[-1] == len(perm) - 1
     names = {getattr(f, "__name__", "") for st in exe.plan.kernel_calls for f, _ in st.call.steps}
-    assert ("transpose_last2" in names) == tiled, names
+    assert ("transpose_last2" in names) == tiled and ("transpose_rows" in names) == rows, names
 
 
 def test_slices_tiling_slice_gradients_and_strided_matmul_inputs():
