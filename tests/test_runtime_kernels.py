@@ -570,6 +570,24 @@ def test_transpose_kernels(dtype, shape, perm):
     assert ("transpose_last2" in names) == tiled and ("transpose_rows" in names) == rows, names
 
 
+def test_slice_gradients_of_single_elements_and_repeated_runs():
+    # all-integer keys (0-d pieces), tiling and overlapping, run twice on the same planned buffer
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (2, 2), name="x")
+        e = [x[i, j] * float(1 + i + 2 * j) for i in range(2) for j in range(2)]
+        tiling = apply("strided_slice_grad_n", e + [x], {"keys": ((0, 0), (0, 1), (1, 0), (1, 1))})
+        overlapping = apply("strided_slice_grad_n", [e[0], e[3], x[1] * 3.0, x],
+                            {"keys": ((0, 0), (1, 1), (1,))})
+        fetches = [tiling, overlapping * 1.0]
+    exe, _, _ = run_both(fetches, {x: data((2, 2))})
+    xv = data((2, 2))           # the same Executable again: the cached views see the new values
+    got, _ = exe.run({x.node: xv}, {}, 0)
+    want = evaluate(g, [f.node for f in fetches], {x.node: xv}, {}).values
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_slices_tiling_slice_gradients_and_strided_matmul_inputs():
     # slicing is a view with its key prebuilt (all-int keys give 0-d arrays); slice gradients that
     # tile their buffer are plain copies; matmul takes row-strided slices without a copy
