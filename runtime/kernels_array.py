@@ -62,10 +62,10 @@ def transpose_last2(x, out):
 @fam.kernel(parallel=False)
 def transpose_rows(xf, out, oshape, xstride):
     """A permutation that keeps the last axis: row ``(i0, i1, i2)`` of the flat output ``out`` (of
-    shape ``oshape``) is the row of the flat input ``xf`` at ``sum(i_k * xstride[k])``, copied whole
-    with flat indices (a row view per row took longer than the copy) (attention's head split and merge,
-    (batch, steps, heads, dim) <-> (batch, heads, steps, dim), run at ~22 us per (32, 28, 4, 16)
-    through numpy's strided copy; 6.8 us here)."""
+    shape ``oshape``) is the row of the flat input ``xf`` at ``sum(i_k * xstride[k])``, copied whole.
+    Attention's head split and merge, (batch, steps, heads, dim) <-> (batch, heads, steps, dim):
+    numpy's strided copy took ~22 us for (32, 28, 4, 16), this 6-7 us (flat indices: a row view
+    per row took longer than the copy)."""
     # unsigned offsets: numba checks a signed index for wrap-around (a negative index counts from
     # the end), which kept this loop scalar and branchy: 69 -> 6.8 us on (32, 28, 4, 16)
     n0, n1, n2, d = oshape[0], oshape[1], oshape[2], np.uint64(oshape[3])
@@ -80,11 +80,18 @@ def transpose_rows(xf, out, oshape, xstride):
                 o += d
 
 
+# Transposes smaller than this keep numpy's copy: the kernels save at most ~15 us a call there
+# (an LSTM's (64, 256) recurrent kernel: 16 -> 10 us), and each costs 0.15-0.8 s to compile
+# cold (the LSTM program's cold start went up 0.35 s with both).
+MIN_KERNEL_TRANSPOSE = 1 << 15
+
+
 @kernel_for("transpose")
 def bind_transpose(ctx: NodeCtx):
     perm = tuple(ctx.attrs["perm"])
     nd = len(perm)
-    if 3 <= nd <= 4 and perm[-1] == nd - 1 and np.dtype(ctx.out_dtype).kind in "fiu":
+    big = int(np.prod(ctx.out_shape, dtype=np.int64)) >= MIN_KERNEL_TRANSPOSE
+    if big and 3 <= nd <= 4 and perm[-1] == nd - 1 and np.dtype(ctx.out_dtype).kind in "fiu":
         # rows stay whole: one contiguous copy per output row, read at the permuted input offset
         s = tuple(int(d) for d in ctx.in_shapes[0])
         elem = [int(np.prod(s[k + 1:], dtype=np.int64)) for k in range(nd)]  # C strides, in elements
@@ -95,7 +102,7 @@ def bind_transpose(ctx: NodeCtx):
         return Call(steps=[(k, [In(0, flat), Out(flat), Const(np.array(o4, dtype=np.int64)), Const(xstride)])],
                     name="transpose", warm=[(k, (arr_t(ctx.out_dtype, 1), arr_t(ctx.out_dtype, 1),
                                                  arr_t(np.int64, 1), arr_t(np.int64, 1)))])
-    if (nd >= 2 and perm == tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    if (big and nd >= 2 and perm == tuple(range(nd - 2)) + (nd - 1, nd - 2)
             and np.dtype(ctx.out_dtype).kind in "fiu"):
         # a matrix (or batch of matrices) transposed: the tiled kernel over (batch, rows, cols)
         s = ctx.in_shapes[0]

@@ -3,6 +3,8 @@
 Graphs are built so that many kernels are checked per compile (numba compiles are slow);
 the kernel cache folder of the test session keeps later runs warm.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -555,10 +557,13 @@ def test_array_kernels():
                                         ((2, 2, 8, 11), (0, 1, 3, 2)), ((4, 3, 2), (2, 1, 0)),
                                         ((3, 5, 4, 6), (0, 2, 1, 3)), ((5, 3, 7), (1, 0, 2)),
                                         ((2, 3, 4, 5), (2, 0, 1, 3)), ((2, 3, 4, 5, 2), (0, 2, 1, 3, 4))])
-def test_transpose_kernels(dtype, shape, perm):
+def test_transpose_kernels(monkeypatch, dtype, shape, perm):
     # matrices and batches of matrices take the tiled kernel (tile edges at 37 and 53, none at
     # 8 and 16); permutations of rank 3-4 that keep the last axis copy whole rows; any other
-    # permutation keeps numpy's copy
+    # permutation keeps numpy's copy (as do small transposes, unless the threshold is lowered)
+    from graphc.runtime import kernels_array
+    assert math.prod(shape) < kernels_array.MIN_KERNEL_TRANSPOSE
+    monkeypatch.setattr(kernels_array, "MIN_KERNEL_TRANSPOSE", 0)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(dtype, (None,) + shape[1:], name="x")
@@ -568,6 +573,19 @@ def test_transpose_kernels(dtype, shape, perm):
     rows = 3 <= len(perm) <= 4 and perm[-1] == len(perm) - 1
     names = {getattr(f, "__name__", "") for st in exe.plan.kernel_calls for f, _ in st.call.steps}
     assert ("transpose_last2" in names) == tiled and ("transpose_rows" in names) == rows, names
+
+
+def test_small_transposes_keep_numpys_copy():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 64, 256), name="x")
+        fetches = [gc.transpose(x, (0, 2, 1)), gc.transpose(x, (1, 0, 2))]
+    exe, _, _ = run_both(fetches, {x: data((1, 64, 256))})      # 16k elements: numpy
+    names = {getattr(f, "__name__", "") for st in exe.plan.kernel_calls for f, _ in st.call.steps}
+    assert names == {"transpose_into"}, names
+    exe, _, _ = run_both(fetches, {x: data((2, 64, 256))})      # 32k elements: the kernels
+    names = {getattr(f, "__name__", "") for st in exe.plan.kernel_calls for f, _ in st.call.steps}
+    assert names == {"transpose_last2", "transpose_rows"}, names
 
 
 def test_slice_gradients_of_single_elements_and_repeated_runs():
