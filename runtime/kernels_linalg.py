@@ -52,7 +52,11 @@ def im2col_taps(x, taps, colt, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
     # pixel r (0 off the image). Each (tap, output row) copies one strided run of an input row, so it
     # vectorizes; the row-major im2col moves one scalar per tap for c = 1. `taps` selects the
     # rows of colt to fill (all of them, in order, from the binder).
+    # The offsets into colt and xr are unsigned: numba checks a signed index for wrap-around
+    # (a negative index counts from the end), and with those checks this took 201 us instead of
+    # 121 (batch 32, 28x28x1, 3x3).
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
+    uow, usw = np.uint64(ow), np.uint64(sw)
     for k in range(taps.shape[0]):
         p = taps[k] // kw
         q = taps[k] % kw
@@ -60,20 +64,22 @@ def im2col_taps(x, taps, colt, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
         off = q * dw - pw
         j0 = min(ow, (sw - 1 - off) // sw) if off < 0 else 0     # in-bounds output columns [j0, j1)
         j1 = max(j0, min(ow, (w - 1 - off) // sw + 1))
+        uj0, uj1 = np.uint64(j0), np.uint64(j1)
+        start = np.uint64(max(j0 * sw + off, 0))                 # xr's index at column j0
         for b in range(n):
             for i in range(oh):
                 y = i * sh + p * dh - ph
-                base = (b * oh + i) * ow
+                base = np.uint64((b * oh + i) * ow)
                 if y < 0 or y >= h:
-                    for j in range(ow):
+                    for j in range(uow):
                         ct[base + j] = 0
                     continue
                 xr = x[b, y, :, 0]
-                for j in range(j0):
+                for j in range(uj0):
                     ct[base + j] = 0
-                for j in range(j0, j1):
-                    ct[base + j] = xr[j * sw + off]
-                for j in range(j1, ow):
+                for j in range(uj0, uj1):
+                    ct[base + j] = xr[start + (j - uj0) * usw]
+                for j in range(uj1, uow):
                     ct[base + j] = 0
 
 
