@@ -318,7 +318,9 @@ def _taps9(orow, src, base, tof, fp, fb, t, o, accumulate):
 def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1, oc0):
     # interior output pixels j0..j1 of one row when all taps fit one group of 9, channels oc0..o
     # (those past simd.conv_taps9_rows's whole vector blocks): the tap offsets and filter rows are
-    # loaded once per run, not per pixel
+    # loaded once per run, not per pixel. The channel range is unsigned: from a run-time start,
+    # numba checks a signed index for wrap-around and the loop ran scalar, 8x slower.
+    uoc0, uo = np.uint64(oc0), np.uint64(o)
     o0 = tof[0]
     o1 = tof[1]
     o2 = tof[2]
@@ -350,11 +352,11 @@ def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1, oc0):
         v8 = xb[base + o8]
         orow = out[r0 + j]
         if fb is None:          # a plain conv: numba compiles this branch alone for bias=None
-            for oc in range(oc0, o):
+            for oc in range(uoc0, uo):
                 orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
                             + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc]))
         else:
-            for oc in range(oc0, o):
+            for oc in range(uoc0, uo):
                 orow[oc] = ((v0 * f0[oc] + v1 * f1[oc] + v2 * f2[oc]) + (v3 * f3[oc] + v4 * f4[oc]
                             + v5 * f5[oc]) + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc])) + fb[oc]
 
@@ -445,7 +447,7 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
             if relu:            # the epilogue's relu, on the row while it is in cache (NaN stays),
                 for j in range(ow):     # where conv_taps9_rows has not applied it
                     orow = out[r0 + j]
-                    for oc in range(done if j >= j0 and j < j1 else 0, o):
+                    for oc in range(np.uint64(done if j >= j0 and j < j1 else 0), np.uint64(o)):
                         v = orow[oc]
                         orow[oc] = 0 if v < 0 else v
 

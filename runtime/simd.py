@@ -62,8 +62,8 @@ _VECTOR_BYTES = _vector_bytes()
 def conv_taps9_rows(typingctx, out, r0, xb, base0, step, tof, fp, fb, j0, j1, relu):
     """For pixels j in [j0, j1): ``out[r0 + j, c] = fb[c] + sum_t xb[base0 + j*step + tof[t]] *
     fp[t, c]`` over the 9 taps t, then ``max(., 0)`` when ``relu`` is nonzero (a NaN stays NaN), for
-    the channels c of whole vector blocks; returns how many channels that was (the caller finishes
-    the rest). out, fp 2-D with contiguous rows, fb 1-D contiguous, xb and tof 1-D; all of one float
+    the channels c of whole vector blocks (full registers, then half a register); returns how many
+    channels that was (the caller finishes the rest). out, fp 2-D with contiguous rows, fb 1-D contiguous, xb and tof 1-D; all of one float
     dtype but tof (int64)."""
     if not all(isinstance(a, types.Array) for a in (out, xb, tof, fp, fb)):
         return None
@@ -78,54 +78,60 @@ def conv_taps9_rows(typingctx, out, r0, xb, base0, step, tof, fp, fb, j0, j1, re
                                      for k in (0, 2, 5, 6, 7))
         r0, base0, step, j0, j1, relu = (context.cast(builder, args[k], sig.args[k], types.int64)
                                          for k in (1, 3, 4, 8, 9, 10))
-        i64 = ir.IntType(64)
+        i64, i32, i1 = ir.IntType(64), ir.IntType(32), ir.IntType(1)
         ft = context.get_value_type(dt)
-        lanes = _VECTOR_BYTES // (4 if dt == types.float32 else 8)
-        vt = ir.VectorType(ft, lanes)
-        vp = vt.as_pointer()
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-            f"llvm.fmuladd.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-        undef = ir.Constant(vt, ir.Undefined)
-        zero = ir.Constant(vt, [0.0] * lanes)
-        on = builder.icmp_signed("!=", relu, ir.Constant(ir.IntType(64), 0))
-        relu_v = builder.shuffle_vector(builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(1), lanes),
-                                                                           ir.Undefined), on, ir.Constant(ir.IntType(64), 0)),
-                                        ir.Constant(ir.VectorType(ir.IntType(1), lanes), ir.Undefined),
-                                        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+        size = 4 if dt == types.float32 else 8
         o = builder.extract_value(f_a.shape, 1)
         fstride = builder.extract_value(f_a.strides, 0)         # bytes per filter row
         ostride = builder.extract_value(out_a.strides, 0)
         xstride = builder.extract_value(x_a.strides, 0)
         tstride = builder.extract_value(t_a.strides, 0)
+        on = builder.icmp_signed("!=", relu, i64(0))
+        n = builder.sub(j1, j0)
         i8p = ir.IntType(8).as_pointer()
 
         def at(ary, byte_off, ty):
             return builder.bitcast(builder.gep(builder.bitcast(ary.data, i8p), [byte_off]), ty)
         offs = [builder.load(at(t_a, builder.mul(i64(t), tstride), i64.as_pointer())) for t in range(9)]
-        nblk = builder.sdiv(o, i64(lanes))
-        n = builder.sub(j1, j0)
-        isz = i64(lanes * (4 if dt == types.float32 else 8))
-        with cgutils.for_range(builder, nblk) as blk:
-            cbytes = builder.mul(blk.index, isz)
-            fv = [builder.load(at(f_a, builder.add(builder.mul(i64(t), fstride), cbytes), vp), align=4)
-                  for t in range(9)]
-            bv = builder.load(at(b_a, cbytes, vp), align=4)
-            with cgutils.for_range(builder, n) as jl:
-                j = builder.add(j0, jl.index)
-                base = builder.add(base0, builder.mul(j, step))
-                acc = bv
-                for t in range(9):
-                    s = builder.load(at(x_a, builder.mul(builder.add(base, offs[t]), xstride),
-                                        ft.as_pointer()))
-                    sv = builder.shuffle_vector(builder.insert_element(undef, s, i64(0)), undef, splat)
-                    acc = builder.call(fmuladd, [sv, fv[t], acc])
-                neg = builder.fcmp_ordered("<", acc, zero)      # false for NaN: NaN stays
-                acc = builder.select(builder.and_(neg, relu_v), zero, acc)
-                row = builder.mul(builder.add(r0, j), ostride)
-                builder.store(acc, at(out_a, builder.add(row, cbytes), vp), align=4)
-        return builder.mul(nblk, i64(lanes))
+
+        def blocks(lanes, done):
+            # channel blocks of `lanes` from channel `done` on; returns the channels done after them
+            vt = ir.VectorType(ft, lanes)
+            vp = vt.as_pointer()
+            fmuladd = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vt, [vt, vt, vt]),
+                f"llvm.fmuladd.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
+            lane0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+            undef = ir.Constant(vt, ir.Undefined)
+            zero = ir.Constant(vt, [0.0] * lanes)
+            relu_v = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(ir.VectorType(i1, lanes), ir.Undefined), on, i64(0)),
+                ir.Constant(ir.VectorType(i1, lanes), ir.Undefined), lane0)
+            nblk = builder.sdiv(builder.sub(o, done), i64(lanes))
+            with cgutils.for_range(builder, nblk) as blk:
+                cbytes = builder.mul(builder.add(done, builder.mul(blk.index, i64(lanes))), i64(size))
+                fv = [builder.load(at(f_a, builder.add(builder.mul(i64(t), fstride), cbytes), vp), align=size)
+                      for t in range(9)]
+                bv = builder.load(at(b_a, cbytes, vp), align=size)
+                with cgutils.for_range(builder, n) as jl:
+                    j = builder.add(j0, jl.index)
+                    base = builder.add(base0, builder.mul(j, step))
+                    acc = bv
+                    for t in range(9):
+                        v = builder.load(at(x_a, builder.mul(builder.add(base, offs[t]), xstride),
+                                            ft.as_pointer()))
+                        sv = builder.shuffle_vector(builder.insert_element(undef, v, i64(0)), undef, lane0)
+                        acc = builder.call(fmuladd, [sv, fv[t], acc])
+                    neg = builder.fcmp_ordered("<", acc, zero)      # false for NaN: NaN stays
+                    acc = builder.select(builder.and_(neg, relu_v), zero, acc)
+                    row = builder.mul(builder.add(r0, j), ostride)
+                    builder.store(acc, at(out_a, builder.add(row, cbytes), vp), align=size)
+            return builder.add(done, builder.mul(nblk, i64(lanes)))
+        # full registers, then one half-width block where at least half a register of channels is
+        # left (8 channels with AVX-512 float32: none would fit a full register)
+        lanes = _VECTOR_BYTES // size
+        done = blocks(lanes, i64(0))
+        return blocks(lanes // 2, done) if lanes >= 8 else done
     return sig, codegen
 
 

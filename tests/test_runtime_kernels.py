@@ -389,10 +389,10 @@ def test_conv2d_direct_kernel_geometries(shape, fshape, stride, padding, dil):
                                        rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("o", [32, 19])
+@pytest.mark.parametrize("o", [32, 27, 19, 8])
 def test_conv2d_direct_relu_keeps_nan(o):
-    # the relu the direct kernel applies (in simd.conv_taps9_rows for whole vector blocks, in numba
-    # for the rest) is the reference's: NaN stays NaN, negatives become 0
+    # the relu the direct kernel applies (in simd.conv_taps9_rows for whole and half-register
+    # blocks of channels, in numba for the rest) is the reference's: NaN stays NaN, negatives 0
     from graphc.runtime.kernels_linalg import _conv_geom
     from graphc.runtime.kernels_nn import fam
     x, f, bias = data((2, 9, 10, 1)), data((3, 3, 1, o)), data((o,))
