@@ -24,6 +24,7 @@ from . import codegen, simd, threads
 from .cache import PARALLEL, KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
+
 def _prelude() -> str:
     return codegen.exp_prelude() + \
         f"from graphc.runtime.simd import conv_taps9_rows  # simd {simd.source_digest()}\n"
