@@ -27,7 +27,8 @@ from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
 def _prelude() -> str:
     return codegen.exp_prelude() + \
-        f"from graphc.runtime.simd import conv_taps9_rows  # simd {simd.source_digest()}\n"
+        f"from graphc.runtime.simd import conv_filter_grad_taps9_rows, conv_taps9_rows  # simd " \
+        f"{simd.source_digest()}\n"
 
 
 fam = KernelFamily("nn", prelude=_prelude)
@@ -315,6 +316,24 @@ def _taps9(orow, src, base, tof, fp, fb, t, o, accumulate):
                         + (v6 * f6[oc] + v7 * f7[oc] + v8 * f8[oc])) + fb[oc]
 
 
+@fam.kernel()
+def _interior_cols(w, kw, sw, dw, pw, ow):
+    # the output columns [jlo, jhi) whose window lies inside the image width:
+    # 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
+    jlo = min((pw + sw - 1) // sw, ow)
+    return jlo, min(max((w - 1 - (kw - 1) * dw + pw) // sw + 1, jlo), ow)
+
+
+@fam.kernel()
+def _row_span(b, i, h, kh, sh, dh, ph, oh, ow, jlo, jhi):
+    # output row i of image b: its window's top input row y0, its first output pixel r0 and its
+    # interior columns [j0, j1) (none where the window leaves the image vertically)
+    y0 = i * sh - ph
+    if y0 < 0 or y0 + (kh - 1) * dh >= h:
+        return y0, (b * oh + i) * ow, ow, ow
+    return y0, (b * oh + i) * ow, jlo, jhi
+
+
 @fam.kernel(contract=True)
 def _conv_run9(out, r0, xb, base0, step, tof, fp, fb, o, j0, j1, oc0):
     # interior output pixels j0..j1 of one row when all taps fit one group of 9, channels oc0..o
@@ -406,18 +425,12 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
     crow = np.empty(kp, dtype=x.dtype)
     for t in range(kp):
         crow[t] = 0     # the taps past kk (the zero-padded filter rows) must read 0, never garbage
-    # output columns whose window lies inside the image: 0 <= j*sw - pw and j*sw - pw + (kw-1)*dw < w
-    jlo = min((pw + sw - 1) // sw, ow)
-    jhi = min(max((w - 1 - (kw - 1) * dw + pw) // sw + 1, jlo), ow)
+    jlo, jhi = _interior_cols(w, kw, sw, dw, pw, ow)
     for b in range(n):
         xb = xf[b]
         for i in range(oh):
-            y0 = i * sh - ph
-            r0 = (b * oh + i) * ow
-            j0, j1 = jlo, jhi
+            y0, r0, j0, j1 = _row_span(b, i, h, kh, sh, dh, ph, oh, ow, jlo, jhi)
             done = 0
-            if y0 < 0 or y0 + (kh - 1) * dh >= h:
-                j0, j1 = ow, ow
             if kp == 9:
                 # whole vector blocks of channels in registers (simd.py), the rest here
                 done = conv_taps9_rows(out, r0, xb, (y0 * w - pw) * c, sw * c, tof, fp, brow, j0, j1,
@@ -451,6 +464,56 @@ def conv2d_direct(x, xf, f, bias, out, relu, kh, kw, sh, sw, dh, dw, ph, pw, oh,
                     for oc in range(np.uint64(done if j >= j0 and j < j1 else 0), np.uint64(o)):
                         v = orow[oc]
                         orow[oc] = 0 if v < 0 else v
+
+
+@fam.kernel(contract=True)
+def conv2d_filter_grad9(x, xf, dy, out, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow):
+    # The filter gradient of a single-channel conv with 9 taps: out (9, o) = sum over output pixels
+    # of the input under each tap times dy (n*oh*ow, o); x (n, h, w, 1) and xf the same memory as
+    # (n, h*w). Interior runs of each row go through simd.conv_filter_grad_taps9_rows (the 9 sums
+    # in registers); the channels past its vector blocks and the pixels whose window crosses the
+    # padding are summed here, the latter reading x with bounds checks.
+    n, h, w = x.shape[0], x.shape[1], x.shape[2]
+    o = out.shape[1]
+    uo = np.uint64(o)
+    for t in range(kh * kw):
+        for oc in range(o):
+            out[t, oc] = 0
+    tof = np.empty(9, dtype=np.int64)
+    for p in range(kh):
+        for q in range(kw):
+            tof[p * kw + q] = p * dh * w + q * dw
+    jlo, jhi = _interior_cols(w, kw, sw, dw, pw, ow)
+    for b in range(n):
+        xb = xf[b]
+        for i in range(oh):
+            y0, r0, j0, j1 = _row_span(b, i, h, kh, sh, dh, ph, oh, ow, jlo, jhi)
+            base0 = y0 * w - pw
+            done = np.uint64(conv_filter_grad_taps9_rows(out, xb, base0, sw, tof, dy, r0, j0, j1))
+            if done < uo:
+                for j in range(j0, j1):
+                    dyr = dy[r0 + j]
+                    for t in range(9):
+                        v = xb[base0 + j * sw + tof[t]]
+                        orow = out[t]
+                        for oc in range(done, uo):
+                            orow[oc] += v * dyr[oc]
+            for j in range(ow):
+                if j >= j0 and j < j1:
+                    continue
+                dyr = dy[r0 + j]
+                for p in range(kh):
+                    y = y0 + p * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw - pw + q * dw
+                        if xx < 0 or xx >= w:
+                            continue
+                        v = x[b, y, xx, 0]
+                        orow = out[p * kw + q]
+                        for oc in range(uo):
+                            orow[oc] += v * dyr[oc]
 
 
 # -- binders ---------------------------------------------------------------------------------------------

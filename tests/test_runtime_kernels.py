@@ -267,9 +267,13 @@ def test_conv2d_forward_backward_and_fused(stride, padding, dil):
     ((2, 7, 9, 1), (3, 3, 1, 3), (1, 3), "SAME", 1),    # uneven strides
     ((1, 2, 3, 1), (5, 5, 1, 2), 1, "SAME", 1),         # kernel larger than the image
     ((2, 5, 5, 1), (1, 1, 1, 3), 3, "VALID", 1),        # one tap
+    ((2, 12, 11, 1), (3, 3, 1, 32), 2, "SAME", 1),     # vector blocks only
+    ((2, 12, 11, 1), (3, 3, 1, 27), 1, "SAME", 1),     # full, half-register blocks and a tail
+    ((2, 9, 8, 1), (3, 3, 1, 8), 1, "VALID", 1),       # a half-register block
 ])
 def test_conv2d_filter_gradient_single_channel(monkeypatch, threads, shape, fshape, stride, padding, dil):
-    # single-channel inputs take the tap-major im2col (im2col_taps) + one GEMM; threads cut the taps
+    # single-channel inputs: 9 taps run the direct kernel (sums in registers, simd.py), other
+    # filters the tap-major im2col (im2col_taps) + one GEMM
     _split_into(monkeypatch, threads)
     g = gc.Graph()
     with g.as_default():
@@ -279,7 +283,23 @@ def test_conv2d_filter_gradient_single_channel(monkeypatch, threads, shape, fsha
         gf = gc.nn.conv2d_backprop_filter(x, f, y * 1.5, strides=stride, padding=padding, dilations=dil)
     exe, _, _ = run_both([gf], {x: data(shape)}, rtol=1e-4, atol=1e-4)
     call = [st.call for st in exe.plan.kernel_calls if st.op == "conv2d_backprop_filter"][0]
-    assert call.name == "conv2d_backprop_filter[im2col_taps+gemm]"
+    taps = fshape[0] * fshape[1]
+    assert call.name == ("conv2d_backprop_filter[direct]" if taps == 9 else
+                         "conv2d_backprop_filter[im2col_taps+gemm]")
+
+
+@pytest.mark.parametrize("o", [4, 11])
+def test_conv2d_filter_gradient_9_taps_float64(o):
+    # float64: half as many lanes per register (4 or 8), the same blocks and tail
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float64", (None, 8, 9, 1), name="x")
+        f = gc.constant(data((3, 3, 1, o), "float64"))
+        y = gc.nn.conv2d(x, f, padding="SAME")
+        gf = gc.nn.conv2d_backprop_filter(x, f, y - 0.25, padding="SAME")
+    exe, _, _ = run_both([gf], {x: data((3, 8, 9, 1), "float64")}, rtol=1e-10, atol=1e-10)
+    assert [st.call.name for st in exe.plan.kernel_calls if st.op == "conv2d_backprop_filter"] == \
+        ["conv2d_backprop_filter[direct]"]
 
 
 def _split_into(monkeypatch, threads):
