@@ -608,6 +608,25 @@ def test_small_transposes_keep_numpys_copy():
     assert names == {"transpose_last2", "transpose_rows"}, names
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_slice_gradients_of_column_blocks_run_one_kernel(dtype):
+    # [:, a:b] blocks tiling a matrix (an LSTM step's [dh | dc], here out of order, of uneven widths
+    # and with a strided piece) are copied by one numba call; anything else keeps the numpy path
+    ALL = ("s", None, None, None)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (None, 9), name="x")
+        p0, p1, p2 = x[:, 5:] * 2, x[:, :2] + 1, gc.transpose(gc.transpose(x[:, 2:5]) * 3)
+        cols = apply("strided_slice_grad_n", [p0, p1, p2, x],
+                     {"keys": ((ALL, ("s", 5, None, None)), (ALL, ("s", None, 2, None)), (ALL, ("s", 2, 5, None)))})
+        rows = apply("strided_slice_grad_n", [x[:1], x[1:], x],
+                     {"keys": ((("s", None, 1, None),), (("s", 1, None, None),))})
+    exe, _, _ = run_both([cols, rows], {x: data((4, 9), dtype)})
+    names = [f.__name__ for st in exe.plan.kernel_calls if st.op == "strided_slice_grad_n"
+             for f, _ in st.call.steps]
+    assert names == ["copy_column_blocks", "slice_grads_into"], names
+
+
 def test_slice_gradients_of_single_elements_and_repeated_runs():
     # all-integer keys (0-d pieces), tiling and overlapping, run twice on the same planned buffer
     g = gc.Graph()
