@@ -136,7 +136,8 @@ if side == "graphc":
     feeds = {px.node: x}
     want = _np_conv_im2col(x, f)
     time.sleep(0.3)
-    np.testing.assert_allclose(exe.run(feeds, {}, 0)[0][0], want, rtol=1e-4, atol=1e-4)
+    # Winograd (kernels_winograd) rounds to a few 1e-6 of the output's magnitude
+    np.testing.assert_allclose(exe.run(feeds, {}, 0)[0][0], want, rtol=1e-4, atol=2e-5 * np.abs(want).max())
     # graphc first: after a GEMM, numpy's OpenBLAS workers spin on the other core for a while
     res = {"graphc": best(lambda: exe.run(feeds, {}, 0), 9, 5, 20), "kernel": exe.plan.kernel_calls[0].call.name}
     res["numpy"] = best(lambda: _np_conv_im2col(x, f), 9, 5, 20)

@@ -18,6 +18,7 @@ from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
+from . import kernels_winograd as winograd
 from . import threads
 from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
@@ -159,10 +160,11 @@ def _im2col_sig(dtype):
 
 def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int, bias=None,
                 relu=False):
-    """im2col into scratch, then one GEMM col (M, K) @ f (K, O) -> out (M, O); 1x1 convs are a plain
-    GEMM and single-channel inputs run the direct kernel (kernels_nn.conv2d_direct), which also adds
-    the descriptor ``bias`` (an (O,) row) when given and applies ``relu`` after it. Returns (steps,
-    scratch, warm, whether the direct kernel took the bias and relu)."""
+    """im2col into scratch, then one GEMM col (M, K) @ f (K, O) -> out (M, O). 1x1 convs are a plain
+    GEMM; single-channel inputs run the direct kernel (kernels_nn.conv2d_direct) and other 3x3
+    stride-1 convs Winograd (kernels_winograd), both of which also add the descriptor ``bias`` (an
+    (O,) row) when given and apply ``relu`` after it. Returns (steps, scratch, warm, whether the
+    conv's kernels took the bias and relu)."""
     n = x_shape[0]
     oh, ow, geom = _conv_geom(x_shape, f_shape, attrs)
     k = int(np.prod(f_shape[:3]))
@@ -186,6 +188,11 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         steps = [(fn, [in_map(0, None), in_map(0, flat), in_map(1, (k, o)), b, out_desc((m, o)),
                        Const(int(relu))] + [Const(g) for g in geom])]
         return steps, [], [(dk, sig)], True
+    if winograd.applies(kh, kw, sh, sw, dh, dw, int(x_shape[3]), dtype, oh, ow):
+        steps, scratch, warm = winograd.conv_steps(x_shape, f_shape, dtype, oh, ow, ph, pw,
+                                                   lambda s: in_map(0, s), lambda s: in_map(1, s),
+                                                   out_desc, scratch0, bias, relu)
+        return steps, scratch, warm, True
     im = fam.get("im2col")
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
     # im2col runs on the calling thread: a GEMM follows it in the same plan, and after a GEMM
@@ -212,9 +219,9 @@ def bind_matmul(ctx: NodeCtx):
 def bind_conv2d(ctx: NodeCtx):
     steps, scratch, warm, _ = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], ctx.out_dtype, ctx.attrs,
                                           lambda s=None: Out(s), _in, 0)
-    direct = steps[0][0] is not _mm_nn and len(steps) == 1
-    return Call(steps=steps, name="conv2d[direct]" if direct else "conv2d[im2col+gemm]", scratch=scratch,
-                warm=warm)
+    kind = ("winograd" if steps[0][0] is winograd._filter else
+            "direct" if len(steps) == 1 and steps[0][0] is not _mm_nn else "im2col+gemm")
+    return Call(steps=steps, name=f"conv2d[{kind}]", scratch=scratch, warm=warm)
 
 
 @kernel_for("conv2d_backprop_filter")
@@ -268,6 +275,14 @@ def bind_conv_bp_input(ctx: NodeCtx):
     n = x_shape[0]
     oh, ow, geom = _conv_geom(x_shape, f_shape, ctx.attrs)
     k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
+    kh, kw, sh, sw, dh, dw, ph, pw = geom[:8]
+    if winograd.applies(kh, kw, sh, sw, dh, dw, o, ctx.out_dtype, int(x_shape[1]), int(x_shape[2])):
+        # the correlation of dy, padded by 2 - the forward padding, with the filter turned 180 degrees
+        steps, scratch, warm = winograd.conv_steps(dy_shape, f_shape, ctx.out_dtype, int(x_shape[1]),
+                                                   int(x_shape[2]), kh - 1 - ph, kw - 1 - pw,
+                                                   lambda s: In(2, s), lambda s: In(1, s),
+                                                   lambda s: Out(s), 0, flip=True)
+        return Call(steps=steps, name="conv2d_backprop_input[winograd]", scratch=scratch, warm=warm)
     c2i = fam.get("col2im")
     steps = [(_mm_nt, [In(2, (m, o)), In(1, (k, o)), Scratch(0, (m, k))]),
              (c2i, [Scratch(0, (m, k)), Out()] + [Const(g) for g in geom])]
