@@ -232,6 +232,12 @@ def bind_conv_bp_filter(ctx: NodeCtx):
     k, o, m = int(np.prod(f_shape[:3])), int(f_shape[3]), n * oh * ow
     if int(x_shape[3]) == 1:
         return _conv_bp_filter_taps(ctx, geom, k, o, m)
+    kh, kw, sh, sw, dh, dw, ph, pw = geom[:8]
+    if winograd.applies(kh, kw, sh, sw, dh, dw, int(x_shape[3]), ctx.out_dtype, oh, ow):
+        steps, scratch, warm = winograd.filter_grad_steps(x_shape, dy_shape, ctx.out_dtype, ph, pw,
+                                                          lambda s: In(0, s), lambda s: In(2, s),
+                                                          lambda s: Out(s))
+        return Call(steps=steps, name="conv2d_backprop_filter[winograd]", scratch=scratch, warm=warm)
     im = fam.get("im2col")
     im_args = [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]
     steps = [(im, im_args),                   # whole: a GEMM follows (see _conv_steps)

@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3): 3x3 stride-1 convolutions (forward and input gradient) in 36 small GEMMs.
+"""Winograd F(4x4, 3x3): 3x3 stride-1 convolutions and their two gradients in 36 small GEMMs each.
 
 A 4x4 block of one output channel is Y = A^T [U ⊙ V] A, with U = G g G^T the 6x6 transform of the
 3x3 filter g and V = B^T d B that of the 6x6 input tile d under it (Lavin & Gray, "Fast Algorithms
@@ -18,7 +18,10 @@ in numpy; ``winograd_input`` -> V (36, tiles, C); one stacked ``np.matmul`` (BLA
 O); ``winograd_output`` -> the NHWC output, adding the bias and applying the relu of a fused conv +
 bias (+ relu) epilogue on the way. The input gradient of a 3x3 stride-1 conv is the same
 correlation of the output gradient with the filter turned 180 degrees and its channels swapped,
-padded by 2 - the forward padding. The transforms' arithmetic is simd.winograd_bt / winograd_at.
+padded by 2 - the forward padding. The filter gradient of each 4x4 tile of the output gradient dy
+is G^T [(A dy A^T) ⊙ (B^T d B)] G (the same identity transposed), so its sum over tiles is 36
+GEMMs (C, tiles) @ (tiles, O) between the two transforms (``filter_grad_steps``). The transforms'
+arithmetic is simd.winograd_bt / winograd_at / winograd_a.
 Tiles go through them 8 at a time, so each vector loop runs over 8 * C (or 8 * O) contiguous
 values: one tile's C = 32 were too short to pay for a vector loop.
 
@@ -29,6 +32,8 @@ forward convs, one thread, against im2col + GEMM: 28x28x32 -> 32 SAME 4.4 vs 7.8
 SAME 0.60 vs 0.79 ms, 28x28x4 -> 32 SAME 1.5 vs 2.1 ms. The two kernels add ~1.2 s to a cold start
 (the disk cache keeps them). Splitting the 36 GEMMs over two threads took them from 413 to 275 us
 alone, but not the CNN's training step (OpenBLAS's own threads spin beside them): not done.
+Filter gradients against im2col + GEMM (same conditions): 13x13x32 -> 64 VALID 0.72 vs 1.07 ms,
+28x28x32 -> 32 SAME 8.8 vs 12.3 ms, 7x7x64 -> 64 SAME 0.60 vs 1.82 ms, 28x28x8 -> 16 0.89 vs 5.6 ms.
 
     >>> from graphc.runtime.kernels_winograd import applies
     >>> applies(kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, c=32, dtype="float32", oh=11, ow=11)
@@ -46,7 +51,7 @@ from .kernels import I64, Const, Scratch, arr_t
 
 
 def _prelude() -> str:
-    return ("from graphc.runtime.simd import copy_values, winograd_at, winograd_bt, zero_values"
+    return ("from graphc.runtime.simd import copy_values, winograd_a, winograd_at, winograd_bt, zero_values"
             f"  # simd {simd.source_digest()}\n")
 
 
@@ -79,35 +84,42 @@ def applies(kh, kw, sh, sw, dh, dw, c, dtype, oh, ow) -> bool:
 
 
 @fam.kernel()
-def winograd_input(x, xf, vf, buf, ph, pw, th, tw, tb):
-    # vf[e*T*C + t*C + c] = (B^T d B)[e // 6, e % 6] of tile t's 6x6 input window d (zeros outside
-    # the image) starting at row 4*ti - ph, column 4*tj - pw: x (N, H, W, C) and xf its flat
-    # memory, T = N*th*tw tiles (t = (n*th + ti)*tw + tj), buf (>= 2 * 36 * tb * C) scratch
+def winograd_input(x, xf, vf, buf, ph, pw, th, tw, tb, win):
+    # vf[e*T*C + t*C + c] = (B^T d B)[e // 6, e % 6] of tile t's 6x6 window d (win = 6; zeros
+    # outside the image) starting at row 4*ti - ph, column 4*tj - pw; with win = 4, (A d A^T) of
+    # its 4x4 window (the filter gradient's transform of the output gradient). x (N, H, W, C) and
+    # xf its flat memory, T = N*th*tw tiles (t = (n*th + ti)*tw + tj), buf (>= 2*36*tb*C) scratch
     n_, h, w, c = x.shape
     tiles = n_ * th * tw
     uc = np.uint64(c)
-    sl = np.uint64(tb * c)                      # one of the 36 window positions: tb tiles' channels
-    es = np.uint64(tiles * c)                   # one position's row of v
+    sl = np.uint64(tb * c)                      # one window position: tb tiles' channels
+    es = np.uint64(tiles * c)                   # one of the 36 rows of v
     half = np.uint64(36) * sl
     for t0 in range(0, tiles, tb):
         nt = min(tb, tiles - t0)
-        for tt in range(nt):                    # gather: buf[(6a + b)*sl + tt*C + c] = d[a, b, c]
+        for tt in range(nt):                    # gather: buf[(win*a + b)*sl + tt*C + c] = d[a, b, c]
             t = t0 + tt
             b_ = t // (th * tw)
             r = t - b_ * (th * tw)
             y0 = (r // tw) * 4 - ph
             x0 = (r - (r // tw) * tw) * 4 - pw
             o = np.uint64(tt) * uc
-            a0, a1, c0, c1 = max(0, -y0), min(6, h - y0), max(0, -x0), min(6, w - x0)
-            if a0 > 0 or a1 < 6 or c0 > 0 or c1 < 6:        # the window crosses the border
-                zero_values(xf, 0, 0, buf, o, 0, uc, 36, 0, sl)
+            a0, a1, c0, c1 = max(0, -y0), min(win, h - y0), max(0, -x0), min(win, w - x0)
+            if a0 > 0 or a1 < win or c0 > 0 or c1 < win:        # the window crosses the border
+                zero_values(xf, 0, 0, buf, o, 0, uc, win * win, 0, sl)
             for a in range(a0, a1):             # row a's columns c0 .. c1 - 1 lie side by side in x
                 src = ((b_ * h + y0 + a) * w + x0 + c0) * c
-                copy_values(xf, src, 0, buf, np.uint64(6 * a + c0) * sl + o, 0, uc, c1 - c0, uc, sl)
+                copy_values(xf, src, 0, buf, np.uint64(win * a + c0) * sl + o, 0, uc, c1 - c0, uc, sl)
         m = np.uint64(nt) * uc
-        # columns: buf2[6a + b] = sum_i BT[a, i] d[i, b]; rows: v[6a + b] = sum_j buf2[6a + j] BT[b, j]
-        winograd_bt(buf, 0, np.uint64(6) * sl, buf, half, np.uint64(6) * sl, m, 6, sl, sl)
-        winograd_bt(buf, half, sl, vf, np.uint64(t0) * uc, es, m, 6, np.uint64(6) * sl, np.uint64(6) * es)
+        wsl = np.uint64(win) * sl
+        # columns: buf2[win*a + b] = sum_i M[a, i] d[i, b]; rows: v[6a + b] = sum_j buf2[win*a + j] M[b, j]
+        # (M = B^T, or A with win = 4)
+        if win == 6:
+            winograd_bt(buf, 0, wsl, buf, half, wsl, m, win, sl, sl)
+            winograd_bt(buf, half, sl, vf, np.uint64(t0) * uc, es, m, 6, wsl, np.uint64(6) * es)
+        else:
+            winograd_a(buf, 0, wsl, buf, half, wsl, m, win, sl, sl)
+            winograd_a(buf, half, sl, vf, np.uint64(t0) * uc, es, m, 6, wsl, np.uint64(6) * es)
 
 
 @fam.kernel()
@@ -197,12 +209,55 @@ def conv_steps(x_shape, f_shape, dtype, oh, ow, ph, pw, x_in, f_in, out_desc, sc
     b_desc = bias if bias is not None else Const(np.zeros(o, dt))
     steps += [(_filter, [f_rows, Scratch(t_s, None), Scratch(u_s, (6, 6, c * o))]),
               (inp, [x_in(None), x_in((int(np.prod(x_shape)),)), Scratch(v_s, None), Scratch(buf_s, None)]
-               + [Const(v) for v in (ph, pw, th, tw, BATCH)]),
+               + [Const(v) for v in (ph, pw, th, tw, BATCH, 6)]),
               (_bmm, [Scratch(v_s, (36, tiles, c)), Scratch(u_s, (36, c, o)), Scratch(m_s, (36, tiles, o))]),
               (outp, [Scratch(m_s, None), out_desc((n * oh * ow * o,))]
                + [Const(v) for v in (n, oh, ow, o)] + [b_desc, Const(int(relu)), Const(th), Const(tw),
                                                        Scratch(buf_s, None), Const(BATCH)])]
     flat = arr_t(dt, 1)
-    warm = [(inp, (arr_t(dt, 4), flat, flat, flat) + (I64,) * 5),
+    warm = [(inp, (arr_t(dt, 4), flat, flat, flat) + (I64,) * 6),
             (outp, (flat, flat) + (I64,) * 4 + (flat,) + (I64,) * 3 + (flat, I64))]
     return steps, scratch, warm
+
+
+# G^T, the filter gradient's last transform
+_GT = {dt: g.T.copy() for dt, g in _G.items()}
+
+
+def _filter_grad(s, t, out):
+    # out[i, j] = (G^T S G)[i, j] for every (c, o): s (6, 6*C*O) the summed products, t (3, 6*C*O)
+    # scratch, out (3, 3, C*O) the HWIO gradient
+    g = _GT[s.dtype]
+    np.matmul(g, s, out=t)
+    np.matmul(g, t.reshape(3, 6, -1), out=out)
+
+
+def _bmm_tn(a, b, out):
+    # out[e] = a[e]^T @ b[e]
+    np.matmul(a.transpose(0, 2, 1), b, out=out)
+
+
+_filter_grad.blas = _bmm_tn.blas = True
+
+
+def filter_grad_steps(x_shape, dy_shape, dtype, ph, pw, x_in, dy_in, out_desc):
+    """The plan steps of a 3x3 stride-1 conv's filter gradient by Winograd: for each tile of the
+    output gradient dy (N, oh, ow, O) and the 6x6 window of x (N, H, W, C) under it,
+    dW = G^T [(A dy A^T) ⊙ (B^T d B)] G, the products summed over all tiles as 36 GEMMs
+    (C, tiles) @ (tiles, O). Returns (steps, scratch, warm)."""
+    n, oh, ow, o = (int(s) for s in dy_shape)
+    c = int(x_shape[3])
+    dt = np.dtype(dtype)
+    th, tw = -(-oh // TILE), -(-ow // TILE)
+    tiles = n * th * tw
+    inp = fam.get("winograd_input")
+    scratch = [(dt, (36 * tiles * c,)), (dt, (36 * tiles * o,)), (dt, (36 * c * o,)), (dt, (3, 6 * c * o)),
+               (dt, (2 * 36 * max(c, o) * BATCH,))]
+    steps = [(inp, [x_in(None), x_in((int(np.prod(x_shape)),)), Scratch(0, None), Scratch(4, None)]
+              + [Const(v) for v in (ph, pw, th, tw, BATCH, 6)]),
+             (inp, [dy_in(None), dy_in((int(np.prod(dy_shape)),)), Scratch(1, None), Scratch(4, None)]
+              + [Const(v) for v in (0, 0, th, tw, BATCH, 4)]),
+             (_bmm_tn, [Scratch(0, (36, tiles, c)), Scratch(1, (36, tiles, o)), Scratch(2, (36, c, o))]),
+             (_filter_grad, [Scratch(2, (6, 6 * c * o)), Scratch(3, None), out_desc((3, 3, c * o))])]
+    flat = arr_t(dt, 1)
+    return steps, scratch, [(inp, (arr_t(dt, 4), flat, flat, flat) + (I64,) * 6)]

@@ -235,11 +235,14 @@ def rows_combination(matrix, name: str):
     return rows_intrinsic
 
 
-# Winograd F(4x4, 3x3) (Lavin & Gray 2016): the input transform B^T and the output transform A^T
+# Winograd F(4x4, 3x3) (Lavin & Gray 2016): the input transform B^T and the output transform A^T;
 winograd_bt = rows_combination([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], "winograd_bt")
 winograd_at = rows_combination([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                                 [0, 1, -1, 8, -8, 1]], "winograd_at")
+# A = (A^T)^T: the filter gradient's transform of a 4x4 tile of the output gradient
+winograd_a = rows_combination([[1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8], [1, -2, 4, -8],
+                               [0, 0, 0, 1]], "winograd_a")
 # copies and zero fills of n values (the identity and the zero 1x1 matrices): cheaper for numba to
 # compile than its own loops
 copy_values = rows_combination([[1]], "copy_values")

@@ -132,6 +132,29 @@ def test_conv2d_backprop_input(dtype, h, w, c, o, pad):
     assert "conv2d_backprop_input[winograd]" in _names(exe)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n,h,w,c,o,pad", [
+    (3, 13, 13, 32, 64, "VALID"),     # the MNIST CNN's second conv: dy 11x11 in 3x3 tiles
+    (2, 12, 9, 5, 3, "SAME"),         # ragged on one axis; windows cross the padding
+    (1, 10, 14, 4, 1, "VALID"),       # one output channel
+    (0, 8, 8, 6, 2, "SAME"),          # an empty batch: zeros
+])
+def test_conv2d_backprop_filter(dtype, n, h, w, c, o, pad):
+    # the sum over tiles of G^T [(A dy A^T) ⊙ (B^T d B)] G
+    rng = np.random.default_rng(h * w + o)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (None, h, w, c), name="x")
+        f = gc.constant(rng.standard_normal((3, 3, c, o)).astype(dtype))
+        y = gc.nn.conv2d(x, f, padding=pad)
+        dy = gc.placeholder(dtype, (None,) + tuple(y.shape[1:]), name="dy")
+        gf = gc.nn.conv2d_backprop_filter(x, f, dy, padding=pad)
+    exe, out, _ = _run([gf], {x: rng.standard_normal((n, h, w, c)).astype(dtype),
+                              dy: rng.standard_normal((n,) + tuple(y.shape[1:])).astype(dtype)}, dtype)
+    assert _names(exe) == ["conv2d_backprop_filter[winograd]"]
+    assert n or not out[0].any()
+
+
 def test_routing_rule():
     # 3x3, stride 1, no dilation, >= MIN_CHANNELS input channels, tiles covering <= MAX_COVER
     assert W.applies(3, 3, 1, 1, 1, 1, W.MIN_CHANNELS, "float32", 28, 28)
