@@ -112,6 +112,22 @@ def test_relu_keeps_nan_and_nan_stays_in_its_tiles():
     assert (got[~nan] >= 0).all()
 
 
+def _gradient(op, dtype, n, h, w, c, o, pad):
+    """Run ``op`` (conv2d_backprop_input or _filter) of a 3x3 conv of x (n, h, w, c) to o channels,
+    fed random x and dy, against the reference; returns the executable and the result."""
+    rng = np.random.default_rng(h * w + o)
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder(dtype, (None, h, w, c), name="x")
+        f = gc.constant(rng.standard_normal((3, 3, c, o)).astype(dtype))
+        y = gc.nn.conv2d(x, f, padding=pad)
+        dy = gc.placeholder(dtype, (None,) + tuple(y.shape[1:]), name="dy")
+        grad = getattr(gc.nn, op)(x, f, dy, padding=pad)
+    exe, out, _ = _run([grad], {x: rng.standard_normal((n, h, w, c)).astype(dtype),
+                                dy: rng.standard_normal((n,) + tuple(y.shape[1:])).astype(dtype)}, dtype)
+    return exe, out[0]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("h,w,c,o,pad", [
     (12, 12, 3, 5, "SAME"),           # dy 12x12x5, pad 1: whole tiles
@@ -119,17 +135,8 @@ def test_relu_keeps_nan_and_nan_stays_in_its_tiles():
     (7, 11, 4, 4, "SAME"),            # ragged dx (8x12 tiles for 7x11)
 ])
 def test_conv2d_backprop_input(dtype, h, w, c, o, pad):
-    rng = np.random.default_rng(h + o)
-    g = gc.Graph()
-    with g.as_default():
-        x = gc.placeholder(dtype, (None, h, w, c), name="x")
-        f = gc.constant(rng.standard_normal((3, 3, c, o)).astype(dtype))
-        y = gc.nn.conv2d(x, f, padding=pad)
-        dy = gc.placeholder(dtype, (None,) + tuple(y.shape[1:]), name="dy")
-        gi = gc.nn.conv2d_backprop_input(x, f, dy, padding=pad)
-    dyv = rng.standard_normal((2,) + tuple(y.shape[1:])).astype(dtype)
-    exe, _, _ = _run([gi], {x: rng.standard_normal((2, h, w, c)).astype(dtype), dy: dyv}, dtype)
-    assert "conv2d_backprop_input[winograd]" in _names(exe)
+    exe, _ = _gradient("conv2d_backprop_input", dtype, 2, h, w, c, o, pad)
+    assert _names(exe) == ["conv2d_backprop_input[winograd]"]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -141,18 +148,9 @@ def test_conv2d_backprop_input(dtype, h, w, c, o, pad):
 ])
 def test_conv2d_backprop_filter(dtype, n, h, w, c, o, pad):
     # the sum over tiles of G^T [(A dy A^T) ⊙ (B^T d B)] G
-    rng = np.random.default_rng(h * w + o)
-    g = gc.Graph()
-    with g.as_default():
-        x = gc.placeholder(dtype, (None, h, w, c), name="x")
-        f = gc.constant(rng.standard_normal((3, 3, c, o)).astype(dtype))
-        y = gc.nn.conv2d(x, f, padding=pad)
-        dy = gc.placeholder(dtype, (None,) + tuple(y.shape[1:]), name="dy")
-        gf = gc.nn.conv2d_backprop_filter(x, f, dy, padding=pad)
-    exe, out, _ = _run([gf], {x: rng.standard_normal((n, h, w, c)).astype(dtype),
-                              dy: rng.standard_normal((n,) + tuple(y.shape[1:])).astype(dtype)}, dtype)
+    exe, out = _gradient("conv2d_backprop_filter", dtype, n, h, w, c, o, pad)
     assert _names(exe) == ["conv2d_backprop_filter[winograd]"]
-    assert n or not out[0].any()
+    assert n or not out.any()
 
 
 def test_routing_rule():
