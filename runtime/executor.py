@@ -153,7 +153,7 @@ class Bound:
                 per_run.add(n)
                 continue
             if s.kind == "const":
-                val = g.attrs(n)["value"]
+                val = s.value if s.value is not None else g.attrs(n)["value"]
                 lines.append(f"    v{n} = {gname(val)}")
                 fixed[n] = np.array(val, order="C") if not (val.flags.c_contiguous and val.flags.writeable) \
                     else val

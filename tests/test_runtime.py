@@ -54,6 +54,38 @@ def test_batch_size_changes_do_not_recompile():
     assert exe.bound_shape_sets == 5     # 32, 5, 1, 7, 64
 
 
+def test_values_of_the_feed_shapes_fold_at_bind_time():
+    # a mean's count from the batch's shape (shape -> gather -> reduce_prod -> cast) is a constant
+    # of each shape set's plan; each batch size gets its own; a fetched shape, a random op and a
+    # chain through a fed value still run; a fold whose reference fails runs (and raises) at run time
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        count = gc.cast(gc.reduce_prod(gc.gather(gc.shape(x), [0])), "float32")
+        mean = gc.reduce_sum(x) / count
+        shp = gc.shape(x)
+        noisy = gc.random_uniform((2,), seed=1) + count
+        k = gc.placeholder("int32", (), name="k")
+        picked = gc.gather(gc.shape(x), k)
+    exe = runtime.compile(g, [mean.node, shp.node, noisy.node, picked.node], [x.node, k.node])
+    for n in (4, 9):
+        xv = f32(n, 3)
+        out, _ = exe.run({x.node: xv, k.node: np.int32(1)}, {}, 7)
+        ref = evaluate(g, [mean.node, shp.node, noisy.node, picked.node], {x.node: xv, k.node: np.int32(1)}, {},
+                       run_key=7)
+        for a, b in zip(out, ref.values):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        plan = exe.prepare({x.node: (n, 3), k.node: ()})
+        kinds = {g.op(s.node): s.kind for s in plan.steps}
+        assert kinds["reduce_prod"] == kinds["cast"] == "const"
+        folded = [s for s in plan.steps if s.kind == "const" and s.value is not None]
+        assert float([s.value for s in folded if g.op(s.node) == "cast"][0]) == n
+        assert sum(s.kind == "call" and s.op == "shape" for s in plan.steps) == 1    # the fetched one
+        assert sum(s.op == "gather" and s.kind == "call" for s in plan.steps) == 1    # picks with k
+    with pytest.raises(Exception):
+        exe.run({x.node: f32(2, 3), k.node: np.int32(5)}, {}, 0)
+
+
 def test_fetched_values_are_not_overwritten_by_the_next_run():
     g, x, y, logits, state = _mlp()
     exe = runtime.compile(g, [y.node, logits.node], [x.node])
