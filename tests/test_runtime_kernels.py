@@ -503,9 +503,9 @@ def test_pooling_batch_split(monkeypatch, threads):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_leading_and_trailing_axis_sums_and_means(dtype):
-    # sums and means over the leading axes (bias gradients: >= 64 rows) or the trailing axes (layer
-    # norm: >= 16 rows) run numba kernels, also after a fused prologue; middle axes and short
-    # reductions stay with numpy
+    # sums and means over the leading axes (bias gradients), the trailing axes (layer norm) or all
+    # axes (a loss) run numba kernels, also after a fused prologue and for a few rows; middle axes
+    # stay with numpy
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(dtype, (None, 9, 7, 5), name="x")
@@ -515,13 +515,13 @@ def test_leading_and_trailing_axis_sums_and_means(dtype):
                    gc.reduce_sum(x, axis=[2, 3]), gc.reduce_mean(x, axis=3, keepdims=True),
                    gc.reduce_sum(gc.exp(x) - 1.0, axis=[1, 2, 3]),
                    gc.reduce_sum(x, axis=[1, 2]), gc.reduce_sum(x[:, :1], axis=[0, 1, 2]),
-                   gc.reduce_sum(x[:1, :1], axis=3)]
+                   gc.reduce_sum(x[:1, :1], axis=3), gc.reduce_mean(x[:, 0, 0, 0]), gc.reduce_sum(x, keepdims=True)]
     # float32: the reference sums in float32 (error ~ eps * 693 * 2), the kernel in float64
     exe, _, _ = run_both(fetches, {x: data((11, 9, 7, 5), dtype)}, rtol=1e-5,
                          atol=3e-4 if dtype == "float32" else 1e-12)
     kinds = [st.call.steps[-1][0].__name__ for st in exe.plan.kernel_calls
              if st.op in ("reduce_sum", "reduce_mean", "fused_reduction")]
-    assert kinds.count("sum_rows") == 5 and kinds.count("sum_each_row") == 2 and len(kinds) == 11
+    assert kinds == ["sum_rows"] * 5 + ["sum_each_row"] * 3 + ["reduce_sum_into", "sum_rows"] + ["sum_each_row"] * 3
 
 
 def test_reductions_softmax_crossentropy():
