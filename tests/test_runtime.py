@@ -86,6 +86,32 @@ def test_values_of_the_feed_shapes_fold_at_bind_time():
         exe.run({x.node: f32(2, 3), k.node: np.int32(5)}, {}, 0)
 
 
+def test_views_of_pool_buffers_are_made_at_bind_time():
+    # a reshape / expand_dims of a planned buffer is one view made when the plan is bound: the
+    # driver calls nothing for it, later runs see the buffer's new contents, and a fetched view is
+    # still a copy the next run leaves alone
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 4, 3), name="x")
+        h = gc.exp(x)                                           # a pool buffer
+        flat = gc.reshape(h, (-1, 12))
+        y = gc.reduce_sum(gc.expand_dims(flat, 1) * 2.0, axis=1)
+    exe = runtime.compile(g, [y.node, flat.node], [x.node])
+    outs = []
+    for _ in range(2):
+        xv = f32(5, 4, 3)
+        out, _ = exe.run({x.node: xv}, {}, 0)
+        np.testing.assert_allclose(out[0], 2 * np.exp(xv).reshape(5, 12), rtol=1e-6)
+        np.testing.assert_allclose(out[1], np.exp(xv).reshape(5, 12), rtol=1e-6)
+        outs.append((xv, out[1]))
+    np.testing.assert_allclose(outs[0][1], np.exp(outs[0][0]).reshape(5, 12), rtol=1e-6)
+    bound = list(exe._bound.values())[0]
+    lines = {ln.split(" = ")[0].strip(): ln.split(" = ")[1] for ln in bound.source.splitlines() if " = " in ln}
+    for op in ("reshape", "expand_dims"):
+        node = [s.node for s in bound.plan.steps if s.op == op][0]
+        assert lines[f"v{node}"].startswith("G") and "(" not in lines[f"v{node}"]    # no call
+
+
 def test_fetched_values_are_not_overwritten_by_the_next_run():
     g, x, y, logits, state = _mlp()
     exe = runtime.compile(g, [y.node, logits.node], [x.node])
