@@ -58,7 +58,6 @@ def _prelude() -> str:
 fam = KernelFamily("winograd", prelude=_prelude)
 
 TILE = 4            # output rows and columns per tile
-ALPHA = 6           # input tile: TILE + 3 - 1
 BATCH = 8           # tiles per pass of the input and output transforms
 MIN_CHANNELS = 4    # below this, the GEMMs' K is too short: im2col + GEMM (or the direct kernel)
 # Whole 4x4 tiles cover the output: 11x11 takes 12x12, 13x13 16x16 (1.51x the pixels). Winograd's
