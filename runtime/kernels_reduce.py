@@ -74,6 +74,43 @@ def sum_each_row(x, out, scale):
         out[r] = s * scale
 
 
+@fam.kernel()
+def arg_rows(x, out, want_max):
+    # out[r] = the index of the first maximum (want_max) or minimum of row r, a NaN counting as
+    # both (np.argmax / np.argmin): the first NaN of a row is its answer
+    n, c = x.shape
+    for r in range(n):
+        xr = x[r]
+        best = xr[0]
+        k = 0
+        if best == best:
+            for j in range(1, c):
+                v = xr[j]
+                if v != v:
+                    k = j
+                    break
+                if (v > best) if want_max else (v < best):
+                    best = v
+                    k = j
+        out[r] = k
+
+
+@kernel_for("argmax", "argmin")
+def bind_arg(ctx: NodeCtx):
+    """argmax/argmin over the last axis: one numba call (0.4 us for 32 rows of 10; numpy's
+    argmax + astype 1.7 us, and 10-14 us inside the MNIST CNN's training step, where the
+    interpreter's data has left the caches). Other axes run the reference."""
+    shape = ctx.in_shapes[0]
+    (ax,) = ctx.attrs["axis"]
+    if ax % len(shape) != len(shape) - 1 or 0 in shape:
+        return None
+    rows, cols = int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1])
+    k = fam.get("arg_rows")
+    sig = (arr_t(ctx.in_dtypes[0], 2), arr_t(ctx.out_dtype, 1), numba.types.boolean)
+    return Call(steps=[(k, [In(0, (rows, cols)), Out((rows,)), Const(ctx.op == "argmax")])], name=ctx.op,
+                warm=[(k, sig)])
+
+
 def _leading_sum(op: str, dtype, in_shape, axis, out_desc, in_desc):
     """A numba kernel for a float sum/mean over the leading axes 0..k-1 (a bias gradient: column
     sums), the trailing axes (row sums: layer norm, softmax gradients) or all axes (a loss). numpy's

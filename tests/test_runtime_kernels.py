@@ -524,6 +524,25 @@ def test_leading_and_trailing_axis_sums_and_means(dtype):
     assert kinds == ["sum_rows"] * 5 + ["sum_each_row"] * 3 + ["reduce_sum_into", "sum_rows"] + ["sum_each_row"] * 3
 
 
+def test_argmax_argmin_over_the_last_axis():
+    # the numba kernel: first maximum/minimum on ties, the first NaN wins, ints, int32 output,
+    # one row or one column; another axis keeps the reference
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3, 6), name="x")
+        i = gc.placeholder("int64", (None, 5), name="i")
+        fetches = [gc.argmax(x, axis=2), gc.argmin(x, axis=-1, output_type="int32"), gc.argmax(i, axis=1),
+                   gc.argmin(i, axis=1), gc.argmax(x[:, :, :1], axis=2), gc.argmax(x, axis=1)]
+    xv = data((4, 3, 6))
+    xv[0, 0] = [1, 3, 3, 0, 0, 2]                    # ties: the first
+    xv[0, 1, 4] = xv[1, 2, 0] = np.nan               # a NaN: its index
+    xv[2, 0, 2] = xv[2, 0, 5] = np.nan               # two NaNs: the first
+    exe, out, _ = run_both(fetches, {x: xv, i: data((4, 5), "int64")})
+    assert out[0][0, :2].tolist() == [1, 4] and out[1][0, :2].tolist() == [3, 4] and out[0][2, 0] == 2
+    names = [st.call.name for st in exe.plan.kernel_calls if st.op in ("argmax", "argmin")]
+    assert names == ["argmax", "argmin", "argmax", "argmin", "argmax", "ref:argmax"]
+
+
 def test_reductions_softmax_crossentropy():
     g = gc.Graph()
     with g.as_default():
