@@ -8,9 +8,12 @@ with ``numba.njit(cache=True)``, so numba stores their machine code next to
 the file (``__pycache__``) and a second process loads it instead of compiling.
 
 ``ensure_compiled`` compiles (or loads) one signature eagerly, under an
-``fcntl.flock`` file lock (concurrent numba cache writers can crash, numba
-issue 4807). A corrupt, truncated or stale entry (source file or numba cache
-file) is detected, deleted and rebuilt, never a crash.
+``fcntl.flock`` file lock on its kernel module (concurrent numba cache writers
+can crash, numba issue 4807; numba writes the entries of a kernel and of the
+helpers it calls, all in one module). A corrupt, truncated or stale entry
+(source file or numba cache file) is detected, deleted and rebuilt, never a
+crash. ``compile_parallel`` compiles a cold plan's kernel modules on two
+processes (a forked child fills the disk cache with some of them).
 
     >>> from graphc.runtime import cache
     >>> sorted(cache.cache_info())[:3]
@@ -80,8 +83,11 @@ def _kernel_dir(root: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(root: str | None = None):
-    """Process-wide + cross-process exclusive lock on the cache folder (re-entrant in-process)."""
+def file_lock(root: str | None = None, key: str = ""):
+    """Process-wide + cross-process exclusive lock on the cache folder (re-entrant in-process).
+    ``key`` names one kernel module: compiles lock only their module (numba writes the cache
+    entries of a kernel and of the helpers it calls, all in that module), so two processes may
+    compile different modules at once (``compile_parallel``)."""
     with _TLOCK:
         if _LOCK_DEPTH[0] or fcntl is None:
             _LOCK_DEPTH[0] += 1
@@ -90,7 +96,7 @@ def file_lock(root: str | None = None):
             finally:
                 _LOCK_DEPTH[0] -= 1
             return
-        path = os.path.join(_kernel_dir(root), ".lock")
+        path = os.path.join(_kernel_dir(root), f".lock-{key}" if key else ".lock")
         with open(path, "a+") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             _LOCK_DEPTH[0] += 1
@@ -173,7 +179,7 @@ def ensure_compiled(disp, sig: tuple):
     sig = tuple(sig)
     if sig in disp.overloads:
         return disp
-    with file_lock():
+    with file_lock(key=disp.py_func.__module__):
         if sig in disp.overloads:
             return disp
         hits = sum(disp._cache_hits.values())
@@ -197,6 +203,76 @@ def ensure_compiled(disp, sig: tuple):
         else:
             STATS["compiled"] += 1
     return disp
+
+
+def _numba_index_exists(disp) -> bool:
+    """Whether numba's disk cache holds an index for ``disp`` (then a compile probably loads)."""
+    mod = sys.modules.get(disp.py_func.__module__)
+    path = getattr(mod, "__file__", None)
+    if path is None:
+        return False
+    pat = f"{disp.py_func.__module__}.{disp.py_func.__qualname__}-*.nbi"
+    return bool(glob.glob(os.path.join(os.path.dirname(path), "__pycache__", pat)))
+
+
+def compile_parallel(pairs) -> int:
+    """Compile the ``(dispatcher, signature)`` pairs of one plan on two processes when the cache
+    holds none of them: a forked child compiles some kernel modules into the disk cache while this
+    process compiles the others; ``ensure_compiled`` then loads the child's. Returns how many
+    modules the child compiled (0: none was forked). Nothing here is required: a failure in the
+    child, or a kernel it could not compile, is compiled (or reported) by ``ensure_compiled``.
+
+    Measured (2 cores, MNIST CNN training step, empty cache): 8.3 -> 5.8-6.1 s to compile its
+    18 kernels. ``GRAPHC_COMPILE_JOBS=1`` (or a platform without fork) compiles in this process.
+    """
+    if os.environ.get("GRAPHC_COMPILE_JOBS", "2") == "1" or not hasattr(os, "fork") or \
+            (os.cpu_count() or 1) < 2 or fcntl is None:
+        return 0
+    modules: dict[str, list] = {}
+    for disp, sig in pairs:
+        sig = tuple(sig)
+        if sig not in disp.overloads and not _numba_index_exists(disp):
+            todo = modules.setdefault(disp.py_func.__module__, [])
+            if (disp, sig) not in todo:
+                todo.append((disp, sig))
+    if len(modules) < 2:
+        return 0
+    # the child takes about half of the signatures, whole modules at a time, the largest first
+    groups = sorted(modules.values(), key=len, reverse=True)
+    mine, theirs = [], []
+    for grp in groups:
+        (mine if sum(map(len, mine)) <= sum(map(len, theirs)) else theirs).append(grp)
+    if not theirs:
+        return 0
+    with warnings_suppressed():
+        pid = os.fork()
+    if pid == 0:                    # the child: compile into the disk cache, then leave at once
+        code = 0
+        try:
+            for grp in theirs:
+                for disp, sig in grp:
+                    ensure_compiled(disp, sig)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    try:
+        for grp in mine:
+            for disp, sig in grp:
+                with contextlib.suppress(Exception):        # reported by ensure_compiled later
+                    ensure_compiled(disp, sig)
+    finally:
+        os.waitpid(pid, 0)
+    return len(theirs)
+
+
+@contextlib.contextmanager
+def warnings_suppressed():
+    """Python 3.12 warns about fork() in a process with threads (BLAS and kernel workers): the
+    child only compiles, on its one thread, and leaves with os._exit."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 # -- hand-written kernel families ------------------------------------------------------------------

@@ -111,8 +111,10 @@ def reference_call(ctx: NodeCtx) -> Call:
                 mode="value", contiguous=False)
 
 
-def bind(ctx: NodeCtx) -> Call:
-    """The kernel call for ``ctx``: its registered binder, else the numpy reference."""
+def bind(ctx: NodeCtx, compile: bool = True) -> Call:
+    """The kernel call for ``ctx``: its registered binder, else the numpy reference. With
+    ``compile=False`` the call's kernels are not compiled yet: ``finish`` does that (lowering
+    compiles a whole plan's kernels together, see cache.compile_parallel)."""
     binder = KERNELS.get(ctx.op)
     if binder is None and ctx.op in OPS and OPS[ctx.op].fusion == "elementwise" \
             and OPS[ctx.op].scalar not in (None, "<program>"):
@@ -124,12 +126,19 @@ def bind(ctx: NodeCtx) -> Call:
             call = None
             FALLBACK_REASONS[(ctx.op, str(type(e).__name__))] = str(e)[:200]
         if call is not None:
-            try:
-                for disp, sig in call.warm:
-                    cache.ensure_compiled(disp, sig)
-                return call
-            except Exception as e:
-                FALLBACK_REASONS[(ctx.op, "compile:" + type(e).__name__)] = str(e)[:200]
+            return finish(ctx, call) if compile else call
+    return reference_call(ctx)
+
+
+def finish(ctx: NodeCtx, call: Call) -> Call:
+    """``call`` with its kernels compiled (or loaded from the disk cache); the numpy reference
+    if one of them does not compile."""
+    try:
+        for disp, sig in call.warm:
+            cache.ensure_compiled(disp, sig)
+        return call
+    except Exception as e:
+        FALLBACK_REASONS[(ctx.op, "compile:" + type(e).__name__)] = str(e)[:200]
     return reference_call(ctx)
 
 

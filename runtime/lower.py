@@ -35,7 +35,8 @@ from graphc.interpreter import STATE_OPS, schedule
 from graphc.ir import Graph, TensorSpec
 from graphc.ops.registry import get_op
 
-from .kernels import Call, NodeCtx, bind, reference_call
+from . import cache
+from .kernels import Call, NodeCtx, bind, finish, reference_call
 
 ALIGN = 64
 
@@ -163,6 +164,7 @@ def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
     fetch_set = set(fetches)
     shapes: dict[int, tuple | None] = {}
     known: dict[int, np.ndarray] = {}       # values known at bind time: constants and folds
+    contexts: dict[int, NodeCtx] = {}
     steps: list[Step] = []
     for n in order:
         op = graph.op(n)
@@ -202,15 +204,19 @@ def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
             elif kind == "call":
                 ctx = NodeCtx(n, op, graph.attrs(n), in_shapes, [graph.spec(i).dtype for i in ins],
                               shape, spec.dtype, tuple(spec.shape), [graph.spec(i).shape for i in ins])
-                st.call = bind(ctx) if shape is not None else reference_call(ctx)
-                if st.call.mode == "out":
-                    st.storage = "fresh" if n in fetch_set else "buf"
-                else:
-                    st.storage = "value"
+                st.call = bind(ctx, compile=False) if shape is not None else reference_call(ctx)
+                contexts[n] = ctx
             else:
                 st.storage = "fresh" if kind == "assign" else "value"
         shapes[n] = st.shape
         steps.append(st)
+    # the plan's kernels compile together (on two processes when none is cached), then each call
+    # is checked: one whose kernels do not compile runs its numpy reference
+    calls = [st for st in steps if st.kind == "call"]
+    cache.compile_parallel([pair for st in calls for pair in st.call.warm])
+    for st in calls:
+        st.call = finish(contexts[st.node], st.call)
+        st.storage = ("fresh" if st.node in fetch_set else "buf") if st.call.mode == "out" else "value"
     plan = Plan(graph, list(fetches), list(feeds), steps,
                 tuple(tuple(feed_shapes[f]) for f in feeds))
     _hand_over_updates(graph, steps, fetch_set)

@@ -22,9 +22,9 @@ print(json.dumps({"stats": runtime.STATS, "out": out[0].tolist()}))
 """
 
 
-def _run(cache_dir, n=1):
-    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir))
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE,
+def _run(cache_dir, n=1, prefix="", **env_vars):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir), **env_vars)
+    procs = [subprocess.Popen([sys.executable, "-c", prefix + SCRIPT], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(n)]
     res = []
     for p in procs:
@@ -79,3 +79,33 @@ def test_cache_info_and_clear(tmp_path, monkeypatch):
     assert "numba=" in info["versions"]
     assert runtime.cache_clear() == 1
     assert runtime.cache_info()["entries"] == 0
+
+
+# the child that compile_parallel forks fails: the parent compiles everything itself
+_FAILING_CHILD = r"""
+import os
+from graphc.runtime import cache
+_parent, _real = os.getpid(), cache.ensure_compiled
+def _failing(disp, sig):
+    if os.getpid() != _parent:
+        raise RuntimeError("child failure")
+    return _real(disp, sig)
+cache.ensure_compiled = _failing
+"""
+
+
+def test_a_cold_plan_compiles_on_two_processes(tmp_path):
+    # the plan's kernel modules (tanh, * 2, softmax): with an empty cache a forked child compiles
+    # some into the disk cache and this process loads them; GRAPHC_COMPILE_JOBS=1 and a failing
+    # child leave all the compiling to this process; the results are the same
+    one = _run(tmp_path / "one", GRAPHC_COMPILE_JOBS="1")
+    total = one["stats"]["compiled"]
+    assert total >= 2 and one["stats"]["loaded"] == 0
+    two = _run(tmp_path / "two")
+    assert two["stats"]["loaded"] >= 1 and two["stats"]["compiled"] + two["stats"]["loaded"] == total
+    failed = _run(tmp_path / "failed", prefix=_FAILING_CHILD)
+    assert failed["stats"]["compiled"] == total and failed["stats"]["loaded"] == 0
+    for r in (one, two, failed):
+        np.testing.assert_allclose(r["out"], _expected(), rtol=1e-5)
+    warm = _run(tmp_path / "two")
+    assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] == total
