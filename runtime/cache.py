@@ -244,8 +244,7 @@ def compile_parallel(pairs) -> int:
         (mine if sum(map(len, mine)) <= sum(map(len, theirs)) else theirs).append(grp)
     if not theirs:
         return 0
-    with warnings_suppressed():
-        pid = os.fork()
+    pid = _fork_holding_compile_locks()
     if pid == 0:                    # the child: compile into the disk cache, then leave at once
         code = 0
         try:
@@ -261,18 +260,37 @@ def compile_parallel(pairs) -> int:
                 with contextlib.suppress(Exception):        # reported by ensure_compiled later
                     ensure_compiled(disp, sig)
     finally:
-        os.waitpid(pid, 0)
+        _reap(pid, CHILD_TIMEOUT_S)
     return len(theirs)
 
 
-@contextlib.contextmanager
-def warnings_suppressed():
-    """Python 3.12 warns about fork() in a process with threads (BLAS and kernel workers): the
-    child only compiles, on its one thread, and leaves with os._exit."""
+CHILD_TIMEOUT_S = 600.0     # a compile child still running after this is killed (its work redone here)
+
+
+def _fork_holding_compile_locks() -> int:
+    """fork() while this thread holds numba's compiler lock and the cache's thread lock: another
+    thread of this process cannot be half-way through a compile, whose locks the child (which has
+    only this thread) could then never take. Python 3.12 warns about fork() in a process with
+    threads (BLAS and kernel workers): the child only compiles, on its one thread, and leaves
+    with os._exit."""
     import warnings
-    with warnings.catch_warnings():
+
+    from numba.core.compiler_lock import global_compiler_lock
+    with global_compiler_lock, _TLOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        yield
+        return os.fork()
+
+
+def _reap(pid: int, timeout: float) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            import signal
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.005)
 
 
 # -- hand-written kernel families ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = r"""
 import json, sys
@@ -109,3 +110,19 @@ def test_a_cold_plan_compiles_on_two_processes(tmp_path):
         np.testing.assert_allclose(r["out"], _expected(), rtol=1e-5)
     warm = _run(tmp_path / "two")
     assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] == total
+
+
+def test_a_stuck_compile_child_is_killed():
+    # _reap gives up on a child after its timeout: it is killed and reaped, and the caller goes on
+    import time
+
+    from graphc.runtime import cache
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    t = time.monotonic()
+    cache._reap(pid, 0.2)
+    assert time.monotonic() - t < 5
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)         # already reaped
