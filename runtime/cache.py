@@ -223,9 +223,10 @@ def compile_parallel(pairs) -> int:
     child, or a kernel it could not compile, is compiled (or reported) by ``ensure_compiled``.
 
     Measured (2 cores, MNIST CNN training step, empty cache): 8.3 -> 5.8-6.1 s to compile its
-    18 kernels. ``GRAPHC_COMPILE_JOBS=1`` (or a platform without fork) compiles in this process.
+    18 kernels. ``GRAPHC_COMPILE_JOBS=1`` (or a platform other than Linux) compiles in this process.
     """
-    if os.environ.get("GRAPHC_COMPILE_JOBS", "2") == "1" or not hasattr(os, "fork") or \
+    # Linux only: on macOS a forked child of a process with system frameworks loaded may hang
+    if os.environ.get("GRAPHC_COMPILE_JOBS", "2") == "1" or not sys.platform.startswith("linux") or \
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
     modules: dict[str, list] = {}
