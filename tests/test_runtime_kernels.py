@@ -215,9 +215,9 @@ def test_batched_and_integer_matmul():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_leading_and_trailing_axis_sums_and_means(dtype):
-    # sums and means over the leading axes (bias gradients), the trailing axes (layer norm) or all
-    # axes (a loss) run numba kernels, also after a fused prologue and for a few rows; middle axes
-    # stay with numpy
+    # sums and means over the leading axes (bias gradients), the trailing axes (layer norm), a
+    # block of middle axes (a mean over tokens) or all axes (a loss) run numba kernels, also after a
+    # fused prologue and for a few rows; axes that are not one block stay with numpy
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(dtype, (None, 9, 7, 5), name="x")
@@ -227,13 +227,15 @@ def test_leading_and_trailing_axis_sums_and_means(dtype):
                    gc.reduce_sum(x, axis=[2, 3]), gc.reduce_mean(x, axis=3, keepdims=True),
                    gc.reduce_sum(gc.exp(x) - 1.0, axis=[1, 2, 3]),
                    gc.reduce_sum(x, axis=[1, 2]), gc.reduce_sum(x[:, :1], axis=[0, 1, 2]),
-                   gc.reduce_sum(x[:1, :1], axis=3), gc.reduce_mean(x[:, 0, 0, 0]), gc.reduce_sum(x, keepdims=True)]
+                   gc.reduce_sum(x[:1, :1], axis=3), gc.reduce_mean(x[:, 0, 0, 0]), gc.reduce_sum(x, keepdims=True),
+                   gc.reduce_mean(x, axis=2, keepdims=True), gc.reduce_sum(x, axis=[0, 2])]
     # float32: the reference sums in float32 (error ~ eps * 693 * 2), the kernel in float64
     exe, _, _ = run_both(fetches, {x: data((11, 9, 7, 5), dtype)}, rtol=1e-5,
                          atol=3e-4 if dtype == "float32" else 1e-12)
     kinds = [st.call.steps[-1][0].__name__ for st in exe.plan.kernel_calls
              if st.op in ("reduce_sum", "reduce_mean", "fused_reduction")]
-    assert kinds == ["sum_rows"] * 5 + ["sum_each_row"] * 3 + ["reduce_sum_into", "sum_rows"] + ["sum_each_row"] * 3
+    assert kinds == ["sum_rows"] * 5 + ["sum_each_row"] * 3 + ["sum_mid", "sum_rows"] + ["sum_each_row"] * 3 + \
+        ["sum_mid", "reduce_sum_into"]
 
 
 def test_argmax_argmin_over_the_last_axis():
