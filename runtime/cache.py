@@ -205,14 +205,25 @@ def ensure_compiled(disp, sig: tuple):
     return disp
 
 
-def _numba_index_exists(disp) -> bool:
-    """Whether numba's disk cache holds an index for ``disp`` (then a compile probably loads)."""
-    mod = sys.modules.get(disp.py_func.__module__)
-    path = getattr(mod, "__file__", None)
-    if path is None:
-        return False
-    pat = f"{disp.py_func.__module__}.{disp.py_func.__qualname__}-*.nbi"
-    return bool(glob.glob(os.path.join(os.path.dirname(path), "__pycache__", pat)))
+def _cached_functions(dispatchers) -> set:
+    """``module.qualname`` of the functions among ``dispatchers`` that numba's disk cache holds an
+    index for (their compile probably loads). One listing per cache folder: a glob per function
+    cost 1.6 ms in a folder of 1,300 files."""
+    found: set = set()
+    listed: dict[str, list] = {}
+    for disp in dispatchers:
+        mod = sys.modules.get(disp.py_func.__module__)
+        path = getattr(mod, "__file__", None)
+        if path is None:
+            continue
+        d = os.path.join(os.path.dirname(path), "__pycache__")
+        if d not in listed:
+            try:
+                listed[d] = [f.rsplit("-", 1)[0] for f in os.listdir(d) if f.endswith(".nbi")]
+            except OSError:
+                listed[d] = []
+            found.update(listed[d])
+    return found
 
 
 def compile_parallel(pairs) -> int:
@@ -229,10 +240,11 @@ def compile_parallel(pairs) -> int:
     if os.environ.get("GRAPHC_COMPILE_JOBS", "2") == "1" or not sys.platform.startswith("linux") or \
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
+    pairs = [(disp, tuple(sig)) for disp, sig in pairs if tuple(sig) not in disp.overloads]
+    cached = _cached_functions({id(d): d for d, _ in pairs}.values())
     modules: dict[str, list] = {}
     for disp, sig in pairs:
-        sig = tuple(sig)
-        if sig not in disp.overloads and not _numba_index_exists(disp):
+        if f"{disp.py_func.__module__}.{disp.py_func.__qualname__}" not in cached:
             todo = modules.setdefault(disp.py_func.__module__, [])
             if (disp, sig) not in todo:
                 todo.append((disp, sig))
