@@ -111,6 +111,11 @@ def _entry_point(fn, warm: dict):
     return getattr(cres, "entry_point", None)
 
 
+def _any_layout(sig: tuple, pos: int) -> bool:
+    t = sig[pos] if pos < len(sig) else None
+    return getattr(t, "layout", "C") == "A"
+
+
 class Bound:
     """A Plan with its buffers allocated and its driver generated.
 
@@ -224,11 +229,13 @@ class Bound:
                 ep = _entry_point(fn, warm)
                 ro_ok = ep is not None or not hasattr(fn, "overloads")
                 c, c0 = ("_c", "_c0") if ro_ok else ("_cw", "_cw0")
-                if getattr(fn, "takes_strided", False):
-                    c0 = ""             # numpy code that takes any strides (BLAS through np.matmul)
+                sig = warm.get(id(fn), ())
                 args = []
-                for d in descs:
+                for pos, d in enumerate(descs):
                     if isinstance(d, In):
+                        # numpy code that takes any strides (BLAS through np.matmul), or a kernel
+                        # typed for any layout (blas.gemm_into): the value as it is
+                        asis = getattr(fn, "takes_strided", False) or _any_layout(sig, pos)
                         u = s.inputs[d.k]
                         if u in fixed and u not in per_run:
                             arr = fixed[u]
@@ -236,7 +243,7 @@ class Bound:
                         elif d.shape is not None:
                             args.append(f"{c}(v{u}, {tuple(d.shape)!r})")
                         else:
-                            args.append(f"{c0}(v{u})")
+                            args.append(f"v{u}" if asis else f"{c0}(v{u})")
                     elif isinstance(d, Out):
                         if n in fixed:
                             args.append(gname(fixed[n].reshape(d.shape) if d.shape is not None

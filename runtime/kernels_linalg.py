@@ -1,8 +1,9 @@
 """Contraction kernels: matmul (BLAS), conv2d forward (im2col + GEMM) and its two gradients,
 and ``fused_contraction`` (a contraction followed by its elementwise epilogue, run in place).
 
-GEMMs go through numpy's BLAS (``np.matmul(..., out=buffer)``), which writes straight
-into the planned buffer; im2col / col2im are numba kernels parallel over the batch.
+GEMMs are numba kernels on numpy's own BLAS library (``blas.gemm_into``: a GEMM inside a jitted
+plan driver, ~1 us less per call than ``np.matmul(..., out=buffer)``), else ``np.matmul``; both
+write straight into the planned buffer. im2col / col2im are numba kernels parallel over the batch.
 
     >>> from graphc.runtime.kernels import KERNELS
     >>> sorted(op for op in KERNELS if "conv" in op)
@@ -18,8 +19,8 @@ from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
+from . import blas, threads
 from . import kernels_winograd as winograd
-from . import threads
 from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
 
@@ -130,9 +131,29 @@ for _f in _MM.values():
     _f.blas = True      # BLAS runs its own threads: see lower._serial_beside_blas
 
 
-def _matmul_steps(attrs, out_desc, in_map):
-    fn = _MM[(bool(attrs["transpose_a"]), bool(attrs["transpose_b"]))]
-    return [(fn, [in_map(0, None), in_map(1, None), out_desc])], [], []
+def _gemm(ta: bool, tb: bool, a, b, out, dtype, ndim: int = 2):
+    """One GEMM step ``out = op(a) @ op(b)`` over descriptors a, b, out (``ndim``-D, the batch of a
+    3-D product first) and its warm list: the numba kernel on numpy's BLAS where there is one,
+    else ``np.matmul``."""
+    if blas.AVAILABLE and ndim in (2, 3) and np.dtype(dtype) in (np.float32, np.float64):
+        k = blas.gemm_kernel(ndim)
+        k.blas = True       # BLAS runs its own threads: see lower._serial_beside_blas
+        return (k, [a, b, out, Const(int(ta)), Const(int(tb))]), [(k, blas.gemm_signature(dtype, ndim))]
+    return (_MM[(bool(ta), bool(tb))], [a, b, out]), []
+
+
+def is_gemm(fn) -> bool:
+    """Whether plan step function ``fn`` is one GEMM (either form)."""
+    return fn in _MM.values() or (blas.AVAILABLE and fn in (blas.gemm_kernel(2), blas.gemm_kernel(3)))
+
+
+def _matmul_steps(attrs, out_desc, in_map, in_shapes, dtype):
+    ta, tb = bool(attrs["transpose_a"]), bool(attrs["transpose_b"])
+    (sa, sb), nd = in_shapes, len(in_shapes[0])
+    batch = nd == 3 and len(sb) == 3 and (sa[0] == sb[0] or 1 in (sa[0], sb[0]))
+    step, warm = _gemm(ta, tb, in_map(0, None), in_map(1, None), out_desc, dtype,
+                       nd if (nd == 2 and len(sb) == 2) or batch else 0)
+    return [step], [], warm
 
 
 def _conv_geom(x_shape, f_shape, attrs):
@@ -172,7 +193,8 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
     m = n * oh * ow
     kh, kw, sh, sw, dh, dw, ph, pw = geom[:8]
     if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:      # 1x1 conv: a plain GEMM
-        return [(_mm_nn, [in_map(0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])], [], [], False
+        step, warm = _gemm(False, False, in_map(0, (m, k)), in_map(1, (k, o)), out_desc((m, o)), dtype)
+        return [step], [], warm, False
     if int(x_shape[3]) <= _DIRECT_MAX_CIN and np.dtype(dtype).kind == "f":
         # few input channels: direct convolution (im2col's rows are too short for BLAS to pay)
         from .kernels_nn import fam as nn_fam
@@ -197,10 +219,8 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
     im_args = [in_map(0, None), Scratch(scratch0, (m, k))] + [Const(g) for g in geom]
     # im2col runs on the calling thread: a GEMM follows it in the same plan, and after a GEMM
     # OpenBLAS's own workers hold the other cores (lower._serial_beside_blas)
-    steps = [(im, im_args),
-             (_mm_nn, [Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o))])]
-    warm = [(im, _im2col_sig(dtype))]
-    return steps, [(np.dtype(dtype), (m, k))], warm, False
+    gemm, gwarm = _gemm(False, False, Scratch(scratch0, (m, k)), in_map(1, (k, o)), out_desc((m, o)), dtype)
+    return [(im, im_args), gemm], [(np.dtype(dtype), (m, k))], [(im, _im2col_sig(dtype))] + gwarm, False
 
 
 def _in(k, shape):
@@ -211,7 +231,7 @@ def _in(k, shape):
 def bind_matmul(ctx: NodeCtx):
     if ctx.out_dtype.kind != "f":
         return None
-    steps, scratch, warm = _matmul_steps(ctx.attrs, Out(), _in)
+    steps, scratch, warm = _matmul_steps(ctx.attrs, Out(), _in, ctx.in_shapes, ctx.out_dtype)
     return Call(steps=steps, name="matmul", scratch=scratch, warm=warm)
 
 
@@ -220,7 +240,7 @@ def bind_conv2d(ctx: NodeCtx):
     steps, scratch, warm, _ = _conv_steps(ctx.in_shapes[0], ctx.in_shapes[1], ctx.out_dtype, ctx.attrs,
                                           lambda s=None: Out(s), _in, 0)
     kind = ("winograd" if steps[0][0] is winograd._filter else
-            "direct" if len(steps) == 1 and steps[0][0] is not _mm_nn else "im2col+gemm")
+            "direct" if len(steps) == 1 and not is_gemm(steps[0][0]) else "im2col+gemm")
     return Call(steps=steps, name=f"conv2d[{kind}]", scratch=scratch, warm=warm)
 
 
@@ -240,9 +260,9 @@ def bind_conv_bp_filter(ctx: NodeCtx):
         return Call(steps=steps, name="conv2d_backprop_filter[winograd]", scratch=scratch, warm=warm)
     im = fam.get("im2col")
     im_args = [In(0), Scratch(0, (m, k))] + [Const(g) for g in geom]
-    steps = [(im, im_args),                   # whole: a GEMM follows (see _conv_steps)
-             (_mm_tn, [Scratch(0, (m, k)), In(2, (m, o)), Out((k, o))])]
-    warm = [(im, _im2col_sig(ctx.out_dtype))]
+    gemm, gwarm = _gemm(True, False, Scratch(0, (m, k)), In(2, (m, o)), Out((k, o)), ctx.out_dtype)
+    steps = [(im, im_args), gemm]             # whole: a GEMM follows (see _conv_steps)
+    warm = [(im, _im2col_sig(ctx.out_dtype))] + gwarm
     return Call(steps=steps, name="conv2d_backprop_filter[im2col+gemm]",
                 scratch=[(ctx.out_dtype, (m, k))], warm=warm)
 
@@ -265,10 +285,10 @@ def _conv_bp_filter_taps(ctx: NodeCtx, geom, k, o, m):
     im = fam.get("im2col_taps")
     sig = (arr_t(dtype, 4), arr_t(np.int64, 1), arr_t(dtype, 2)) + _geom_sig(dtype)
     taps = np.arange(k, dtype=np.int64)
-    steps = [(im, [In(0), Const(taps), Scratch(0, (k, m))] + [Const(g) for g in geom]),
-             (_mm_nn, [Scratch(0, (k, m)), In(2, (m, o)), Out((k, o))])]
+    gemm, gwarm = _gemm(False, False, Scratch(0, (k, m)), In(2, (m, o)), Out((k, o)), dtype)
+    steps = [(im, [In(0), Const(taps), Scratch(0, (k, m))] + [Const(g) for g in geom]), gemm]
     return Call(steps=steps, name="conv2d_backprop_filter[im2col_taps+gemm]",
-                scratch=[(dtype, (k, m))], warm=[(im, sig)])
+                scratch=[(dtype, (k, m))], warm=[(im, sig)] + gwarm)
 
 
 def _noop(*args):
@@ -290,9 +310,9 @@ def bind_conv_bp_input(ctx: NodeCtx):
                                                    lambda s: Out(s), 0, flip=True)
         return Call(steps=steps, name="conv2d_backprop_input[winograd]", scratch=scratch, warm=warm)
     c2i = fam.get("col2im")
-    steps = [(_mm_nt, [In(2, (m, o)), In(1, (k, o)), Scratch(0, (m, k))]),
-             (c2i, [Scratch(0, (m, k)), Out()] + [Const(g) for g in geom])]
-    warm = [(c2i, (arr_t(ctx.out_dtype, 2), arr_t(ctx.out_dtype, 4)) + _geom_sig(ctx.out_dtype))]
+    gemm, gwarm = _gemm(False, True, In(2, (m, o)), In(1, (k, o)), Scratch(0, (m, k)), ctx.out_dtype)
+    steps = [gemm, (c2i, [Scratch(0, (m, k)), Out()] + [Const(g) for g in geom])]
+    warm = [(c2i, (arr_t(ctx.out_dtype, 2), arr_t(ctx.out_dtype, 4)) + _geom_sig(ctx.out_dtype))] + gwarm
     return Call(steps=steps, name="conv2d_backprop_input[gemm+col2im]",
                 scratch=[(ctx.out_dtype, (m, k))], warm=warm)
 
@@ -320,7 +340,7 @@ def bind_fused_contraction(ctx: NodeCtx):
             return Scratch(0, s)
     program, n_epi = a["program"], 1 + ctx.n_in - nc
     if cop == "matmul":
-        steps, sc, warm = _matmul_steps(cattrs, c_out(), _in)
+        steps, sc, warm = _matmul_steps(cattrs, c_out(), _in, ctx.in_shapes[:nc], c_dt)
     elif cop == "conv2d":
         bias = None if not in_place else _leading_bias_add(program, n_epi, ctx.in_shapes[nc:],
                                                            ctx.in_dtypes[nc:], c_shape, c_dt)
