@@ -33,6 +33,7 @@ from graphc.interpreter import evaluate, random_key
 from graphc.ir import Graph
 from graphc.ops.registry import get_op
 
+from . import driver
 from .kernels import Const, In, Out, Scratch
 from .lower import ALIGN, Plan, lower
 
@@ -120,7 +121,12 @@ class Bound:
     """A Plan with its buffers allocated and its driver generated.
 
     The driver is ``driver(F, state, run_key) -> (fetch values, updates)`` with ``F`` the feed
-    values in the Executable's feed order; straight-line Python, kernels and buffers prebound.
+    values in the Executable's feed order; straight-line Python, kernels and buffers prebound, and
+    runs of numba kernel calls compiled into one jitted segment each (``driver.Segment``). Lines
+    that only read a feed or variable, bind a buffer or make a view are independent of the kernels
+    in flight, so they may go before a segment still being collected; any other line closes it, and
+    so does a kernel whose argument is a contiguous copy of a view made while collecting (the copy
+    would run before the kernels that fill the view's buffer).
     """
 
     def __init__(self, exe: "Executable", plan: Plan):
@@ -141,6 +147,34 @@ class Bound:
             nm = f"{prefix}{counter[0]}"
             glb[nm] = obj
             return nm
+
+        arrays: dict[tuple, str] = {}
+
+        def aname(arr):             # one global per distinct fixed array view (a segment's argument)
+            key = (arr.ctypes.data, arr.shape, arr.strides, arr.dtype.str)
+            if key not in arrays:
+                arrays[key] = gname(arr)
+            return arrays[key]
+
+        consts: dict[tuple, str] = {}
+
+        def cname(value):           # one global per distinct scalar constant
+            if not isinstance(value, (int, float, np.integer, np.floating, type(None))):
+                return gname(value)
+            key = (type(value).__name__, value)
+            if key not in consts:
+                consts[key] = gname(value)
+            return consts[key]
+
+        seg = driver.Segment(gname)
+
+        pending_views: set = set()      # views made while a segment is collected: their data may not exist yet
+
+        def emit(line):             # a line that may depend on the kernels in flight: close the segment
+            if len(seg):
+                lines.extend(seg.close())
+            pending_views.clear()
+            lines.append(line)
 
         # first consumer of each variable (except assign's own ref input) gets the check
         var_nodes = {s.node for s in plan.steps if s.kind == "var"}
@@ -171,18 +205,18 @@ class Bound:
                 ref = g.name(s.inputs[0])
                 cur = assigned.get(ref) or f"state.get({ref!r})"
                 if s.op != "assign" and ref not in assigned:
-                    lines.append(f"    cur = {cur}")
+                    emit(f"    cur = {cur}")
                     lines.append(f"    if cur is None: _uninit({s.inputs[0]})")
                     cur = "cur"
                 fn = _ASSIGN.get(s.op)
                 if s.takes_value:       # a fresh array of this run (lower._hand_over_updates): keep it
                     lines.append(f"    v{n} = v{s.inputs[1]}")
                 elif fn is not None:
-                    lines.append(f"    v{n} = {gname(fn, 'A')}({cur}, v{s.inputs[1]})")
+                    emit(f"    v{n} = {gname(fn, 'A')}({cur}, v{s.inputs[1]})")
                 else:
                     opdef = get_op(s.op)
-                    lines.append(f"    v{n} = np.array({gname(opdef.reference)}([{cur}, v{s.inputs[1]}], "
-                                 f"{gname(g.attrs(n))}), copy=True, order='C')")
+                    emit(f"    v{n} = np.array({gname(opdef.reference)}([{cur}, v{s.inputs[1]}], "
+                         f"{gname(g.attrs(n))}), copy=True, order='C')")
                 assigned[ref] = f"v{n}"
                 per_run.add(n)
                 continue
@@ -190,8 +224,8 @@ class Bound:
                 opdef = get_op(s.op)
                 attrs = g.attrs(n)
                 args = ", ".join(f"v{u}" for u in s.inputs)
-                lines.append(f"    v{n} = {gname(opdef.reference)}([{args}], {gname(attrs)}, "
-                             f"_rk(run_key, {int(attrs.get('seed', 0))}))")
+                emit(f"    v{n} = {gname(opdef.reference)}([{args}], {gname(attrs)}, "
+                     f"_rk(run_key, {int(attrs.get('seed', 0))}))")
                 per_run.add(n)
                 continue
             call = s.call
@@ -212,25 +246,33 @@ class Bound:
                         args.append(gname(d.value))
                     else:
                         raise ValueError("value-mode calls take inputs and constants only")
-                lines.append(f"    v{n} = {gname(fn, 'K')}({', '.join(args)})")
+                line = f"    v{n} = {gname(fn, 'K')}({', '.join(args)})"
+                if getattr(fn, "view_only", False):
+                    lines.append(line)
+                    if len(seg):
+                        pending_views.add(n)
+                else:
+                    emit(line)
                 per_run.add(n)
                 continue
             # out-mode: output buffer
             if s.storage == "buf":
                 out_arr = _view(raws[s.buffer], s.shape, s.dtype)
                 fixed[n] = out_arr
-                lines.append(f"    v{n} = {gname(out_arr)}")
+                lines.append(f"    v{n} = {aname(out_arr)}")
             else:
                 lines.append(f"    v{n} = np.empty({tuple(s.shape)!r}, {gname(s.dtype)})")
                 per_run.add(n)
             scratch = [_view(raws[b], shp, dt) for b, (dt, shp) in zip(s.scratch_buffers, call.scratch)]
             warm = {id(disp): tuple(sig) for disp, sig in call.warm}
             for fn, descs in call.steps:
+                jit = driver.numba_callable(fn, warm)
                 ep = _entry_point(fn, warm)
                 ro_ok = ep is not None or not hasattr(fn, "overloads")
                 c, c0 = ("_c", "_c0") if ro_ok else ("_cw", "_cw0")
                 sig = warm.get(id(fn), ())
                 args = []
+                copies = False      # an argument is a contiguous copy of a view made while collecting
                 for pos, d in enumerate(descs):
                     if isinstance(d, In):
                         # numpy code that takes any strides (BLAS through np.matmul), or a kernel
@@ -239,24 +281,31 @@ class Bound:
                         u = s.inputs[d.k]
                         if u in fixed and u not in per_run:
                             arr = fixed[u]
-                            args.append(gname(arr.reshape(d.shape) if d.shape is not None else arr))
+                            args.append(aname(arr.reshape(d.shape) if d.shape is not None else arr))
                         elif d.shape is not None:
                             args.append(f"{c}(v{u}, {tuple(d.shape)!r})")
+                            copies |= u in pending_views
                         else:
                             args.append(f"v{u}" if asis else f"{c0}(v{u})")
+                            copies |= u in pending_views and not asis
                     elif isinstance(d, Out):
                         if n in fixed:
-                            args.append(gname(fixed[n].reshape(d.shape) if d.shape is not None
+                            args.append(aname(fixed[n].reshape(d.shape) if d.shape is not None
                                               else fixed[n]))
                         else:
                             args.append(f"v{n}.reshape({tuple(d.shape)!r})" if d.shape is not None
                                         else f"v{n}")
                     elif isinstance(d, Scratch):
                         a = scratch[d.j]
-                        args.append(gname(a.reshape(d.shape) if d.shape is not None else a))
+                        args.append(aname(a.reshape(d.shape) if d.shape is not None else a))
                     elif isinstance(d, Const):
-                        args.append(gname(d.value))
-                lines.append(f"    {gname(ep if ep is not None else fn, 'K')}({', '.join(args)})")
+                        args.append(cname(d.value))
+                line = f"    {gname(ep if ep is not None else fn, 'K')}({', '.join(args)})"
+                # a copy evaluated before the segment runs would miss the kernels filling its source
+                if jit is not None and driver.ENABLED and not copies:
+                    seg.add(line, jit[0], jit[1], args)
+                else:
+                    emit(line)
         # fetches: uninitialized variables raise; values that may alias pool buffers are copied
         roots_pool = _pool_aliased(plan)
         outs = []
@@ -265,7 +314,8 @@ class Bound:
                 lines.append(f"    if v{f} is UNINIT: _uninit({f})")
             outs.append(f"np.array(v{f}, copy=True)" if f in roots_pool else f"v{f}")
         upd = ", ".join(f"{k!r}: {v}" for k, v in assigned.items())
-        lines.append(f"    return [{', '.join(outs)}], {{{upd}}}")
+        emit(f"    return [{', '.join(outs)}], {{{upd}}}")
+        self.segments = seg.compiled      # jitted segments (driver.py) in the driver
         self.source = "\n".join(lines) + "\n"
         self.globals = glb
         code = builtins.compile(self.source, f"<graphc driver {id(self)}>", "exec")
@@ -365,6 +415,13 @@ class Executable:
             if all(d is not None for s in shapes for d in s):
                 self.prepare({f: s for f, s in zip(self.feeds, shapes)})
         return self._last.plan if self._last is not None else None
+
+    @property
+    def bound(self) -> Bound | None:
+        """The bound form (buffers, generated ``source``, ``segments``) of the latest shape set."""
+        if self._last is None:
+            self.plan  # noqa: B018
+        return self._last
 
     @property
     def bound_shape_sets(self) -> int:

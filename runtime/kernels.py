@@ -206,6 +206,9 @@ def _output_view(x, k):
     return x[k]
 
 
+_output_view.view_only = True       # reads no values: the driver need not wait for its input's kernel
+
+
 @kernel_for("fused_output")
 def bind_fused_output(ctx: NodeCtx) -> Call:
     # a view of one result of a fused_multi_output buffer (no copy)
@@ -215,6 +218,9 @@ def bind_fused_output(ctx: NodeCtx) -> Call:
 
 def _identity_value(x):
     return x
+
+
+_identity_value.view_only = True
 
 
 @kernel_for("identity", "stop_gradient")

@@ -187,6 +187,7 @@ def bind_strided_slice(ctx: NodeCtx):
     else:
         def slice_view(x):
             return x[key]
+        slice_view.view_only = True         # a basic index: always a view, reads no values
     return Call(steps=[(slice_view, [In(0)])], name="strided_slice", mode="value", contiguous=False)
 
 

@@ -172,6 +172,7 @@ def entry_point(disp, sig: tuple):
             memo.append(cres.entry_point)
         return memo[0](*args)
     call.__name__ = getattr(disp, "__name__", "kernel")
+    call.dispatcher, call.signature = disp, tuple(sig)     # for a jitted plan driver (driver.py)
     return call
 
 
