@@ -15,6 +15,11 @@ batch of 1 broadcast. Measured (2-core dev box): a 32x64 @ 64x10 float32 product
 ``np.matmul(..., out=)`` and 1.0 us through the kernel's entry point; a 32x784x64 one the same
 (~60 us) both ways.
 
+Plans use these kernels with jitted drivers on (``driver.ENABLED``), where a GEMM would otherwise
+cut a segment; else ``np.matmul``: the kernel's cold compile is ~0.45 s past numba's own start-up
+(the MLP forward's cold compile + first run: 1.0-1.2 s with np.matmul, 2.1-2.3 s with the kernel),
+which ~1 us per call does not pay back.
+
 ``AVAILABLE`` is False where the library cannot be found (numpy built on another BLAS whose symbols
 do not come through its extension module): GEMMs then stay with ``np.matmul``.
 
@@ -125,37 +130,49 @@ fam = KernelFamily("blas", prelude=_prelude)
 
 
 @fam.kernel()
-def _leading(rows, cols, s0, s1, itemsize):
-    # (leading dimension, 1 if the matrix is stored transposed) of a (rows, cols) matrix with byte
-    # strides s0, s1 that BLAS can read in place; (0, 0) when it cannot (a copy is needed)
-    if (cols <= 1 or s1 == itemsize) and s0 % itemsize == 0 and s0 // itemsize >= max(cols, 1):
-        return s0 // itemsize, 0
-    if rows <= 1 and (cols <= 1 or s1 == itemsize):
-        return max(cols, 1), 0
-    if (rows <= 1 or s0 == itemsize) and s1 % itemsize == 0 and s1 // itemsize >= max(rows, 1):
-        return s1 // itemsize, 1
-    return 0, 0
+def _packed(a):
+    # a C-contiguous copy of 2-D a, for strides BLAS cannot take (loops: np.ascontiguousarray
+    # took 0.4 s more to compile)
+    c = np.empty((a.shape[0], a.shape[1]), a.dtype)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            c[i, j] = a[i, j]
+    return c
 
 
 @fam.kernel()
 def gemm_into(a, b, out, ta, tb):
-    # out (m, n) = op(a) @ op(b), op a transpose where ta / tb is nonzero; out C-contiguous
+    # out (m, n) = op(a) @ op(b), op a transpose where ta / tb is nonzero; out C-contiguous. An
+    # operand stored by rows (unit column stride) or by columns goes to BLAS as it is, with its
+    # leading dimension; other strides are packed first
     m, n = out.shape
     k = a.shape[0] if ta else a.shape[1]
     if m == 0 or n == 0:
         return
     if k == 0:
-        out[:] = 0
+        for i in range(m):
+            for j in range(n):
+                out[i, j] = 0
         return
-    lda, fa = _leading(a.shape[0], a.shape[1], a.strides[0], a.strides[1], a.itemsize)
-    if lda == 0:
-        a = np.ascontiguousarray(a)
-        lda, fa = max(a.shape[1], 1), 0
-    ldb, fb = _leading(b.shape[0], b.shape[1], b.strides[0], b.strides[1], b.itemsize)
-    if ldb == 0:
-        b = np.ascontiguousarray(b)
-        ldb, fb = max(b.shape[1], 1), 0
-    cblas_gemm((ta != 0) ^ (fa != 0), (tb != 0) ^ (fb != 0), m, n, k, a, lda, b, ldb, out, max(n, 1))
+    isz = a.itemsize
+    ta, tb = ta != 0, tb != 0
+    r, c = a.shape
+    if (c == 1 or a.strides[1] == isz) and (r == 1 or (a.strides[0] >= c * isz and a.strides[0] % isz == 0)):
+        lda = max(a.strides[0] // isz, c) if r > 1 else c
+    elif a.strides[1] > 0 and a.strides[1] % isz == 0 and (r == 1 or (a.strides[0] == isz and a.strides[1] >= r * isz)):
+        lda, ta = (a.strides[1] // isz if c > 1 else r), not ta      # stored by columns: a^T by rows
+    else:
+        a = _packed(a)
+        lda = c
+    r, c = b.shape
+    if (c == 1 or b.strides[1] == isz) and (r == 1 or (b.strides[0] >= c * isz and b.strides[0] % isz == 0)):
+        ldb = max(b.strides[0] // isz, c) if r > 1 else c
+    elif b.strides[1] > 0 and b.strides[1] % isz == 0 and (r == 1 or (b.strides[0] == isz and b.strides[1] >= r * isz)):
+        ldb, tb = (b.strides[1] // isz if c > 1 else r), not tb
+    else:
+        b = _packed(b)
+        ldb = c
+    cblas_gemm(ta, tb, m, n, k, a, lda, b, ldb, out, n)
 
 
 @fam.kernel()

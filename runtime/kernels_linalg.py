@@ -1,9 +1,9 @@
 """Contraction kernels: matmul (BLAS), conv2d forward (im2col + GEMM) and its two gradients,
 and ``fused_contraction`` (a contraction followed by its elementwise epilogue, run in place).
 
-GEMMs are numba kernels on numpy's own BLAS library (``blas.gemm_into``: a GEMM inside a jitted
-plan driver, ~1 us less per call than ``np.matmul(..., out=buffer)``), else ``np.matmul``; both
-write straight into the planned buffer. im2col / col2im are numba kernels parallel over the batch.
+GEMMs are ``np.matmul(..., out=buffer)``, or with jitted plan drivers (``driver.ENABLED``) numba
+kernels on numpy's own BLAS library (``blas.gemm_into``, callable inside a segment); both write
+straight into the planned buffer. im2col / col2im are numba kernels parallel over the batch.
 
     >>> from graphc.runtime.kernels import KERNELS
     >>> sorted(op for op in KERNELS if "conv" in op)
@@ -19,7 +19,7 @@ from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from . import blas, threads
+from . import blas, driver, threads
 from . import kernels_winograd as winograd
 from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
@@ -133,9 +133,11 @@ for _f in _MM.values():
 
 def _gemm(ta: bool, tb: bool, a, b, out, dtype, ndim: int = 2):
     """One GEMM step ``out = op(a) @ op(b)`` over descriptors a, b, out (``ndim``-D, the batch of a
-    3-D product first) and its warm list: the numba kernel on numpy's BLAS where there is one,
-    else ``np.matmul``."""
-    if blas.AVAILABLE and ndim in (2, 3) and np.dtype(dtype) in (np.float32, np.float64):
+    3-D product first) and its warm list: with jitted drivers on (driver.ENABLED) the numba kernel on
+    numpy's BLAS, so that GEMMs do not cut segments; else ``np.matmul``. The kernel saves ~1 us per
+    call, but costs a process ~0.15 s to load and ~1 s to compile cold (MLP forward, new process:
+    warm 0.37 -> 0.50-0.56 s, cold 1.1 -> 2.1-2.2 s), which ~1 us per GEMM does not pay back."""
+    if blas.AVAILABLE and driver.ENABLED and ndim in (2, 3) and np.dtype(dtype) in (np.float32, np.float64):
         k = blas.gemm_kernel(ndim)
         k.blas = True       # BLAS runs its own threads: see lower._serial_beside_blas
         return (k, [a, b, out, Const(int(ta)), Const(int(tb))]), [(k, blas.gemm_signature(dtype, ndim))]
