@@ -14,6 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import graphc as gc  # noqa: E402
 from graphc.callbacks import Callback  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def default_data_dir() -> str:
 
 def data_path(arg):
     """The folder to read MNIST from: ``--data``, else ``$GRAPHC_DATA`` (None), else the default."""
-    return arg or (None if os.environ.get("GRAPHC_DATA") else default_data_dir())
+    return arg or (None if gc.config.get().data_dir else default_data_dir())
 
 
 def parser(doc, epochs, batch_size=32):

@@ -12,7 +12,7 @@ TensorFlow-1 style:
 """
 __version__ = "0.1.0"
 
-from . import dtypes, errors
+from . import config, dtypes, errors
 from .dtypes import as_dtype, bool_, float32, float64, int32, int64
 from .errors import (DtypeError, FeedError, FetchError, GraphcError, GraphError, ShapeError,
                      UninitializedVariableError)

@@ -31,6 +31,8 @@ def _info(args) -> int:
     info = runtime.cache_info()
     print(f"cache      {info['dir']} ({info['entries']} kernels, {info['bytes'] / 1e6:.1f} MB; "
           f"set GRAPHC_CACHE_DIR to move it)")
+    print("\nconfiguration (graphc.config; environment variables in parentheses):")
+    print(graphc.config.get().describe())
     return 0
 
 

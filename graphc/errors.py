@@ -34,3 +34,11 @@ class UninitializedVariableError(GraphcError, RuntimeError):
 
 class GraphError(GraphcError, ValueError):
     """The graph itself is malformed (cycle, dangling edge, spec mismatch)."""
+
+
+class KernelFallbackError(GraphcError, RuntimeError):
+    """A compiled kernel failed to bind or compile with ``strict_kernels`` set (``graphc.config``)."""
+
+
+class KernelFallbackWarning(RuntimeWarning):
+    """A compiled kernel failed to bind or compile, so its op runs the numpy reference (slower)."""

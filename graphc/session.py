@@ -8,11 +8,11 @@
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
+from . import config as _config
 from . import dtypes as _dt
 from .errors import DtypeError, FeedError, FetchError, ShapeError
 from .interpreter import evaluate
@@ -25,17 +25,34 @@ class Session:
     Each distinct (fetches, fed tensors) pair is prepared once: the graph is
     optimized by ``graphc.passes`` (``optimize=False`` skips that) and
     compiled by ``graphc.runtime`` (``executor="compiled"``, the default) or
-    run by the numpy reference interpreter (``executor="reference"``; the
-    environment variable ``GRAPHC_EXECUTOR`` sets the default).
+    run by the numpy reference interpreter (``executor="reference"``).
+
+    ``config``: a ``graphc.config.Config`` (default: ``graphc.config.get()`` when the session is
+    created), or a dict of changes to it; the session's programs are compiled under it.
+    ``executor`` overrides its ``executor`` field.
+
+        >>> import graphc as gc
+        >>> gc.Session(config={"threads": 1}).config.threads
+        1
     """
 
     def __init__(self, graph: Graph | None = None, *, optimize: bool = True,
-                 executor: str | None = None, config: Any = None):
+                 executor: str | None = None, config: _config.Config | dict | None = None):
         self.graph = graph if graph is not None else get_default_graph()
         self.optimize = optimize
-        self.executor = executor or os.environ.get("GRAPHC_EXECUTOR", "compiled")
-        if self.executor not in ("compiled", "reference"):
-            raise ValueError(f"Session: executor must be 'compiled' or 'reference', got {self.executor!r}")
+        if config is None:
+            config = _config.get()
+        elif isinstance(config, dict):
+            config = _config.replace(_config.get(), **config)
+        elif not isinstance(config, _config.Config):
+            raise TypeError(f"Session: config must be a graphc.config.Config or a dict of settings "
+                            f"({', '.join(_config.FIELDS)}), got {type(config).__name__}")
+        if executor is not None:
+            if executor not in ("compiled", "reference"):
+                raise ValueError(f"Session: executor must be 'compiled' or 'reference', got {executor!r}")
+            config = _config.replace(config, executor=executor)
+        self.config = config
+        self.executor = config.executor
         self.state: dict[str, np.ndarray] = {}
         self._runs = 0
         self._closed = False
@@ -65,10 +82,15 @@ class Session:
 
         Returns values in the same structure; runnable ops (``gc.group``,
         initializers) give ``None``. Variable updates commit only if the whole
-        run succeeds.
+        run succeeds. ``options`` and ``run_metadata`` (TensorFlow's tracing hooks) are not
+        supported: anything but None raises.
         """
         if self._closed:
             raise RuntimeError("this Session is closed; create a new gc.Session()")
+        if options is not None or run_metadata is not None:
+            raise TypeError("Session.run: options= and run_metadata= are not supported by graphc (no "
+                            "RunOptions/RunMetadata tracing); drop them, and use `graphc dump` or "
+                            "Executable.bound.line_times to see what a run does")
         nodes, none_mask, rebuild = self._fetch_plan(fetches)
         feeds = self._feeds(feed_dict) if feed_dict else {}
         values, updates = self._execute(nodes, feeds)
@@ -128,6 +150,9 @@ class Session:
         """
         if self._closed:
             raise RuntimeError("this Session is closed; create a new gc.Session()")
+        if accept_options:
+            raise TypeError("Session.make_callable: accept_options=True is not supported by graphc "
+                            "(no RunOptions/RunMetadata); leave it False")
         nodes, none_mask, rebuild = self._fetch_plan(fetches)
         feed_list = list(feed_list or [])
         feed_nodes = [self._fetch_node(f) for f in feed_list]
@@ -149,7 +174,7 @@ class Session:
             fetches = report.fetches
         if self.executor == "compiled":
             from . import runtime
-            exe = runtime.compile(graph, fetches, feeds=fed)
+            exe = runtime.compile(graph, fetches, feeds=fed, config=self.config)
             return exe.run
 
         def run(feeds, state, key):
@@ -231,42 +256,38 @@ def _first(values):
 
 def _make_callable(sess: Session, program, nodes, none_mask, rebuild, feed_nodes, fed):
     """Generate the straight-line function behind ``Session.make_callable``."""
+    from .runtime.emit import Source
     g = sess.graph
     exe = getattr(program, "__self__", None)
     run_list = getattr(exe, "run_list", None)
-    glb = {"np": np, "ndarray": np.ndarray, "sess": sess, "program": program, "run_list": run_list,
-           "_own": _own, "rebuild": rebuild, "FeedError": FeedError}
-    nf = len(feed_nodes)
-    args = [f"a{i}" for i in range(nf)]
-    lines = [f"def call({', '.join(args)}):",
-             "    if sess._closed:",
-             "        raise RuntimeError('this Session is closed; create a new gc.Session()')"]
-    for i, n in enumerate(feed_nodes):
-        spec = g.spec(n)
-        glb[f"D{i}"] = spec.dtype
-        glb[f"slow{i}"] = (lambda n: lambda v: convert_feed(g, n, v))(n)
-        conds = [f"type(a{i}) is ndarray", f"(a{i}.dtype is D{i} or a{i}.dtype == D{i})",
-                 f"a{i}.ndim == {len(spec.shape)}"]
-        conds += [f"a{i}.shape[{ax}] == {d}" for ax, d in enumerate(spec.shape) if d is not None]
-        lines.append(f"    if not ({' and '.join(conds)}):")
-        lines.append(f"        a{i} = slow{i}(a{i})")
+    src = Source({"np": np, "ndarray": np.ndarray, "sess": sess, "program": program, "run_list": run_list,
+                  "_own": _own, "rebuild": rebuild})
     pos = {n: i for i, n in enumerate(feed_nodes)}
-    if run_list is not None and list(exe.feeds) == list(fed):
-        lines.append(f"    values, updates = run_list([{', '.join(f'a{pos[n]}' for n in fed)}], "
-                     "sess.state, sess._runs)")
-    else:
-        lines.append(f"    values, updates = program({{{', '.join(f'{n}: a{pos[n]}' for n in fed)}}}, "
-                     "sess.state, sess._runs)")
-    lines += ["    if updates:",
-              "        sess.state.update(updates)",
-              "        for u in updates.values():",
-              "            u.flags.writeable = False",
-              "    sess._runs += 1"]
-    outs = ", ".join("None" if skip else f"_own(values[{k}])" for k, skip in enumerate(none_mask))
-    lines.append(f"    return rebuild([{outs}])")
-    src = "\n".join(lines) + "\n"
-    exec(compile(src, "<graphc make_callable>", "exec"), glb)
-    call = glb["call"]
+    with src.block(f"def call({', '.join(f'a{i}' for i in range(len(feed_nodes)))}):"):
+        with src.block("if sess._closed:"):
+            src.add("raise RuntimeError('this Session is closed; create a new gc.Session()')")
+        for i, n in enumerate(feed_nodes):       # the fast check; anything else goes through convert_feed
+            spec = g.spec(n)
+            dt = src.bind(spec.dtype, "D")
+            conds = [f"type(a{i}) is ndarray", f"(a{i}.dtype is {dt} or a{i}.dtype == {dt})",
+                     f"a{i}.ndim == {len(spec.shape)}"]
+            conds += [f"a{i}.shape[{ax}] == {d}" for ax, d in enumerate(spec.shape) if d is not None]
+            with src.block(f"if not ({' and '.join(conds)}):"):
+                src.add(f"a{i} = {src.bind((lambda n: lambda v: convert_feed(g, n, v))(n), 'slow')}(a{i})")
+        if run_list is not None and list(exe.feeds) == list(fed):
+            src.add(f"values, updates = run_list([{', '.join(f'a{pos[n]}' for n in fed)}], "
+                    "sess.state, sess._runs)")
+        else:
+            src.add(f"values, updates = program({{{', '.join(f'{n}: a{pos[n]}' for n in fed)}}}, "
+                    "sess.state, sess._runs)")
+        with src.block("if updates:"):
+            src.add("sess.state.update(updates)")
+            with src.block("for u in updates.values():"):
+                src.add("u.flags.writeable = False")
+        src.add("sess._runs += 1")
+        outs = ", ".join("None" if skip else f"_own(values[{k}])" for k, skip in enumerate(none_mask))
+        src.add(f"return rebuild([{outs}])")
+    call = src.function("call", f"<graphc make_callable {id(src):x}>")
 
     def run_steps(batches, on_step=None):
         """``[call(*b) for b in batches]`` (each step's updates committed before the next)."""
@@ -279,7 +300,6 @@ def _make_callable(sess: Session, program, nodes, none_mask, rebuild, feed_nodes
         return out
 
     call.run_steps = run_steps
-    call.source = src
     call.feed_list = list(feed_nodes)
     return call
 

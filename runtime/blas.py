@@ -15,7 +15,7 @@ batch of 1 broadcast. Measured (2-core dev box): a 32x64 @ 64x10 float32 product
 ``np.matmul(..., out=)`` and 1.0 us through the kernel's entry point; a 32x784x64 one the same
 (~60 us) both ways.
 
-Plans use these kernels with jitted drivers on (``driver.ENABLED``), where a GEMM would otherwise
+Plans use these kernels with jitted drivers on (``driver="numba"`` in ``graphc.config``), where a GEMM would otherwise
 cut a segment; else ``np.matmul``: the kernel's cold compile is ~0.45 s past numba's own start-up
 (the MLP forward's cold compile + first run: 1.0-1.2 s with np.matmul, 2.1-2.3 s with the kernel),
 which ~1 us per call does not pay back.

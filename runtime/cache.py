@@ -36,6 +36,8 @@ import threading
 import numba
 import numpy as np
 
+from graphc import config
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX
@@ -46,11 +48,10 @@ _MODULES: dict[str, object] = {}
 _TLOCK = threading.RLock()
 _LOCK_DEPTH = [0]
 GENERATION = [0]       # bumped by cache_clear: in-process memos keyed on it are dropped
-# prange kernels: off unless GRAPHC_PARALLEL=1. Measured on the 2-core dev box, numba's OpenMP
-# pool made memory-bound loops 3-4x slower than serial ones and its spinning threads slowed
-# the BLAS calls that follow (workqueue: parallel == serial); cached parallel functions also
-# load slowly (numba issue 8085).
-PARALLEL = os.environ.get("GRAPHC_PARALLEL", "0") not in ("", "0", "false", "no")
+# prange kernels are off unless config.parallel (GRAPHC_PARALLEL=1). Measured on the 2-core dev
+# box, numba's OpenMP pool made memory-bound loops 3-4x slower than serial ones and its spinning
+# threads slowed the BLAS calls that follow (workqueue: parallel == serial); cached parallel
+# functions also load slowly (numba issue 8085).
 HEADER = ("import math\nimport numpy as np\nfrom numba import njit, prange\n\n")
 
 
@@ -68,12 +69,9 @@ def versions_key() -> str:
 
 
 def cache_dir() -> str:
-    """The cache folder: ``$GRAPHC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphc`` or ``~/.cache/graphc``."""
-    d = os.environ.get("GRAPHC_CACHE_DIR")
-    if not d:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        d = os.path.join(base, "graphc")
-    return os.path.abspath(d)
+    """The cache folder of the configuration in force (``graphc.config``: ``$GRAPHC_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/graphc`` or ``~/.cache/graphc``)."""
+    return config.get().cache_dir
 
 
 def _kernel_dir(root: str | None = None) -> str:
@@ -173,8 +171,11 @@ def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
 def ensure_compiled(disp, sig: tuple):
     """Compile (or load from the disk cache) ``disp`` for argument types ``sig``; returns ``disp``.
 
-    A corrupt numba cache entry makes the load fail: the entry is deleted and
-    the function compiled again.
+    A corrupt numba cache entry makes the load fail: the module's numba cache files are deleted
+    and the function compiled again. The corrupt entry may be a helper's, loaded while the caller
+    is typed, so even a typing error is retried once this way (a real typing error raises again,
+    and costs the module's other cache entries: a recompile in later processes, in a path that
+    is a graphc bug anyway).
     """
     sig = tuple(sig)
     if sig in disp.overloads:
@@ -185,18 +186,18 @@ def ensure_compiled(disp, sig: tuple):
         hits = sum(disp._cache_hits.values())
         try:
             disp.compile(sig)
-        except numba.core.errors.TypingError:
-            raise
         except Exception:
-            # corrupt cache entry: delete the function's cache files and compile from scratch
+            # corrupt cache entry: delete the module's cache files and compile from scratch
             mod = sys.modules.get(disp.py_func.__module__)
             path = getattr(mod, "__file__", None)
             if path is None:
                 raise
-            _drop_numba_files(os.path.dirname(path), disp.py_func.__module__, disp.py_func.__qualname__)
+            _drop_numba_files(os.path.dirname(path), disp.py_func.__module__)
             STATS["rebuilt"] += 1
-            with contextlib.suppress(Exception):
-                disp._cache.flush()
+            for obj in vars(mod).values():
+                if hasattr(obj, "_cache") and hasattr(obj, "overloads"):
+                    with contextlib.suppress(Exception):
+                        obj._cache.flush()
             disp.compile(sig)
         if sum(disp._cache_hits.values()) > hits:
             STATS["loaded"] += 1
@@ -234,10 +235,11 @@ def compile_parallel(pairs) -> int:
     child, or a kernel it could not compile, is compiled (or reported) by ``ensure_compiled``.
 
     Measured (2 cores, MNIST CNN training step, empty cache): 8.3 -> 5.8-6.1 s to compile its
-    18 kernels. ``GRAPHC_COMPILE_JOBS=1`` (or a platform other than Linux) compiles in this process.
+    18 kernels. ``compile_jobs=1`` in ``graphc.config`` (``GRAPHC_COMPILE_JOBS=1``), or a platform
+    other than Linux, compiles in this process.
     """
     # Linux only: on macOS a forked child of a process with system frameworks loaded may hang
-    if os.environ.get("GRAPHC_COMPILE_JOBS", "2") == "1" or not sys.platform.startswith("linux") or \
+    if config.get().compile_jobs == 1 or not sys.platform.startswith("linux") or \
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
     pairs = [(disp, tuple(sig)) for disp, sig in pairs if tuple(sig) not in disp.overloads]
@@ -336,11 +338,12 @@ class KernelFamily:
         return deco
 
     def source(self) -> str:
+        parallel = config.get().parallel
         parts = [self.prelude()] if self.prelude else []
         for fn, (par, contract, reassoc) in self.funcs:
             src = textwrap.dedent(inspect.getsource(fn))
             lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
-            opts = ", parallel=True" if par and PARALLEL else ""
+            opts = ", parallel=True" if par and parallel else ""
             flags = ["'contract'"] * contract + ["'reassoc'"] * reassoc
             opts += f", fastmath={{{', '.join(flags)}}}" if flags else ""
             deco = f"@njit(cache=True, nogil=True, error_model='numpy'{opts})"
@@ -348,7 +351,7 @@ class KernelFamily:
         return "\n\n".join(parts)
 
     def get(self, name: str):
-        key = (cache_dir(), GENERATION[0], self.prelude() if self.prelude else None)
+        key = (cache_dir(), GENERATION[0], config.get().parallel, self.prelude() if self.prelude else None)
         if self._mod is None or self._key != key:
             self._mod = load_module(self.source(), self.tag)
             self._key = key

@@ -40,19 +40,19 @@ so a same-shape chain is a flat 1-D loop whatever its rank.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
-import os
 
 import numpy as np
 
+from graphc import config
 from graphc.ir import TensorSpec
 from graphc.ops.registry import get_op
 
 from . import cache
+from .emit import Source
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # prange only pays above this (static estimate, None dims = 32)
-# float32 transcendentals as vectorizable polynomials (GRAPHC_FAST_MATH=0: scalar libm calls)
-FAST_F32 = [os.environ.get("GRAPHC_FAST_MATH", "1") not in ("", "0", "false", "no")]
 _MEMO: dict = {}
 
 
@@ -266,7 +266,7 @@ def _exp_for(x):
 def exp_prelude() -> str:
     """Source of ``_exp(x)`` for hand-written kernel modules (``KernelFamily(prelude=...)``): the
     vectorizable float32 exp above, or libm's with GRAPHC_FAST_MATH=0 and for other dtypes."""
-    if FAST_F32[0]:
+    if config.get().fast_math:
         return FAST_MATH + _EXP_DISPATCH
     return "\n@njit(error_model='numpy')\ndef _exp(x):\n    return math.exp(x)\n"
 
@@ -352,47 +352,41 @@ def ew_source(program: tuple, in_dtypes: list, out_dtype, pattern: tuple, parall
     n = len(in_dtypes)
     rank = len(pattern[0]) if pattern else 1
     ivars = [f"i{d}" for d in range(rank)]
-    used: set | None = set() if FAST_F32[0] else None
+    used: set | None = set() if config.get().fast_math else None
     names: list = []
     body, res, res_dt = program_lines(program, [f"x{k}" for k in range(n)], in_dtypes,
                                       fast=used, names_out=names)
     flags = ", parallel=True" if parallel else ""
     if used:
         flags += ", fastmath={'contract'}"
-    src = [FAST_MATH if used else "",
-           f"@njit(cache=True, nogil=True, error_model='numpy'{flags})",
-           f"def kernel({', '.join([f'a{k}' for k in range(n)] + ['out'])}):"]
-    off = 1 if outputs is not None else 0
-    for d in range(rank):
-        src.append(f"    n{d} = out.shape[{d + off}]")
-    hoisted, inner = [], []
+    src = Source()
+    src.extend([FAST_MATH if used else "", f"@njit(cache=True, nogil=True, error_model='numpy'{flags})"])
+    hoisted, inner = [], []         # loads of fully broadcast inputs go before the loops
     for k in range(n):
         bits = pattern[k]
         idx = ", ".join("0" if b else v for b, v in zip(bits, ivars))
         line = f"x{k} = {'out' if k in alias else f'a{k}'}[{idx}]"
         (hoisted if all(bits) else inner).append(line)
-    for ln in hoisted:
-        src.append("    " + ln)
-    ind = "    "
-    for d in range(rank):
-        rng = "prange" if (d == 0 and parallel) else "range"
-        src.append(f"{ind}for i{d} in {rng}(n{d}):")
-        ind += "    "
-    for ln in inner + body:
-        src.append(ind + ln)
     stores = [(", ".join(ivars), res, res_dt)] if outputs is None else \
         [(", ".join([str(j)] + ivars),) + tuple(names[e]) for j, e in enumerate(outputs)]
-    for idx, nm, dt in stores:
-        val = nm if np.dtype(dt) == np.dtype(out_dtype) else cast_to(nm, out_dtype)
-        src.append(f"{ind}out[{idx}] = {val}")
-    return "\n".join(src) + "\n"
+    with contextlib.ExitStack() as loops:
+        loops.enter_context(src.block(f"def kernel({', '.join([f'a{k}' for k in range(n)] + ['out'])}):"))
+        off = 1 if outputs is not None else 0
+        src.extend(f"n{d} = out.shape[{d + off}]" for d in range(rank))
+        src.extend(hoisted)
+        for d in range(rank):
+            loops.enter_context(src.block(f"for i{d} in {'prange' if d == 0 and parallel else 'range'}(n{d}):"))
+        src.extend(inner + body)
+        for idx, nm, dt in stores:
+            src.add(f"out[{idx}] = {nm if np.dtype(dt) == np.dtype(out_dtype) else cast_to(nm, out_dtype)}")
+    return src.text()
 
 
 def ew_kernel(program: tuple, in_dtypes: list, out_dtype, pattern: tuple, parallel: bool,
               outputs: tuple | None = None, alias: tuple = ()):
     """The numba dispatcher for this elementwise kernel (generated, cached on disk, memoized)."""
     key = (program, tuple(np.dtype(d).name for d in in_dtypes), np.dtype(out_dtype).name, pattern,
-           parallel, outputs, alias, FAST_F32[0], cache.cache_dir(), cache.GENERATION[0])
+           parallel, outputs, alias, config.get().fast_math, cache.cache_dir(), cache.GENERATION[0])
     try:
         hash(key)
     except TypeError:

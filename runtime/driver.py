@@ -1,6 +1,6 @@
 """Jitted plan drivers: runs of consecutive kernel calls compiled into one numba function.
 
-The executor's driver is straight-line Python (``executor.Bound``). Where several kernel calls in a
+The executor's driver is straight-line Python (``bound.Bound``). Where several kernel calls in a
 row are numba kernels, they become one *segment*: a generated numba function that takes every array
 and number those calls use as arguments and calls the kernels one after another, so the Python
 driver makes one call where it made many. Steps numba cannot run (numpy references, variable
@@ -24,8 +24,9 @@ plus ~0.03 us per array, and at batch 32 the kernels' own work dominates; what P
 (reading variables, allocating the fresh arrays a step returns, views, assigns) is not kernel calls.
 The price is compile time: a segment is one more numba function, ~0.3 s plus ~0.03 s per call on a
 cold cache (the MLP's two 0.8 s, the LSTM's 28 segments 4.5 s; from the warm disk cache 10-30 ms).
-So segments are off by default: ``GRAPHC_DRIVER=numba`` (or ``driver.ENABLED = True`` before a
-plan is bound) turns them on, for long runs of a warm cache where 2-3% matter.
+So segments are off by default: ``driver="numba"`` in ``graphc.config`` (``GRAPHC_DRIVER=numba``,
+or ``gc.config.override(driver="numba")`` around the session's creation) turns them on, for long
+runs of a warm cache where 2-3% matter.
 
     >>> import numpy as np, graphc as gc
     >>> from graphc.runtime import compile
@@ -33,19 +34,17 @@ plan is bound) turns them on, for long runs of a warm cache where 2-3% matter.
     >>> with g.as_default():
     ...     x = gc.placeholder("float32", (None, 3), name="x")
     ...     y = gc.reduce_sum(gc.exp(x) * 2.0, axis=1) + gc.reduce_max(x, axis=1)
-    >>> from graphc.runtime import driver
-    >>> driver.ENABLED = True                   # as GRAPHC_DRIVER=numba does
-    >>> exe = compile(g, [y.node], [x.node])
+    >>> with gc.config.override(driver="numba"):     # as GRAPHC_DRIVER=numba does
+    ...     exe = compile(g, [y.node], [x.node])
     >>> exe.run({x.node: np.zeros((2, 3), np.float32)}, {}, 0)[0][0].tolist()
     [6.0, 6.0]
-    >>> exe.bound.segments                       # kernel calls run by one jitted function
+    >>> exe.bound.segments                           # kernel calls run by one jitted function
     1
-    >>> driver.ENABLED = False
 """
 from __future__ import annotations
 
 import hashlib
-import os
+from dataclasses import dataclass, field
 
 import llvmlite.binding as ll
 from numba import types
@@ -54,8 +53,8 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from . import cache
+from .emit import Source
 
-ENABLED = os.environ.get("GRAPHC_DRIVER", "python").strip().lower() == "numba"
 # a run of fewer kernel calls stays Python lines: one call saves ~0.2 us, a segment costs a compile
 MIN_CALLS = 3
 
@@ -119,6 +118,47 @@ def kernel_call(symbol: str):
     return fn
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of a plan driver's body and what it may depend on.
+
+    ``kind``: ``"free"`` reads only feeds, variables or bound arrays, or makes a view (of node
+    ``view``), so it may run before kernel calls still being collected into a segment;
+    ``"barrier"`` may read kernel results, so every kernel call before it runs first; ``"kernel"``
+    is a kernel call, joining a segment when ``jit`` (its ``(dispatcher, signature)``) is set and
+    none of ``copies`` (nodes it takes a contiguous copy of) is a view made while collecting: the
+    copy, evaluated before the segment runs, would miss the kernels filling the view's buffer.
+    """
+    text: str
+    kind: str
+    jit: tuple | None = None
+    args: list = field(default_factory=list)
+    copies: frozenset = frozenset()
+    view: int | None = None
+
+
+def place_segments(lines: list, bind, jit: bool) -> tuple:
+    """The driver body for ``lines`` (a list of ``Line``) and the number of jitted segments in it.
+    Without ``jit`` the lines stay in order; with it, each run of kernel lines becomes one call of
+    a compiled segment, the free lines among them going before it."""
+    out: list = []
+    seg = Segment(bind)
+    pending: set = set()        # views made while the segment is collected
+    for ln in lines:
+        if ln.kind == "kernel" and jit and ln.jit is not None and not (ln.copies & pending):
+            seg.add(ln.text, ln.jit[0], ln.jit[1], ln.args)
+        elif ln.kind == "free":
+            out.append(ln.text)
+            if ln.view is not None and len(seg):
+                pending.add(ln.view)
+        else:
+            out.extend(seg.close())
+            pending.clear()
+            out.append(ln.text)
+    out.extend(seg.close())
+    return out, seg.compiled
+
+
 class Segment:
     """Kernel calls collected for one generated numba function.
 
@@ -149,7 +189,7 @@ class Segment:
     def close(self) -> list:
         lines, calls, slots = self.lines, self.calls, list(self.slots)
         self.clear()
-        if not ENABLED or len(calls) < MIN_CALLS:
+        if len(calls) < MIN_CALLS:
             return lines
         try:
             ep = compile_segment(calls, [t for _, t in slots])
@@ -157,7 +197,7 @@ class Segment:
             FAILURES.append(f"{type(e).__name__}: {str(e)[:200]}")
             return lines
         self.compiled += 1
-        return [f"    {self._bind(ep, 'S')}({', '.join(e for e, _ in slots)})"]
+        return [f"{self._bind(ep, 'S')}({', '.join(e for e, _ in slots)})"]
 
 
 FAILURES: list = []
@@ -166,12 +206,14 @@ FAILURES: list = []
 def segment_source(calls: list, n_args: int) -> str:
     """The numba module of a segment: the kernel intrinsics, then one function calling them."""
     symbols = list(dict.fromkeys(s for s, _ in calls))
-    head = ["from graphc.runtime.driver import kernel_call as _kc", ""]
-    head += [f"K{i} = _kc({s!r})" for i, s in enumerate(symbols)]
-    params = ", ".join(f"p{i}" for i in range(n_args))
-    body = [f"    K{symbols.index(s)}({', '.join(f'p{j}' for j in idx)})" for s, idx in calls]
-    return "\n".join(head + ["", "", "@njit(cache=True, nogil=True)", f"def segment({params}):"]
-                     + body + ["    return None", ""])
+    src = Source()
+    src.extend(["from graphc.runtime.driver import kernel_call as _kc", ""])
+    src.extend(f"K{i} = _kc({s!r})" for i, s in enumerate(symbols))
+    src.extend(["", "", "@njit(cache=True, nogil=True)"])
+    with src.block(f"def segment({', '.join(f'p{i}' for i in range(n_args))}):"):
+        src.extend(f"K{symbols.index(s)}({', '.join(f'p{j}' for j in idx)})" for s, idx in calls)
+        src.add("return None")
+    return src.text()
 
 
 def compile_segment(calls: list, argtypes: list):

@@ -10,20 +10,26 @@ node, over argument descriptors the executor turns into arrays:
 * ``Const(value)``: a bound Python/numpy value.
 
 ``mode="value"`` calls instead return the output (numpy references; views).
-A binder returning ``None`` (or raising) makes the node fall back to its
-numpy reference, so every op runs; ``KERNELS`` lists the ops with kernels.
+A binder returning ``None`` (a case it does not cover) makes the node run its numpy reference,
+so every op runs; ``KERNELS`` lists the ops with kernels. A binder that raises, or a kernel
+that does not compile, is a bug: the node falls back to its reference with a
+``KernelFallbackWarning`` (once per op), or raises ``KernelFallbackError`` when the configuration
+sets ``strict_kernels`` (the test suite does).
 
     >>> "fused_elementwise" in KERNELS and "matmul" in KERNELS
     True
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numba
 import numpy as np
 
+from graphc import config
+from graphc.errors import KernelFallbackError, KernelFallbackWarning
 from graphc.ops.registry import OPS, get_op
 
 from . import cache, codegen
@@ -124,7 +130,7 @@ def bind(ctx: NodeCtx, compile: bool = True) -> Call:
             call = binder(ctx)
         except Exception as e:  # a kernel that cannot handle this case: reference instead
             call = None
-            FALLBACK_REASONS[(ctx.op, str(type(e).__name__))] = str(e)[:200]
+            fell_back(ctx, "binding", e)
         if call is not None:
             return finish(ctx, call) if compile else call
     return reference_call(ctx)
@@ -138,11 +144,28 @@ def finish(ctx: NodeCtx, call: Call) -> Call:
             cache.ensure_compiled(disp, sig)
         return call
     except Exception as e:
-        FALLBACK_REASONS[(ctx.op, "compile:" + type(e).__name__)] = str(e)[:200]
+        fell_back(ctx, "compile", e)
     return reference_call(ctx)
 
 
-FALLBACK_REASONS: dict = {}
+FALLBACK_REASONS: dict = {}     # (op, "binding" | "compile") -> the last reason, in this process
+
+
+def fell_back(ctx: NodeCtx, stage: str, error: Exception) -> None:
+    """A kernel for ``ctx`` failed at ``stage``: raise with ``strict_kernels`` set (the test suite
+    runs so), else warn once per op and stage and record the reason in ``FALLBACK_REASONS``."""
+    reason = f"{type(error).__name__}: {str(error)[:300]}"
+    where = (f"{ctx.op} (node {ctx.node}, inputs {', '.join(str(s) for s in ctx.in_shapes)} "
+             f"{', '.join(np.dtype(d).name for d in ctx.in_dtypes)})")
+    if config.get().strict_kernels:
+        raise KernelFallbackError(f"{where}: kernel {stage} failed ({reason}) and strict_kernels is "
+                                  "set; unset GRAPHC_STRICT_KERNELS to run the numpy reference "
+                                  "instead, and report this as a graphc bug") from error
+    key = (ctx.op, stage)
+    if key not in FALLBACK_REASONS:
+        warnings.warn(f"graphc: {where} runs its numpy reference (slower): kernel {stage} failed "
+                      f"({reason})", KernelFallbackWarning, stacklevel=2)
+    FALLBACK_REASONS[key] = reason
 
 
 # -- elementwise -----------------------------------------------------------------------------------
@@ -154,7 +177,7 @@ def ew_call(program, in_shapes, in_dtypes, out_shape, out_dtype, static_out_shap
     output buffer is ``(len(outputs), *out_shape)``."""
     out2, ins2, pattern = codegen.collapse(tuple(out_shape), [tuple(s) for s in in_shapes],
                                            static_out_shape, static_in_shapes)
-    parallel = cache.PARALLEL and \
+    parallel = config.get().parallel and \
         codegen.static_elements(static_out_shape) >= codegen.PARALLEL_MIN_ELEMENTS
     r = len(out2)
     lead = () if outputs is None else (len(outputs),)

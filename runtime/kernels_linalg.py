@@ -1,7 +1,7 @@
 """Contraction kernels: matmul (BLAS), conv2d forward (im2col + GEMM) and its two gradients,
 and ``fused_contraction`` (a contraction followed by its elementwise epilogue, run in place).
 
-GEMMs are ``np.matmul(..., out=buffer)``, or with jitted plan drivers (``driver.ENABLED``) numba
+GEMMs are ``np.matmul(..., out=buffer)``, or with jitted plan drivers (``driver="numba"`` in ``graphc.config``) numba
 kernels on numpy's own BLAS library (``blas.gemm_into``, callable inside a segment); both write
 straight into the planned buffer. im2col / col2im are numba kernels parallel over the batch.
 
@@ -15,11 +15,12 @@ import numba
 import numpy as np
 from numba import prange
 
+from graphc import config
 from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from . import blas, driver, threads
+from . import blas, threads
 from . import kernels_winograd as winograd
 from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
@@ -133,11 +134,12 @@ for _f in _MM.values():
 
 def _gemm(ta: bool, tb: bool, a, b, out, dtype, ndim: int = 2):
     """One GEMM step ``out = op(a) @ op(b)`` over descriptors a, b, out (``ndim``-D, the batch of a
-    3-D product first) and its warm list: with jitted drivers on (driver.ENABLED) the numba kernel on
+    3-D product first) and its warm list: with jitted drivers on (config driver="numba") the numba kernel on
     numpy's BLAS, so that GEMMs do not cut segments; else ``np.matmul``. The kernel saves ~1 us per
     call, but costs a process ~0.15 s to load and ~1 s to compile cold (MLP forward, new process:
     warm 0.37 -> 0.50-0.56 s, cold 1.1 -> 2.1-2.2 s), which ~1 us per GEMM does not pay back."""
-    if blas.AVAILABLE and driver.ENABLED and ndim in (2, 3) and np.dtype(dtype) in (np.float32, np.float64):
+    if blas.AVAILABLE and config.get().driver == "numba" and ndim in (2, 3) \
+            and np.dtype(dtype) in (np.float32, np.float64):
         k = blas.gemm_kernel(ndim)
         k.blas = True       # BLAS runs its own threads: see lower._serial_beside_blas
         return (k, [a, b, out, Const(int(ta)), Const(int(tb))]), [(k, blas.gemm_signature(dtype, ndim))]
@@ -205,7 +207,7 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         b_t = arr_t(dtype, 1) if bias is not None else numba.types.none
         sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2), I64) + _geom_sig(dtype)
         fn = dk
-        if threads.THREADS > 1:
+        if config.get().threads > 1:
             fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 1, 4))
         b = bias if bias is not None else Const(None)
         flat = (n, int(np.prod(x_shape[1:])))

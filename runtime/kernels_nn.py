@@ -17,11 +17,12 @@ import math
 import numpy as np
 from numba import prange
 
+from graphc import config
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
 from . import codegen, simd, threads
-from .cache import PARALLEL, KernelFamily
+from .cache import KernelFamily
 from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
 
@@ -53,12 +54,17 @@ def _row_sum(v, c):
     return s
 
 
+def _exp(x):
+    """exp(x). The family's generated module defines its own ``_exp`` in its prelude
+    (``codegen.exp_prelude``: the vectorizable float32 exp); this one, libm's, is its meaning."""
+    return math.exp(x)
+
+
 @fam.kernel()
 def _row_exp(xr, c, m, e):
-    # e[:c] = exp(xr - m): _exp is the vectorizable float32 exp, defined by the family's prelude
-    # (codegen.exp_prelude) in the generated kernel module, not in this file
+    # e[:c] = exp(xr - m)
     for j in range(c):
-        e[j] = _exp(xr[j] - m)  # noqa: F821
+        e[j] = _exp(xr[j] - m)
 
 
 # Softmax family: the exponentials go into a row (the output itself, or a scratch row) with the
@@ -580,7 +586,8 @@ def _pool_call(ctx: NodeCtx, name: str, n_arrays: int, ins: list, dy_shape=None,
     k = fam.get(name)
     sig = (arr_t(ctx.out_dtype, 4),) * n_arrays + (I64,) * (len(flags) + 8)
     fn = k
-    if dy_shape is not None and threads.THREADS > 1 and not PARALLEL:
+    cfg = config.get()
+    if dy_shape is not None and cfg.threads > 1 and not cfg.parallel:
         work = 2 * int(np.prod(dy_shape[1:])) * geom[0] * geom[1]       # window visits per image
         fn = threads.batch_split(threads.entry_point(k, sig), work, split=tuple(range(n_arrays)))
     args = ins + [Out()] + [Const(int(v)) for v in flags] + [Const(g) for g in geom]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphc import config
+
 from . import cache, codegen
 from .kernels import Call, Const, In, NodeCtx, Out, arr_t, kernel_for
 
@@ -101,7 +103,7 @@ def _store_row(row, t):
 
 
 def _module(dtype):
-    fast = np.dtype(dtype) == np.float32 and codegen.FAST_F32[0]
+    fast = np.dtype(dtype) == np.float32 and config.get().fast_math
     one = "_F(1.0)" if fast else "1.0"      # a float32 constant keeps float32 math in float32
     src = (_FAST if fast else _EXACT) + _CELL.format(flags=", fastmath={'contract'}" if fast else "",
                                                      one=one)

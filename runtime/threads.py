@@ -21,7 +21,8 @@ process keeping a core busy, a split measured 1.06x the one-thread time (the thr
 woken sleeper gets the core sooner than a spinning worker); ``GRAPHC_THREADS=1`` suits such setups.
 The caller waits for the last chunk by spinning briefly, then yielding its core between checks.
 
-``GRAPHC_THREADS=1`` keeps every kernel on the calling thread; the default is min(2, cpu count).
+``threads=1`` in ``graphc.config`` (``GRAPHC_THREADS=1``) keeps every kernel on the calling thread;
+the default is min(2, cpu count).
 A second Python thread that calls a split kernel while the workers are busy runs it whole on its
 own thread.
 
@@ -41,9 +42,10 @@ import time
 
 import numpy as np
 
+from graphc import config
+
 from . import sync
 
-THREADS = max(1, int(os.environ.get("GRAPHC_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
 # below this much work (multiply-adds or element visits) the hand-off costs more than the second
 # core saves
 SPLIT_MIN_WORK = 1 << 20
@@ -176,8 +178,9 @@ def entry_point(disp, sig: tuple):
     return call
 
 
-def batch_split(kern, work_per_item: int, split: tuple = (0, 2)):
-    """``kern(*args)`` run over chunks of the batch, shared out among THREADS threads.
+def batch_split(kern, work_per_item: int, split: tuple = (0, 2), n_threads: int | None = None):
+    """``kern(*args)`` run over chunks of the batch, shared out among ``n_threads`` threads (default:
+    ``threads`` of the configuration in force when the split is made, i.e. when a plan is bound).
 
     ``split`` are the positions of the arguments cut along their first axis: the first one's
     length is the batch ``n``; each of them has ``n * rows`` leading entries (``rows`` per item, 1
@@ -185,15 +188,17 @@ def batch_split(kern, work_per_item: int, split: tuple = (0, 2)):
     by every chunk. The batch is cut into CHUNKS_PER_THREAD chunks per thread, which the threads
     take one at a time: a worker that starts late, or shares its core with another busy thread,
     takes fewer, so a split is never much slower than one call. Small batches
-    (``n * work_per_item < SPLIT_MIN_WORK``) or THREADS=1 run in one call.
+    (``n * work_per_item < SPLIT_MIN_WORK``) or one thread run in one call.
     """
+    n_threads = config.get().threads if n_threads is None else n_threads
+
     def run(*args):
         n = args[split[0]].shape[0]
-        if THREADS < 2 or n < 2 or n * work_per_item < SPLIT_MIN_WORK:
+        if n_threads < 2 or n < 2 or n * work_per_item < SPLIT_MIN_WORK:
             kern(*args)
             return
         rows = [args[k].shape[0] // n for k in split]
-        parts = min(THREADS * CHUNKS_PER_THREAD, n)
+        parts = min(n_threads * CHUNKS_PER_THREAD, n)
         bounds = [n * i // parts for i in range(parts + 1)]
         chunks = []
         for b0, b1 in zip(bounds[:-1], bounds[1:]):
@@ -206,7 +211,7 @@ def batch_split(kern, work_per_item: int, split: tuple = (0, 2)):
         def share():
             for a in todo:
                 kern(*a)
-        pool().run([share] * min(THREADS, parts))
+        pool().run([share] * min(n_threads, parts))
     run.__name__ = f"{getattr(kern, '__name__', 'kernel')}_batch_split"
     run.serial = kern           # the one-call form, for plans that keep to one thread
     return run

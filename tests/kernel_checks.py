@@ -34,8 +34,8 @@ def data(shape, dtype="float32", lo=-2.0, hi=2.0):
     return RNG.integers(-5, 6, shape).astype(dt)
 
 
-def split_into(monkeypatch, threads):
+def split_into(monkeypatch, configure, threads):
     # batch-split kernels cut into `threads` chunks however small the batch (1: no split)
     from graphc.runtime import threads as threads_mod
-    monkeypatch.setattr(threads_mod, "THREADS", threads)
+    configure(threads=threads)
     monkeypatch.setattr(threads_mod, "SPLIT_MIN_WORK", 1)

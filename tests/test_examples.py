@@ -79,15 +79,15 @@ def test_transformer_example(digits_as_mnist, capsys):
     assert acc >= 0.5, acc
 
 
-def test_data_dir_from_environment(digits_as_mnist, monkeypatch):
+def test_data_dir_from_environment(digits_as_mnist, configure):
     import _common
-    monkeypatch.setenv("GRAPHC_DATA", digits_as_mnist)
+    configure(data_dir=digits_as_mnist)
     assert _common.data_path(None) is None          # mnist.load_data reads $GRAPHC_DATA
     (x, y), (xt, yt) = _common.load_mnist(None, shape=(28, 28, 1))
     assert x.shape[1:] == (28, 28, 1) and y.shape == (len(x), 10) and x.dtype == np.float32
     assert (len(x), len(xt)) == (1000, 300)
     assert 0.0 <= x.min() and x.max() <= 1.0
-    monkeypatch.delenv("GRAPHC_DATA")
+    configure(data_dir=None)
     assert _common.data_path(None).endswith(os.path.join("shared", "data", "mnist"))
 
 

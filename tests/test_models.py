@@ -250,15 +250,15 @@ def test_learning_rate_callbacks():
     assert m.optimizer.learning_rate == pytest.approx(0.125)
 
 
-def test_datasets_and_utils(tmp_path, monkeypatch):
+def test_datasets_and_utils(tmp_path, configure):
     assert to_categorical([[1], [0]], 3).tolist() == [[0, 1, 0], [1, 0, 0]]
     (xtr, ytr), (xte, yte) = digits.load_data()
     assert xtr.shape[1:] == (8, 8) and len(xtr) + len(xte) == 1797 and xtr.max() <= 1.0
-    monkeypatch.delenv("GRAPHC_DATA", raising=False)
+    configure(data_dir=None)
     with pytest.raises(FileNotFoundError, match="GRAPHC_DATA"):
         mnist.load_data(str(tmp_path))
     if os.path.exists(os.path.join(MNIST_DIR, "t10k-labels-idx1-ubyte.gz")):
-        monkeypatch.setenv("GRAPHC_DATA", MNIST_DIR)
+        configure(data_dir=MNIST_DIR)
         (xtr, ytr), (xte, yte) = mnist.load_data()
         assert xtr.shape == (8000, 28, 28) and xte.shape == (2000, 28, 28) and xtr.dtype == np.uint8
         assert set(np.unique(ytr)) == set(range(10))

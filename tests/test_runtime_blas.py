@@ -44,11 +44,10 @@ def test_gemm_batch_into_broadcasts_a_batch_of_one(batch_a, batch_b):
 
 
 @pytest.mark.parametrize("jitted", [True, False])
-def test_plans_run_their_gemms_on_the_kernel_with_jitted_drivers(monkeypatch, jitted):
+def test_plans_run_their_gemms_on_the_kernel_with_jitted_drivers(configure, jitted):
     # with jitted drivers on, a graph's matmuls (2-D, transposed, batched) lower to the numba GEMM
     # (else np.matmul) and agree with the reference
-    from graphc.runtime import driver
-    monkeypatch.setattr(driver, "ENABLED", jitted)
+    configure(driver="numba" if jitted else "python")
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 6), name="x")

@@ -69,10 +69,10 @@ def test_warm_start_corruption_and_concurrency(tmp_path):
     assert _run(tmp_path)["stats"]["compiled"] == 0
 
 
-def test_cache_info_and_clear(tmp_path, monkeypatch):
+def test_cache_info_and_clear(tmp_path, configure):
     from graphc import runtime
     from graphc.runtime import cache
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    configure(cache_dir=str(tmp_path))
     mod = cache.load_module("def f(x):\n    return x + 1\n", "t")
     assert mod.f(1) == 2
     info = runtime.cache_info()

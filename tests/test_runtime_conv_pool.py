@@ -40,10 +40,11 @@ def test_conv2d_forward_backward_and_fused(stride, padding, dil):
     ((2, 12, 11, 1), (3, 3, 1, 27), 1, "SAME", 1),     # full, half-register blocks and a tail
     ((2, 9, 8, 1), (3, 3, 1, 8), 1, "VALID", 1),       # a half-register block
 ])
-def test_conv2d_filter_gradient_single_channel(monkeypatch, threads, shape, fshape, stride, padding, dil):
+def test_conv2d_filter_gradient_single_channel(monkeypatch, configure, threads, shape, fshape, stride, padding,
+                                               dil):
     # single-channel inputs: 9 taps run the direct kernel (sums in registers, simd.py), other
     # filters the tap-major im2col (im2col_taps) + one GEMM
-    split_into(monkeypatch, threads)
+    split_into(monkeypatch, configure, threads)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None,) + shape[1:], name="x")
@@ -72,10 +73,10 @@ def test_conv2d_filter_gradient_9_taps_float64(o):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_conv2d_direct_batch_split(monkeypatch, threads):
+def test_conv2d_direct_batch_split(monkeypatch, configure, threads):
     # single-channel conv2d runs the direct kernel, its batch cut into chunks that THREADS threads
     # share (11 images: uneven chunks) in a plan without GEMMs; THREADS=1 stays serial
-    split_into(monkeypatch, threads)
+    split_into(monkeypatch, configure, threads)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 9, 8, 1), name="x")
@@ -92,10 +93,10 @@ def test_conv2d_direct_batch_split(monkeypatch, threads):
     assert split == (threads > 1)
 
 
-def test_no_batch_split_in_a_plan_with_gemms(monkeypatch):
+def test_no_batch_split_in_a_plan_with_gemms(monkeypatch, configure):
     # OpenBLAS's workers spin after a threaded GEMM, so a plan that runs GEMMs keeps its
     # batch-split kernels on one thread (lower._serial_beside_blas); the results are the same
-    split_into(monkeypatch, 2)
+    split_into(monkeypatch, configure, 2)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 9, 8, 1), name="x")
@@ -241,10 +242,10 @@ def test_max_pool_grad_kernel_writes_every_element(hw, k, s, padding):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_pooling_batch_split(monkeypatch, threads):
+def test_pooling_batch_split(monkeypatch, configure, threads):
     # pooling gradients are cut over the batch (5 images: one per chunk) and shared by the worker
     # threads; a read-only feed goes through the compiled entry point without a copy
-    split_into(monkeypatch, threads)
+    split_into(monkeypatch, configure, threads)
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None, 7, 6, 17), name="x")

@@ -17,9 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def jit(monkeypatch):
+def jit(monkeypatch, configure):
     # segments on, however short the run of kernel calls
-    monkeypatch.setattr(driver, "ENABLED", True)
+    configure(driver="numba")
     monkeypatch.setattr(driver, "MIN_CALLS", 1)
 
 
@@ -53,11 +53,11 @@ def _executables(sess):
     return [p.__self__ for p in sess._programs.values() if hasattr(getattr(p, "__self__", None), "_bound")]
 
 
-def test_segments_train_as_the_python_driver_does(monkeypatch):
+def test_segments_train_as_the_python_driver_does():
     runs = {}
     for on in (True, False):
-        monkeypatch.setattr(driver, "ENABLED", on)
-        runs[on] = _train(3)
+        with gc.config.override(driver="numba" if on else "python"):
+            runs[on] = _train(3)
     (v1, f1, s1), (v0, f0, s0) = runs[True], runs[False]
     assert s1 >= 1 and s0 == 0
     np.testing.assert_allclose(np.array(v1, np.float64), np.array(v0, np.float64), rtol=1e-6, atol=1e-7)

@@ -378,12 +378,11 @@ def test_slice_gradients_of_single_elements_and_repeated_runs():
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_slices_tiling_slice_gradients_and_strided_matmul_inputs(monkeypatch):
+def test_slices_tiling_slice_gradients_and_strided_matmul_inputs(configure):
     # slicing is a view with its key prebuilt (all-int keys give 0-d arrays); slice gradients that
     # tile their buffer are plain copies; matmul takes row-strided slices without a copy (read from
     # the Python driver's lines: no jitted segments)
-    from graphc.runtime import driver
-    monkeypatch.setattr(driver, "ENABLED", False)
+    configure(driver="python")
     ALL = ("s", None, None, None)
     g = gc.Graph()
     with g.as_default():
@@ -476,12 +475,9 @@ def test_fast_float32_math_matches_numpy_on_special_values_and_sweeps():
         src = s.call.steps[0][0].py_func.__code__.co_filename
         text = open(src).read()
         assert "math.exp(" not in text.split("def kernel")[1] and "math.tanh(" not in text.split("def kernel")[1]
-    codegen.FAST_F32[0] = False   # the libm fallback (GRAPHC_FAST_MATH=0) gives the same values
-    try:
+    with gc.config.override(fast_math=False):   # the libm fallback (GRAPHC_FAST_MATH=0): same values
         exe2 = runtime.compile(g, [fetches[2].node], [x.node])
-        np.testing.assert_allclose(exe2.run({x.node: xs}, {}, 0)[0][0], want[2], rtol=1e-6, atol=1e-37)
-    finally:
-        codegen.FAST_F32[0] = True
+    np.testing.assert_allclose(exe2.run({x.node: xs}, {}, 0)[0][0], want[2], rtol=1e-6, atol=1e-37)
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -503,14 +499,10 @@ def test_softmax_family_extremes(fast, dtype):
     xv[3, :] = 0.0                    # uniform
     xv[4, 7] = np.nan
     xv[5] = np.linspace(-120, 80, 37)
-    codegen.FAST_F32[0] = fast
-    try:
-        with np.errstate(all="ignore"):
-            run_both(fetches, {x: xv, lab: RNG.integers(0, 37, 6).astype(np.int32)},
-                     rtol=2e-6 if dtype == "float32" else 1e-12,        # log_softmax near 0 cancels:
-                     atol=5e-7 if dtype == "float32" else 1e-15)         # absolute accuracy there
-    finally:
-        codegen.FAST_F32[0] = True
+    with gc.config.override(fast_math=fast), np.errstate(all="ignore"):
+        run_both(fetches, {x: xv, lab: RNG.integers(0, 37, 6).astype(np.int32)},
+                 rtol=2e-6 if dtype == "float32" else 1e-12,        # log_softmax near 0 cancels:
+                 atol=5e-7 if dtype == "float32" else 1e-15)         # absolute accuracy there
 
 
 def test_multi_output_kernel_with_broadcasting_and_views():

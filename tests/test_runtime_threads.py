@@ -72,8 +72,8 @@ def test_two_callers_at_once_both_finish():
     assert sorted(total) == ["a", "b", "slow"]
 
 
-def test_batch_split_shares_chunks_and_matches_one_call(monkeypatch):
-    monkeypatch.setattr(threads, "THREADS", 2)
+def test_batch_split_shares_chunks_and_matches_one_call(monkeypatch, configure):
+    configure(threads=2)
     monkeypatch.setattr(threads, "SPLIT_MIN_WORK", 1)
     calls = []
 

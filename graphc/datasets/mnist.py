@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from .. import config
+
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 N_SPLIT_TRAIN = 8000
@@ -37,7 +39,7 @@ def read_idx(filename) -> np.ndarray:
 def _candidates(path):
     if path is not None:
         return [os.fspath(path)]
-    env = os.environ.get("GRAPHC_DATA")
+    env = config.get().data_dir
     return [os.path.join(env, "mnist"), env] if env else []
 
 
