@@ -124,30 +124,6 @@ class Executable:
         except Exception as kernel_error:
             self._kernel_failed(kernel_error, F, state, run_key)
 
-    def run_steps(self, batches, state: dict, run_key: int = 0, on_step=None):
-        """Run once per entry of ``batches`` (each a feed list as in ``run_list``), every step seeing
-        the variable updates of the previous ones (as consecutive ``run`` calls whose updates are
-        committed). Run keys are ``run_key, run_key + 1, ...``. Returns ``(per-step fetch value lists,
-        accumulated updates)``; ``on_step(i, values, updates)`` is called after each step, and a
-        step that raises stops the loop with nothing of that step applied (the earlier steps'
-        updates are attached to the exception as ``exc.graphc_updates`` and ``exc.graphc_steps``).
-        """
-        cur = dict(state)
-        total: dict = {}
-        out = []
-        for i, F in enumerate(batches):
-            try:
-                values, upd = self.run_list(F, cur, run_key + i)
-            except Exception as e:
-                e.graphc_updates, e.graphc_steps = total, i
-                raise
-            cur.update(upd)
-            total.update(upd)
-            out.append(values)
-            if on_step is not None:
-                on_step(i, values, upd)
-        return out, total
-
     def _kernel_failed(self, kernel_error, F, state, run_key):
         # bad input (e.g. a label out of range): the reference raises the clear, named error
         evaluate(self.graph, self.fetches, dict(zip(self.feeds, F)), state, run_key=run_key, check=False)

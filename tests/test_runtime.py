@@ -347,7 +347,7 @@ def test_new_variable_values_are_c_ordered(executor):
     np.testing.assert_array_equal(sess.state["w"], np.arange(6, dtype=np.float32).reshape(2, 3).T + 1)
 
 
-def test_run_list_and_run_steps():
+def test_run_list():
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder("float32", (None,), name="x")
@@ -356,14 +356,8 @@ def test_run_list_and_run_steps():
     exe = runtime.compile(g, [up.node], [x.node])
     vals, upd = exe.run_list([np.ones(3, np.float32)], {"v": np.array(1.0, np.float32)}, 0)
     assert float(vals[0]) == 4.0 and float(upd["v"]) == 4.0
-    seen = []
-    out, total = exe.run_steps([[np.ones(2, np.float32)], [np.ones(5, np.float32)]],
-                               {"v": np.array(0.0, np.float32)}, 0,
-                               on_step=lambda i, values, u: seen.append(float(u["v"])))
-    assert [float(o[0]) for o in out] == [2.0, 7.0] and seen == [2.0, 7.0] and float(total["v"]) == 7.0
-    with pytest.raises(UninitializedVariableError) as ei:
-        exe.run_steps([[np.ones(1, np.float32)]], {}, 0)
-    assert ei.value.graphc_steps == 0
+    with pytest.raises(UninitializedVariableError):
+        exe.run_list([np.ones(1, np.float32)], {}, 0)
 
 
 def test_line_times_profile_the_driver():
