@@ -25,6 +25,8 @@ arrays), and nothing is written to ``state``.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from graphc import config as _config
@@ -44,7 +46,10 @@ class Executable:
         self.config = config if config is not None else _config.get()
         self.fetches = [int(f) for f in fetches]
         self.feeds = [int(f) for f in feeds]
-        self._bound: dict[tuple, Bound | None] = {}
+        self._bound: dict[tuple, Bound | None] = {}     # shape set -> its first binding
+        self._free: dict[tuple, list] = {}               # shape set -> bindings no run is using
+        self._lock = threading.Lock()                    # planning and binding
+        self.extra_bindings = 0     # buffer sets bound because every other was in use by a thread
         self._last: Bound | None = None
         self._feed_dtypes = {f: graph.spec(f).dtype for f in self.feeds}
 
@@ -56,18 +61,37 @@ class Executable:
         return b.plan if b is not None else None
 
     def _get(self, key: tuple) -> Bound | None:
-        b = self._bound.get(key, False)
-        if b is False:
-            try:
-                with _config.use(self.config):
-                    plan = lower(self.graph, self.fetches, self.feeds, dict(zip(self.feeds, key)))
-                    b = Bound(self, plan, self.config)
-            except NeedsInterpreter:
-                b = None
-            self._bound[key] = b
+        with self._lock:
+            b = self._bound.get(key, False)
+            if b is False:
+                try:
+                    with _config.use(self.config):
+                        plan = lower(self.graph, self.fetches, self.feeds, dict(zip(self.feeds, key)))
+                        b = Bound(self, plan, self.config)
+                except NeedsInterpreter:
+                    b = None
+                if b is not None:
+                    self._free[key] = [b]
+                self._bound[key] = b
         if b is not None:
             self._last = b
         return b
+
+    def _acquire(self, key: tuple) -> Bound | None:
+        """A binding of shape set ``key`` that no other run is using: each concurrent run has
+        buffers of its own (kernels release the GIL, so two runs in one buffer set would mix their
+        intermediates). The plan is shared; only a thread that finds every binding busy binds one
+        more (the pool grows to the number of runs at once, then stays)."""
+        first = self._get(key)
+        if first is None:
+            return None
+        with self._lock:
+            free = self._free[key]
+            if free:
+                return free.pop()
+            self.extra_bindings += 1
+            with _config.use(self.config):
+                return Bound(self, first.plan, self.config)
 
     @property
     def plan(self) -> Plan | None:
@@ -108,21 +132,27 @@ class Executable:
 
     def run_list(self, F: list, state: dict, run_key: int = 0):
         """``run`` with the feed values as a list in ``self.feeds`` order, already numpy arrays of
-        the fed nodes' dtypes (``Session.make_callable`` checks them); no conversion here."""
-        b = self._bound.get(tuple([v.shape for v in F]))
-        if b is None:
-            b = self._get(tuple([v.shape for v in F]))
+        the fed nodes' dtypes (``Session.make_callable`` checks them); no conversion here.
+        Thread-safe: concurrent runs use separate buffer sets (``_acquire``)."""
+        key = tuple([v.shape for v in F])
+        free = self._free.get(key)
+        try:
+            b = free.pop()
+        except (AttributeError, IndexError):     # a new shape set, or every binding in use
+            b = self._acquire(key)
             if b is None:
                 res = evaluate(self.graph, self.fetches, dict(zip(self.feeds, F)), state, run_key=run_key,
                                check=False)
                 return res.values, res.updates
-        self._last = b
+            free = self._free[key]
         try:
             return b.driver(F, state, run_key)
         except UninitializedVariableError:
             raise
         except Exception as kernel_error:
             self._kernel_failed(kernel_error, F, state, run_key)
+        finally:
+            free.append(b)
 
     def _kernel_failed(self, kernel_error, F, state, run_key):
         # bad input (e.g. a label out of range): the reference raises the clear, named error
