@@ -589,7 +589,8 @@ register(OpDef(
     # it fuses into its consumers instead of materialising the broadcast (a layer norm's backward
     # broadcast five (32, 28, 64) gradients, 14-16 us each, through the numpy reference)
     "broadcast_like", fusion="elementwise", scalar="{0}", infer=_bl_infer,
-    reference=lambda v, a: np.ascontiguousarray(np.broadcast_to(v[0], v[1].shape)),
+    # (ascontiguousarray makes a 0-d result 1-d: the reshape keeps a scalar's shape ())
+    reference=lambda v, a: np.ascontiguousarray(np.broadcast_to(v[0], v[1].shape)).reshape(v[1].shape),
     grad=lambda x, y, dy, a: [_ops().sum_to_shape(dy, x[0].shape), None],
     doc="Broadcast input 0 to the run-time shape of input 1."))
 
