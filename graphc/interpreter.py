@@ -18,8 +18,7 @@ import numpy as np
 from .errors import FeedError, GraphcError, GraphError, ShapeError, UninitializedVariableError
 from .ir import Graph
 from .ops.registry import get_op
-
-STATE_OPS = ("assign", "assign_add", "assign_sub")
+from .ops.state import update_value
 
 
 @dataclass
@@ -78,18 +77,17 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
             continue
         ins = graph.inputs(n)
         vals = [env[i] for i in ins]
-        for k, v in enumerate(vals):
-            if v is _UNINITIALIZED and not (k == 0 and op in STATE_OPS):
-                _uninitialized(graph, ins[k])
         opdef = get_op(op)
-        if op in STATE_OPS:
-            key = graph.name(graph.inputs(n)[0])
+        update = opdef.state_update
+        for k, v in enumerate(vals):
+            if v is _UNINITIALIZED and not (k == 0 and update):
+                _uninitialized(graph, ins[k])
+        if update:
+            key = graph.name(ins[0])
             current = updates.get(key, state.get(key))
-            if current is None and op != "assign":
+            if current is None and update != "assign":
                 _uninitialized(graph, ins[0])
-            # a fresh C-ordered array: kernels read variables without a copy (a transposed value,
-            # e.g. the orthogonal initializer's, would otherwise be copied on every read)
-            out = np.array(opdef.reference([current, vals[1]], attrs), copy=True, order="C")
+            out = update_value(opdef, current, vals[1])
             updates[key] = out
         else:
             try:

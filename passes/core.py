@@ -16,9 +16,6 @@ import numpy as np
 from graphc.ir import Graph, TensorSpec
 from graphc.ops.registry import get_op
 
-# ops whose value comes from outside the graph or from the run (never folded or merged)
-SOURCE_OPS = ("placeholder", "variable")
-
 DEFAULT_OPTIONS = {
     "fold_max_elements": 1_000_000,  # constant folding never creates a constant larger than this
     "max_fusion_steps": 200,         # a fused program holds at most this many steps

@@ -15,16 +15,12 @@ from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, attrs_key, same_bytes
 
-COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum", "equal", "not_equal",
-                         "logical_and", "logical_or", "squared_difference"})
-
 
 def mergeable(g: Graph, n: int, ctx: PassContext) -> bool:
-    op = g.op(n)
-    if ctx.is_fed(n) or op in ("placeholder", "variable"):
+    if ctx.is_fed(n):
         return False
-    d = get_op(op)
-    return not (d.random or d.stateful)
+    d = get_op(g.op(n))
+    return not (d.external or d.random or d.stateful)
 
 
 def cse(g: Graph, ctx: PassContext) -> PassResult:
@@ -37,7 +33,7 @@ def cse(g: Graph, ctx: PassContext) -> PassResult:
             continue
         ins = tuple(g.inputs(n))
         op = g.op(n)
-        if op in COMMUTATIVE:
+        if get_op(op).commutative:   # a+b and b+a: one canonical input order (exact in IEEE)
             ins = tuple(sorted(ins))
         key = (op, attrs_key(g.attrs(n)), ins)
         first = table.get(key)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from graphc.ir import Graph
 
-from .core import PassContext, PassResult, SOURCE_OPS, rewrite_in_place
+from graphc.ops.registry import get_op
+
+from .core import PassContext, PassResult, rewrite_in_place
 
 
 def prune_feeds(g: Graph, ctx: PassContext) -> PassResult:
     """Fed nodes become placeholders: their producers are cut off."""
     res = PassResult()
     for n in sorted(ctx.feeds):
-        if n not in g or g.op(n) in SOURCE_OPS:
+        if n not in g or get_op(g.op(n)).external:    # already a feed (or the session's state)
             continue
         spec = g.spec(n)
         rewrite_in_place(g, n, "placeholder", {"shape": tuple(spec.shape), "dtype": spec.dtype}, [])

@@ -37,11 +37,6 @@ from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, attrs_tuple, fully_known, new_node, numel, rewrite_in_place
 
-CONTRACTIONS = ("matmul", "conv2d")
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
-              "reduce_any", "reduce_all")
-
-
 def is_elementwise(g: Graph, n: int, ctx: PassContext) -> bool:
     return get_op(g.op(n)).fusion == "elementwise" and not ctx.is_fed(n)
 
@@ -101,28 +96,26 @@ def fuse_elementwise(g: Graph, ctx: PassContext) -> PassResult:
     return res
 
 
-STATE_UPDATES = {"assign_add": "add", "assign_sub": "sub"}
-_STATE = ("assign", "assign_add", "assign_sub")
-
-
 def _expose_state_updates(g: Graph, ctx: PassContext, res: PassResult) -> None:
     """``assign_add(v, d)`` -> ``assign(v, v + d)`` (d elementwise, v's only state op); readers
     of v's only assign read its value directly (the assign keeps running through its group/fetch)."""
     n_state: dict[int, int] = {}
     for n in g.nodes():
-        if g.op(n) in _STATE:
+        if get_op(g.op(n)).state_update:
             v = g.inputs(n)[0]
             n_state[v] = n_state.get(v, 0) + 1
     for n in g.topo_order():
-        op = g.op(n)
-        if op not in _STATE or ctx.is_fed(n):
+        update = get_op(g.op(n)).state_update
+        if not update or ctx.is_fed(n):
             continue
         v, d = g.inputs(n)
-        if op in STATE_UPDATES:
+        if update != "assign":
+            # assign_add/sub(v, d) -> assign(v, add/sub(v, d)): state_update names the elementwise op
+            # update_value applies (same value), which the delta's region can then take in
             if n_state[v] != 1 or not is_elementwise(g, d, ctx):
                 continue
             try:
-                val = new_node(g, STATE_UPDATES[op], [v, d], {}, like=n)
+                val = new_node(g, update, [v, d], {}, like=n)
             except Exception:  # noqa: BLE001 - a delta that does not type-check stays as it is
                 continue
             if g.spec(val) != g.spec(v):
@@ -234,9 +227,9 @@ def _multi_candidate(g: Graph, n: int, ctx: PassContext) -> bool:
     if not fully_known(spec) or numel(spec.shape) < 2 or spec.dtype.kind not in "fiub":
         return False
     users = {v for _, v in g.nx.out_edges(n)}
-    if len(users) == 1 and not ctx.is_fetched(n) and g.op(next(iter(users))) in REDUCTIONS:
+    if len(users) == 1 and not ctx.is_fetched(n) and get_op(g.op(next(iter(users)))).reduce:
         return False  # fuse_reduction's prologue
-    return not any(g.op(i) in CONTRACTIONS and g.nx.out_degree(i) == 1 and not ctx.is_fetched(i)
+    return not any(get_op(g.op(i)).epilogue and g.nx.out_degree(i) == 1 and not ctx.is_fetched(i)
                    for i in g.inputs(n))  # fuse_epilogue's epilogue
 
 
@@ -294,7 +287,7 @@ def _fuse_multi_output(g: Graph, ctx: PassContext, res: PassResult) -> None:
         ms.sort(key=pos.__getitem__)
         mset = set(ms)
         outs = [m for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.nx.successors(m))]
-        if len(outs) == len(ms) and not any(g.op(v) in _STATE for o in outs for v in g.nx.successors(o)):
+        if len(outs) == len(ms) and not any(get_op(g.op(v)).state_update for o in outs for v in g.nx.successors(o)):
             continue  # nothing absorbed and no state update: the graph would only grow by one node
         values: dict = {}
         ext, program = region_program(g, ms, values)
@@ -331,7 +324,7 @@ def fuse_epilogue(g: Graph, ctx: PassContext) -> PassResult:
     res = PassResult()
     absorbed = []
     for c in g.topo_order():
-        if g.op(c) not in CONTRACTIONS or ctx.is_fed(c) or ctx.is_fetched(c):
+        if not get_op(g.op(c)).epilogue or ctx.is_fed(c) or ctx.is_fetched(c):
             continue
         users = {v for _, v in g.nx.out_edges(c)}
         if len(users) != 1:
@@ -370,7 +363,7 @@ def fuse_reduction(g: Graph, ctx: PassContext) -> PassResult:
     res = PassResult()
     absorbed = []
     for r in g.topo_order():
-        if g.op(r) not in REDUCTIONS or ctx.is_fed(r):
+        if not get_op(g.op(r)).reduce or ctx.is_fed(r):
             continue
         (p,) = g.inputs(r)
         if not is_elementwise(g, p, ctx) or ctx.is_fetched(p) or g.nx.out_degree(p) != 1:
