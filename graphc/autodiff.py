@@ -44,25 +44,9 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
     if len(grad_ys) != len(ys):
         raise ValueError(f"gradients: {len(ys)} ys but {len(grad_ys)} grad_ys")
     stops = {t.node for t in stop_gradients}
-    g = graph.nx
-
     # nodes on a path x -> y: forward-reachable from xs and backward-reachable from ys
-    fwd, stack = set(), [x.node for x in xs]
-    while stack:
-        n = stack.pop()
-        if n in fwd:
-            continue
-        fwd.add(n)
-        if n not in stops:
-            stack.extend(g.successors(n))
-    bwd, stack = set(), [y.node for y in ys]
-    while stack:
-        n = stack.pop()
-        if n in bwd:
-            continue
-        bwd.add(n)
-        stack.extend(g.predecessors(n))
-    between = fwd & bwd
+    bwd = graph.ancestors([y.node for y in ys])
+    between = graph.descendants([x.node for x in xs], stop=stops) & bwd
     partials: dict[int, list[Tensor]] = {}
 
     with graph.as_default(), graph.name_scope(name):

@@ -30,16 +30,7 @@ class RunResult:
 
 def schedule(graph: Graph, fetches: Sequence[int], fed: Mapping[int, object] = ()) -> list[int]:
     """The nodes a run needs, in topological order; fed nodes cut off their ancestors."""
-    need = set()
-    stack = list(fetches)
-    while stack:
-        n = stack.pop()
-        if n in need:
-            continue
-        need.add(n)
-        if n not in fed:
-            stack.extend(graph.nx.predecessors(n))
-    return [n for n in graph.topo_order(need) if n in need] if need else []
+    return graph.topo_order(fetches, stop=fed)
 
 
 def random_key(run_key: int, node_seed: int) -> int:
@@ -68,7 +59,7 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
         op = graph.op(n)
         attrs = graph.attrs(n)
         if op == "placeholder":
-            needed_by = [graph.name(f) for f in fetches if n in _ancestors_or_self(graph, f, feeds)]
+            needed_by = [graph.name(f) for f in fetches if n in graph.ancestors([f], stop=feeds)]
             raise FeedError(f"placeholder '{graph.name(n)}' (shape {graph.spec(n).shape}, dtype "
                             f"{graph.spec(n).dtype.name}) must be fed: fetches {needed_by} depend on it; "
                             f"pass feed_dict={{{graph.name(n)}: value}}")
@@ -123,10 +114,6 @@ def run_error(graph: Graph, n: int, shapes: list, err: Exception) -> GraphcError
     kind = ShapeError if isinstance(err, (ValueError, IndexError)) else GraphcError
     return kind(f"{graph.op(n)} '{graph.name(n)}' (built at {graph.trace(n)}) failed at run time on "
                 f"inputs of shapes {shapes}: {err}")
-
-
-def _ancestors_or_self(graph: Graph, n: int, fed) -> set:
-    return set(schedule(graph, [n], fed))
 
 
 def _check_value(graph: Graph, n: int, out: np.ndarray) -> None:

@@ -141,6 +141,6 @@ def rewrite_in_place(g: Graph, n: int, op: str, attrs: dict, inputs: list[int],
 
 def remove_unused(g: Graph, nodes: Iterable[int], ctx: PassContext) -> int:
     """Remove ``nodes`` that have no consumers and are not fetched; returns how many."""
-    dead = [n for n in nodes if n in g and g.nx.out_degree(n) == 0 and not ctx.is_fetched(n)]
+    dead = [n for n in nodes if n in g and g.num_uses(n) == 0 and not ctx.is_fetched(n)]
     g.remove(dead)
     return len(dead)

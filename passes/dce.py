@@ -35,23 +35,15 @@ def needed(g: Graph, ctx: PassContext) -> set:
     Fed nodes always stay (as placeholders), even if no fetch needs them, so a
     runtime can look up every fed id in the optimized graph.
     """
-    keep = set()
-    stack = [f for f in ctx.fetches if f in g] + [f for f in ctx.feeds if f in g]
-    while stack:
-        n = stack.pop()
-        if n in keep:
-            continue
-        keep.add(n)
-        if not ctx.is_fed(n):
-            stack.extend(g.nx.predecessors(n))
-    return keep
+    roots = [f for f in ctx.fetches if f in g] + [f for f in ctx.feeds if f in g]
+    return g.ancestors(roots, stop=ctx.feeds)
 
 
 def dce(g: Graph, ctx: PassContext) -> PassResult:
     """Remove every node the fetches do not need (fed nodes are pruned first)."""
     res = prune_feeds(g, ctx)
     keep = needed(g, ctx)
-    dead = [n for n in g.nx.nodes if n not in keep]
+    dead = [n for n in g.nodes() if n not in keep]
     g.remove(dead)
     res.changed += len(dead)
     return res

@@ -126,20 +126,11 @@ def _expose_state_updates(g: Graph, ctx: PassContext, res: PassResult) -> None:
         if g.op(n) != "assign" or n_state[v] != 1:  # readers of one of several updates of v
             continue                                  # also order them: keep
         readers = [(c, pos) for c, pos in g.consumers(n) if g.op(c) != "group"]
-        if readers and (ctx.is_fetched(n) or len(readers) < g.nx.out_degree(n)):
+        if readers and (ctx.is_fetched(n) or len(readers) < g.num_uses(n)):
             val = g.inputs(n)[1]
             for c, pos in readers:
-                _move_edge(g, n, val, c, pos)
+                g.set_input(c, pos, val)
             res.changed += 1
-
-
-def _move_edge(g: Graph, u: int, new_u: int, v: int, pos: int) -> None:
-    """Input ``pos`` of ``v`` reads ``new_u`` instead of ``u``."""
-    for key, data in list(g.nx.get_edge_data(u, v).items()):
-        if data["pos"] == pos:
-            g.nx.remove_edge(u, v, key)
-            g.nx.add_edge(new_u, v, pos=pos)
-            return
 
 
 def _fuse_regions(g: Graph, ctx: PassContext, res: PassResult) -> None:
@@ -162,7 +153,7 @@ def _fuse_regions(g: Graph, ctx: PassContext, res: PassResult) -> None:
 
         def enter(m):
             for i in g.inputs(m):
-                outside[i] = outside.get(i, g.nx.out_degree(i)) - 1
+                outside[i] = outside.get(i, g.num_uses(i)) - 1
                 stack.append(i)
         enter(root)
         while stack:
@@ -202,7 +193,7 @@ SHARE_SCAN = 16          # consumers of a shared input looked at
 def _creates_cycle(g: Graph, group: set, pos: dict, hi: int) -> bool:
     """Some path leaves ``group`` and re-enters it (merging it into one node would be a cycle).
     Bounded: an exhausted budget counts as a cycle."""
-    stack = [v for m in group for v in g.nx.successors(m) if v not in group and pos.get(v, hi) < hi]
+    stack = [v for m in group for v in g.users(m) if v not in group and pos.get(v, hi) < hi]
     seen: set = set()
     while stack:
         n = stack.pop()
@@ -211,7 +202,7 @@ def _creates_cycle(g: Graph, group: set, pos: dict, hi: int) -> bool:
         seen.add(n)
         if len(seen) > PATH_BUDGET:
             return True
-        for v in g.nx.successors(n):
+        for v in g.users(n):
             if v in group:
                 return True
             if pos.get(v, hi) < hi:
@@ -226,10 +217,10 @@ def _multi_candidate(g: Graph, n: int, ctx: PassContext) -> bool:
     spec = g.spec(n)
     if not fully_known(spec) or numel(spec.shape) < 2 or spec.dtype.kind not in "fiub":
         return False
-    users = {v for _, v in g.nx.out_edges(n)}
-    if len(users) == 1 and not ctx.is_fetched(n) and get_op(g.op(next(iter(users)))).reduce:
+    users = g.users(n)
+    if len(users) == 1 and not ctx.is_fetched(n) and get_op(g.op(users[0])).reduce:
         return False  # fuse_reduction's prologue
-    return not any(get_op(g.op(i)).epilogue and g.nx.out_degree(i) == 1 and not ctx.is_fetched(i)
+    return not any(get_op(g.op(i)).epilogue and g.num_uses(i) == 1 and not ctx.is_fetched(i)
                    for i in g.inputs(n))  # fuse_epilogue's epilogue
 
 
@@ -249,7 +240,7 @@ def _fuse_multi_output(g: Graph, ctx: PassContext, res: PassResult) -> None:
 
     def n_outputs(ms):
         mset = set(ms)
-        return sum(1 for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.nx.successors(m)))
+        return sum(1 for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.users(m)))
 
     for c in order:
         if not _multi_candidate(g, c, ctx):
@@ -286,8 +277,8 @@ def _fuse_multi_output(g: Graph, ctx: PassContext, res: PassResult) -> None:
             continue
         ms.sort(key=pos.__getitem__)
         mset = set(ms)
-        outs = [m for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.nx.successors(m))]
-        if len(outs) == len(ms) and not any(get_op(g.op(v)).state_update for o in outs for v in g.nx.successors(o)):
+        outs = [m for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.users(m))]
+        if len(outs) == len(ms) and not any(get_op(g.op(v)).state_update for o in outs for v in g.users(o)):
             continue  # nothing absorbed and no state update: the graph would only grow by one node
         values: dict = {}
         ext, program = region_program(g, ms, values)
@@ -326,7 +317,7 @@ def fuse_epilogue(g: Graph, ctx: PassContext) -> PassResult:
     for c in g.topo_order():
         if not get_op(g.op(c)).epilogue or ctx.is_fed(c) or ctx.is_fetched(c):
             continue
-        users = {v for _, v in g.nx.out_edges(c)}
+        users = g.users(c)
         if len(users) != 1:
             continue
         (e,) = users
@@ -366,7 +357,7 @@ def fuse_reduction(g: Graph, ctx: PassContext) -> PassResult:
         if not get_op(g.op(r)).reduce or ctx.is_fed(r):
             continue
         (p,) = g.inputs(r)
-        if not is_elementwise(g, p, ctx) or ctx.is_fetched(p) or g.nx.out_degree(p) != 1:
+        if not is_elementwise(g, p, ctx) or ctx.is_fetched(p) or g.num_uses(p) != 1:
             continue
         attrs = {"program": program_of(g, p), "reduce": g.op(r), "r_attrs": attrs_tuple(g.attrs(r))}
         inputs = g.inputs(p)

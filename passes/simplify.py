@@ -245,17 +245,17 @@ def simplify(g: Graph, ctx: PassContext, rules: dict | None = None) -> PassResul
     while work:
         n = work.popleft()
         queued.discard(n)
-        if n not in g or ctx.is_fed(n) or g.nx.out_degree(n) == 0 and not ctx.is_fetched(n):
+        if n not in g or ctx.is_fed(n) or g.num_uses(n) == 0 and not ctx.is_fetched(n):
             continue
         for rule in rules.get(g.op(n), ()):
             r = rule(g, n, ctx)
             if r is None or r == n:
                 continue
             if g.spec(r) != g.spec(n):  # never change a spec, even where shapes would "agree"
-                if g.nx.out_degree(r) == 0 and not ctx.is_fetched(r):
+                if g.num_uses(r) == 0 and not ctx.is_fetched(r):
                     g.remove([r])  # a node the rule just made (or one that was dead anyway)
                 continue
-            moved = sorted({v for _, v in g.nx.out_edges(n)})  # only these see a new input
+            moved = sorted(g.users(n))  # only these see a new input
             ctx.replace(g, n, r)
             fired[rule.__name__] = fired.get(rule.__name__, 0) + 1
             replaced.append(n)
