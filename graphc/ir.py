@@ -432,6 +432,22 @@ def _ops():
     return ops
 
 
+# What Tensor.eval() without a session runs in: ``factory(graph)`` -> an object with
+# ``run(fetches, feed_dict=...)``. The ir sits below the session (which imports the interpreter
+# and the runtime), so it does not import it; graphc/__init__.py registers ``Session``.
+_SESSION_FACTORY: list = [None]
+
+
+def register_session_factory(factory) -> None:
+    """Make ``factory(graph)`` the session ``Tensor.eval()`` creates when given none.
+
+        >>> import graphc as gc
+        >>> _SESSION_FACTORY[0] is gc.Session       # graphc registers its Session on import
+        True
+    """
+    _SESSION_FACTORY[0] = factory
+
+
 class Tensor:
     """A symbolic handle to the output of one node of a ``Graph``.
 
@@ -474,10 +490,17 @@ class Tensor:
         return Operation(self.graph, self.node)
 
     def eval(self, feed_dict=None, session=None):
-        """Evaluate in ``session`` (or a fresh one): ``sess.run(self, feed_dict)``."""
-        from .session import Session
-        sess = session or Session(self.graph)
-        return sess.run(self, feed_dict=feed_dict)
+        """Evaluate in ``session`` (or a fresh ``gc.Session``): ``sess.run(self, feed_dict)``.
+
+            >>> import graphc as gc
+            >>> (gc.constant(2.0) * 3.0).eval().item()
+            6.0
+        """
+        if session is None:
+            if _SESSION_FACTORY[0] is None:
+                raise GraphError("Tensor.eval() without a session needs graphc.Session: import graphc")
+            session = _SESSION_FACTORY[0](self.graph)
+        return session.run(self, feed_dict=feed_dict)
 
     def __repr__(self) -> str:
         return f"<Tensor {self.name!r} shape={self.shape} dtype={self.dtype.name}>"

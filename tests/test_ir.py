@@ -496,6 +496,24 @@ def test_ancestors_descendants_and_topo_order_with_stop():
     assert g.topo_order([], stop=[b.node]) == []
 
 
+def test_eval_makes_a_session_through_the_registered_factory(monkeypatch):
+    from graphc import ir
+    y = gc.constant([1.0, 2.0]) * 2.0
+    made = []
+
+    def factory(graph):
+        made.append(graph)
+        return gc.Session(graph)
+    monkeypatch.setattr(ir, "_SESSION_FACTORY", [factory])
+    np.testing.assert_array_equal(y.eval(), [2.0, 4.0])
+    assert made == [y.graph]
+    np.testing.assert_array_equal(y.eval(session=gc.Session(y.graph)), [2.0, 4.0])   # no new one
+    assert len(made) == 1
+    monkeypatch.setattr(ir, "_SESSION_FACTORY", [None])
+    with pytest.raises(gc.GraphError, match="import graphc"):
+        y.eval()
+
+
 def test_tensor_spec_str():
     s = TensorSpec((None, 3), np.dtype("float32"))
     assert s.rank == 2
