@@ -3,10 +3,12 @@
 Two nodes with the same op, the same attributes (constants compared by dtype,
 shape and bytes; floats by their bits) and the same inputs compute the same
 value, so one replaces the other. Inputs of commutative ops are put in a
-canonical order first (``a+b`` and ``b+a`` merge; exact in IEEE arithmetic).
+canonical order first (``a+b`` and ``b+a`` merge; exact in IEEE arithmetic, except
+that ``maximum(+0.0, -0.0)`` and ``maximum(-0.0, +0.0)`` return the zero of the
+second input: equal values of different sign bits).
 
 Never merged: random ops (two draws differ), stateful ops (variables, assigns,
-group), placeholders, and fed nodes.
+group), external ops (placeholders, variables), and fed nodes.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def cse(g: Graph, ctx: PassContext) -> PassResult:
             continue
         ins = tuple(g.inputs(n))
         op = g.op(n)
-        if get_op(op).commutative:   # a+b and b+a: one canonical input order (exact in IEEE)
+        if get_op(op).commutative:   # a+b and b+a: one canonical input order (see above)
             ins = tuple(sorted(ins))
         key = (op, attrs_key(g.attrs(n)), ins)
         first = table.get(key)

@@ -49,8 +49,10 @@ class OpDef:
     * ``stateful``: reads or writes session state (variable, assign ops, group): never
       folded, merged or moved by passes.
     * ``random``: draws random numbers; its reference takes a third argument, the run key.
-    * ``commutative``: a two-input op whose value does not change when the inputs are swapped,
-      bit for bit (``add``, ``mul``, ``maximum``, ``equal``...): CSE sorts its inputs.
+    * ``commutative``: a two-input op whose value does not change when the inputs are swapped
+      (``add``, ``mul``, ``maximum``, ``equal``...): CSE sorts its inputs. Bit for bit except
+      the sign of a zero that ``maximum``/``minimum`` pick between ``+0.0`` and ``-0.0`` (equal
+      values: the caveat of simplify's ``add_zero``).
     * ``view``: the numpy reference returns input 0's elements in the same row-major order, as
       a view of input 0 when that input is C-contiguous (``reshape``, ``expand_dims``,
       ``squeeze``, ``reshape_like``): a chain of them is one reshape, and a runtime may bind
