@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from graphc.ir import Graph
-
 from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, rewrite_in_place

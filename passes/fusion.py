@@ -37,6 +37,7 @@ from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, attrs_tuple, fully_known, new_node, numel, rewrite_in_place
 
+
 def is_elementwise(g: Graph, n: int, ctx: PassContext) -> bool:
     return get_op(g.op(n)).fusion == "elementwise" and not ctx.is_fed(n)
 
