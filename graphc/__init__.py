@@ -22,6 +22,8 @@ from .ops import *  # noqa: F401,F403  (every op's public function)
 from .ops.registry import convert_to_tensor
 from .autodiff import gradients
 from .session import Session
+from .ir import register_session_factory as _register_session_factory
+_register_session_factory(Session)    # Tensor.eval() without a session (ir does not import session)
 from .function import Function, function
 from . import nn
 from . import optimizers, regularizers, schedules

@@ -2,6 +2,8 @@
 
 Gradient rules live in each op's record (``OpDef.grad``); this module only
 walks the graph backwards, accumulates fan-out and respects ``stop_gradient``.
+An op with no rule but a ``composite`` form (``lstm_cell_grad``) is
+differentiated through that form, so no op record imports this module.
 The gradient is itself a graph, so passes and the compiler see the whole step.
 
     >>> import graphc as gc
@@ -16,7 +18,7 @@ from typing import Sequence
 from .errors import GraphError
 from .ir import Tensor
 from .ops.indexing import accumulate_slice_grads
-from .ops.registry import convert_to_tensor, get_op
+from .ops.registry import apply, convert_to_tensor, get_op
 
 
 def _as_list(x):
@@ -44,25 +46,9 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
     if len(grad_ys) != len(ys):
         raise ValueError(f"gradients: {len(ys)} ys but {len(grad_ys)} grad_ys")
     stops = {t.node for t in stop_gradients}
-    g = graph.nx
-
     # nodes on a path x -> y: forward-reachable from xs and backward-reachable from ys
-    fwd, stack = set(), [x.node for x in xs]
-    while stack:
-        n = stack.pop()
-        if n in fwd:
-            continue
-        fwd.add(n)
-        if n not in stops:
-            stack.extend(g.successors(n))
-    bwd, stack = set(), [y.node for y in ys]
-    while stack:
-        n = stack.pop()
-        if n in bwd:
-            continue
-        bwd.add(n)
-        stack.extend(g.predecessors(n))
-    between = fwd & bwd
+    bwd = graph.ancestors([y.node for y in ys])
+    between = graph.descendants([x.node for x in xs], stop=stops) & bwd
     partials: dict[int, list[Tensor]] = {}
 
     with graph.as_default(), graph.name_scope(name):
@@ -83,12 +69,15 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
             ins = graph.inputs(n)
             if not any(i in between for i in ins):
                 continue
-            if opdef.grad is None:
-                if opdef.differentiable:
-                    raise GraphError(f"gradients: op {graph.op(n)} '{graph.name(n)}' has no gradient rule")
-                continue
             in_tensors = [Tensor(graph, i) for i in ins]
-            in_grads = opdef.grad(in_tensors, Tensor(graph, n), dy, graph.attrs(n))
+            if opdef.grad is not None:
+                in_grads = opdef.grad(in_tensors, Tensor(graph, n), dy, graph.attrs(n))
+            elif opdef.composite is not None:
+                in_grads = _composite_grads(opdef, in_tensors, dy, graph.attrs(n))
+            elif opdef.differentiable:
+                raise GraphError(f"gradients: op {graph.op(n)} '{graph.name(n)}' has no gradient rule")
+            else:
+                continue
             if len(in_grads) != len(ins):
                 raise GraphError(f"gradient rule of {graph.op(n)} returned {len(in_grads)} entries "
                                  f"for {len(ins)} inputs")
@@ -107,6 +96,14 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
             else:
                 out.append(None)
     return out
+
+
+def _composite_grads(opdef, inputs: list[Tensor], dy: Tensor, attrs: dict) -> list:
+    """The gradient of an op without a rule through its ``composite`` form, as partial derivatives:
+    taken on identity leaves, so a path by which one input is itself a function of another (the
+    LSTM cell gradient's ``out`` of ``z``) stays the caller's."""
+    leaves = [apply("identity", [t], {}) for t in inputs]
+    return gradients(opdef.composite(leaves, attrs), leaves, grad_ys=dy)
 
 
 def _accumulate(terms: list[Tensor]) -> Tensor:

@@ -17,7 +17,6 @@ int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
 
 SUPPORTED = (float32, float64, int32, int64, bool_)
-FLOATS = (float32, float64)
 INTS = (int32, int64)
 _BY_NAME = {d.name: d for d in SUPPORTED}
 _BY_NAME.update({"float": float32, "int": int32, "bool_": bool_})
@@ -39,14 +38,6 @@ def as_dtype(dtype) -> np.dtype:
         raise DtypeError(f"dtype {d.name} is not supported; graphc supports "
                          f"{', '.join(x.name for x in SUPPORTED)}; cast the value first")
     return d
-
-
-def is_float(dtype) -> bool:
-    return np.dtype(dtype) in FLOATS
-
-
-def is_int(dtype) -> bool:
-    return np.dtype(dtype) in INTS
 
 
 def array_for_value(value, dtype=None) -> np.ndarray:

@@ -18,8 +18,7 @@ import numpy as np
 from .errors import FeedError, GraphcError, GraphError, ShapeError, UninitializedVariableError
 from .ir import Graph
 from .ops.registry import get_op
-
-STATE_OPS = ("assign", "assign_add", "assign_sub")
+from .ops.state import update_value
 
 
 @dataclass
@@ -31,16 +30,7 @@ class RunResult:
 
 def schedule(graph: Graph, fetches: Sequence[int], fed: Mapping[int, object] = ()) -> list[int]:
     """The nodes a run needs, in topological order; fed nodes cut off their ancestors."""
-    need = set()
-    stack = list(fetches)
-    while stack:
-        n = stack.pop()
-        if n in need:
-            continue
-        need.add(n)
-        if n not in fed:
-            stack.extend(graph.nx.predecessors(n))
-    return [n for n in graph.topo_order(need) if n in need] if need else []
+    return graph.topo_order(fetches, stop=fed)
 
 
 def random_key(run_key: int, node_seed: int) -> int:
@@ -69,7 +59,7 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
         op = graph.op(n)
         attrs = graph.attrs(n)
         if op == "placeholder":
-            needed_by = [graph.name(f) for f in fetches if n in _ancestors_or_self(graph, f, feeds)]
+            needed_by = [graph.name(f) for f in fetches if n in graph.ancestors([f], stop=feeds)]
             raise FeedError(f"placeholder '{graph.name(n)}' (shape {graph.spec(n).shape}, dtype "
                             f"{graph.spec(n).dtype.name}) must be fed: fetches {needed_by} depend on it; "
                             f"pass feed_dict={{{graph.name(n)}: value}}")
@@ -78,18 +68,17 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
             continue
         ins = graph.inputs(n)
         vals = [env[i] for i in ins]
-        for k, v in enumerate(vals):
-            if v is _UNINITIALIZED and not (k == 0 and op in STATE_OPS):
-                _uninitialized(graph, ins[k])
         opdef = get_op(op)
-        if op in STATE_OPS:
-            key = graph.name(graph.inputs(n)[0])
+        update = opdef.state_update
+        for k, v in enumerate(vals):
+            if v is _UNINITIALIZED and not (k == 0 and update):
+                _uninitialized(graph, ins[k])
+        if update:
+            key = graph.name(ins[0])
             current = updates.get(key, state.get(key))
-            if current is None and op != "assign":
+            if current is None and update != "assign":
                 _uninitialized(graph, ins[0])
-            # a fresh C-ordered array: kernels read variables without a copy (a transposed value,
-            # e.g. the orthogonal initializer's, would otherwise be copied on every read)
-            out = np.array(opdef.reference([current, vals[1]], attrs), copy=True, order="C")
+            out = update_value(opdef, current, vals[1])
             updates[key] = out
         else:
             try:
@@ -125,10 +114,6 @@ def run_error(graph: Graph, n: int, shapes: list, err: Exception) -> GraphcError
     kind = ShapeError if isinstance(err, (ValueError, IndexError)) else GraphcError
     return kind(f"{graph.op(n)} '{graph.name(n)}' (built at {graph.trace(n)}) failed at run time on "
                 f"inputs of shapes {shapes}: {err}")
-
-
-def _ancestors_or_self(graph: Graph, n: int, fed) -> set:
-    return set(schedule(graph, [n], fed))
 
 
 def _check_value(graph: Graph, n: int, out: np.ndarray) -> None:

@@ -185,6 +185,62 @@ class Graph:
         """``(consumer, position)`` pairs reading ``n``, in consumer order."""
         return sorted((v, pos) for _, v, pos in self.nx.out_edges(n, data="pos"))
 
+    def users(self, n: int) -> list[int]:
+        """The distinct nodes reading ``n``, each once, in the order they started reading it.
+
+            >>> g = Graph()
+            >>> with g.as_default():
+            ...     import graphc as gc
+            ...     x = gc.constant(2.0); y = x * x; z = x + 1.0
+            >>> g.users(x.node) == [y.node, z.node], g.num_uses(x.node)
+            (True, 3)
+        """
+        return list(self.nx.successors(n))
+
+    def num_uses(self, n: int) -> int:
+        """How many inputs read ``n`` (a consumer reading it at two positions counts twice)."""
+        return self.nx.out_degree(n)
+
+    def ancestors(self, nodes: Iterable[int], stop: Iterable[int] = ()) -> set[int]:
+        """``nodes`` and every node they depend on; the search does not go past ``stop`` nodes
+        (a reached stop node is included, its producers are not: a fed value cuts off what computes it).
+
+            >>> g = Graph()
+            >>> with g.as_default():
+            ...     import graphc as gc
+            ...     a = gc.constant(1.0); b = a + 1.0; c = b * 2.0
+            >>> sorted(g.ancestors([c.node], stop=[b.node])) == sorted([b.node, c.node, c.node - 1])
+            True
+        """
+        return self._reach(nodes, stop, self.nx.predecessors)
+
+    def descendants(self, nodes: Iterable[int], stop: Iterable[int] = ()) -> set[int]:
+        """``nodes`` and every node that depends on them, not going past ``stop`` nodes (which are
+        included when reached): ``ancestors`` the other way.
+
+            >>> g = Graph()
+            >>> with g.as_default():
+            ...     import graphc as gc
+            ...     a = gc.constant(1.0); b = a + 1.0; c = b * 2.0
+            >>> g.descendants([a.node]) == {a.node, b.node, c.node}
+            True
+        """
+        return self._reach(nodes, stop, self.nx.successors)
+
+    @staticmethod
+    def _reach(nodes, stop, step) -> set[int]:
+        stop = stop if isinstance(stop, (set, frozenset, dict)) else set(stop)
+        seen: set[int] = set()
+        stack = list(nodes)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n not in stop:
+                stack.extend(step(n))
+        return seen
+
     def by_name(self, name: str) -> int:
         """Node id of the node called ``name`` (a trailing ``:0`` is accepted)."""
         key = name[:-2] if name.endswith(":0") else name
@@ -196,21 +252,27 @@ class Graph:
     def tensor(self, n: int) -> "Tensor":
         return Tensor(self, n)
 
-    def topo_order(self, roots: Iterable[int] | None = None) -> list[int]:
-        """Topological order (ties broken by creation order) of ``roots`` and their ancestors."""
+    def topo_order(self, roots: Iterable[int] | None = None, stop: Iterable[int] = ()) -> list[int]:
+        """Topological order (ties broken by creation order) of ``roots`` and their ancestors (of
+        every node when ``roots`` is None). With ``stop``, only ``ancestors(roots, stop)`` are listed,
+        in the order they have among all the ancestors (a run's schedule: fed nodes cut off their
+        producers).
+
+            >>> g = Graph()
+            >>> with g.as_default():
+            ...     import graphc as gc
+            ...     a = gc.constant(1.0); b = a + 1.0; c = b * 2.0
+            >>> [g.op(n) for n in g.topo_order([c.node], stop=[b.node])]
+            ['add', 'constant', 'mul']
+        """
         if roots is None:
-            sub = self.nx
-        else:
-            keep = set()
-            stack = list(roots)
-            while stack:
-                n = stack.pop()
-                if n in keep:
-                    continue
-                keep.add(n)
-                stack.extend(self.nx.predecessors(n))
-            sub = self.nx.subgraph(keep)
-        return list(nx.lexicographical_topological_sort(sub))
+            return list(nx.lexicographical_topological_sort(self.nx))
+        roots = list(roots)
+        order = list(nx.lexicographical_topological_sort(self.nx.subgraph(self.ancestors(roots))))
+        if not stop:
+            return order
+        keep = self.ancestors(roots, stop)
+        return [n for n in order if n in keep]
 
     # -- rewriting (used by passes) --------------------------------------------------------
     def replace(self, old: int, new: int) -> None:
@@ -226,6 +288,23 @@ class Graph:
             self.nx.add_edge(new, v, pos=pos)
         for key, ids in self.collections.items():
             self.collections[key] = [new if i == old else i for i in ids]
+
+    def set_input(self, n: int, pos: int, src: int) -> None:
+        """Input ``pos`` of ``n`` reads ``src`` instead (the other inputs stay).
+
+            >>> g = Graph()
+            >>> with g.as_default():
+            ...     import graphc as gc
+            ...     a, b = gc.constant(1.0), gc.constant(2.0); y = a - a
+            >>> g.set_input(y.node, 1, b.node); g.inputs(y.node) == [a.node, b.node]
+            True
+        """
+        for u, _, key, p in list(self.nx.in_edges(n, keys=True, data="pos")):
+            if p == pos:
+                self.nx.remove_edge(u, n, key)
+                self.nx.add_edge(src, n, pos=pos)
+                return
+        raise GraphError(f"{self.name(n)} has no input {pos}")
 
     def set_inputs(self, n: int, inputs: list[int]) -> None:
         """Replace the input list of ``n``."""
@@ -353,6 +432,22 @@ def _ops():
     return ops
 
 
+# What Tensor.eval() without a session runs in: ``factory(graph)`` -> an object with
+# ``run(fetches, feed_dict=...)``. The ir sits below the session (which imports the interpreter
+# and the runtime), so it does not import it; graphc/__init__.py registers ``Session``.
+_SESSION_FACTORY: list = [None]
+
+
+def register_session_factory(factory) -> None:
+    """Make ``factory(graph)`` the session ``Tensor.eval()`` creates when given none.
+
+        >>> import graphc as gc
+        >>> _SESSION_FACTORY[0] is gc.Session       # graphc registers its Session on import
+        True
+    """
+    _SESSION_FACTORY[0] = factory
+
+
 class Tensor:
     """A symbolic handle to the output of one node of a ``Graph``.
 
@@ -395,10 +490,17 @@ class Tensor:
         return Operation(self.graph, self.node)
 
     def eval(self, feed_dict=None, session=None):
-        """Evaluate in ``session`` (or a fresh one): ``sess.run(self, feed_dict)``."""
-        from .session import Session
-        sess = session or Session(self.graph)
-        return sess.run(self, feed_dict=feed_dict)
+        """Evaluate in ``session`` (or a fresh ``gc.Session``): ``sess.run(self, feed_dict)``.
+
+            >>> import graphc as gc
+            >>> (gc.constant(2.0) * 3.0).eval().item()
+            6.0
+        """
+        if session is None:
+            if _SESSION_FACTORY[0] is None:
+                raise GraphError("Tensor.eval() without a session needs graphc.Session: import graphc")
+            session = _SESSION_FACTORY[0](self.graph)
+        return session.run(self, feed_dict=feed_dict)
 
     def __repr__(self) -> str:
         return f"<Tensor {self.name!r} shape={self.shape} dtype={self.dtype.name}>"

@@ -16,9 +16,6 @@ import numpy as np
 from graphc.ir import Graph, TensorSpec
 from graphc.ops.registry import get_op
 
-# ops whose value comes from outside the graph or from the run (never folded or merged)
-SOURCE_OPS = ("placeholder", "variable")
-
 DEFAULT_OPTIONS = {
     "fold_max_elements": 1_000_000,  # constant folding never creates a constant larger than this
     "max_fusion_steps": 200,         # a fused program holds at most this many steps
@@ -144,6 +141,6 @@ def rewrite_in_place(g: Graph, n: int, op: str, attrs: dict, inputs: list[int],
 
 def remove_unused(g: Graph, nodes: Iterable[int], ctx: PassContext) -> int:
     """Remove ``nodes`` that have no consumers and are not fetched; returns how many."""
-    dead = [n for n in nodes if n in g and g.nx.out_degree(n) == 0 and not ctx.is_fetched(n)]
+    dead = [n for n in nodes if n in g and g.num_uses(n) == 0 and not ctx.is_fetched(n)]
     g.remove(dead)
     return len(dead)

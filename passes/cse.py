@@ -3,10 +3,12 @@
 Two nodes with the same op, the same attributes (constants compared by dtype,
 shape and bytes; floats by their bits) and the same inputs compute the same
 value, so one replaces the other. Inputs of commutative ops are put in a
-canonical order first (``a+b`` and ``b+a`` merge; exact in IEEE arithmetic).
+canonical order first (``a+b`` and ``b+a`` merge; exact in IEEE arithmetic, except
+that ``maximum(+0.0, -0.0)`` and ``maximum(-0.0, +0.0)`` return the zero of the
+second input: equal values of different sign bits).
 
 Never merged: random ops (two draws differ), stateful ops (variables, assigns,
-group), placeholders, and fed nodes.
+group), external ops (placeholders, variables), and fed nodes.
 """
 from __future__ import annotations
 
@@ -15,16 +17,12 @@ from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, attrs_key, same_bytes
 
-COMMUTATIVE = frozenset({"add", "mul", "maximum", "minimum", "equal", "not_equal",
-                         "logical_and", "logical_or", "squared_difference"})
-
 
 def mergeable(g: Graph, n: int, ctx: PassContext) -> bool:
-    op = g.op(n)
-    if ctx.is_fed(n) or op in ("placeholder", "variable"):
+    if ctx.is_fed(n):
         return False
-    d = get_op(op)
-    return not (d.random or d.stateful)
+    d = get_op(g.op(n))
+    return not (d.external or d.random or d.stateful)
 
 
 def cse(g: Graph, ctx: PassContext) -> PassResult:
@@ -37,7 +35,7 @@ def cse(g: Graph, ctx: PassContext) -> PassResult:
             continue
         ins = tuple(g.inputs(n))
         op = g.op(n)
-        if op in COMMUTATIVE:
+        if get_op(op).commutative:   # a+b and b+a: one canonical input order (see above)
             ins = tuple(sorted(ins))
         key = (op, attrs_key(g.attrs(n)), ins)
         first = table.get(key)

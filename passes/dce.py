@@ -10,15 +10,16 @@
 from __future__ import annotations
 
 from graphc.ir import Graph
+from graphc.ops.registry import get_op
 
-from .core import PassContext, PassResult, SOURCE_OPS, rewrite_in_place
+from .core import PassContext, PassResult, rewrite_in_place
 
 
 def prune_feeds(g: Graph, ctx: PassContext) -> PassResult:
     """Fed nodes become placeholders: their producers are cut off."""
     res = PassResult()
     for n in sorted(ctx.feeds):
-        if n not in g or g.op(n) in SOURCE_OPS:
+        if n not in g or get_op(g.op(n)).external:    # already a feed (or the session's state)
             continue
         spec = g.spec(n)
         rewrite_in_place(g, n, "placeholder", {"shape": tuple(spec.shape), "dtype": spec.dtype}, [])
@@ -33,23 +34,15 @@ def needed(g: Graph, ctx: PassContext) -> set:
     Fed nodes always stay (as placeholders), even if no fetch needs them, so a
     runtime can look up every fed id in the optimized graph.
     """
-    keep = set()
-    stack = [f for f in ctx.fetches if f in g] + [f for f in ctx.feeds if f in g]
-    while stack:
-        n = stack.pop()
-        if n in keep:
-            continue
-        keep.add(n)
-        if not ctx.is_fed(n):
-            stack.extend(g.nx.predecessors(n))
-    return keep
+    roots = [f for f in ctx.fetches if f in g] + [f for f in ctx.feeds if f in g]
+    return g.ancestors(roots, stop=ctx.feeds)
 
 
 def dce(g: Graph, ctx: PassContext) -> PassResult:
     """Remove every node the fetches do not need (fed nodes are pruned first)."""
     res = prune_feeds(g, ctx)
     keep = needed(g, ctx)
-    dead = [n for n in g.nx.nodes if n not in keep]
+    dead = [n for n in g.nodes() if n not in keep]
     g.remove(dead)
     res.changed += len(dead)
     return res

@@ -37,10 +37,6 @@ from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, attrs_tuple, fully_known, new_node, numel, rewrite_in_place
 
-CONTRACTIONS = ("matmul", "conv2d")
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
-              "reduce_any", "reduce_all")
-
 
 def is_elementwise(g: Graph, n: int, ctx: PassContext) -> bool:
     return get_op(g.op(n)).fusion == "elementwise" and not ctx.is_fed(n)
@@ -101,28 +97,26 @@ def fuse_elementwise(g: Graph, ctx: PassContext) -> PassResult:
     return res
 
 
-STATE_UPDATES = {"assign_add": "add", "assign_sub": "sub"}
-_STATE = ("assign", "assign_add", "assign_sub")
-
-
 def _expose_state_updates(g: Graph, ctx: PassContext, res: PassResult) -> None:
     """``assign_add(v, d)`` -> ``assign(v, v + d)`` (d elementwise, v's only state op); readers
     of v's only assign read its value directly (the assign keeps running through its group/fetch)."""
     n_state: dict[int, int] = {}
     for n in g.nodes():
-        if g.op(n) in _STATE:
+        if get_op(g.op(n)).state_update:
             v = g.inputs(n)[0]
             n_state[v] = n_state.get(v, 0) + 1
     for n in g.topo_order():
-        op = g.op(n)
-        if op not in _STATE or ctx.is_fed(n):
+        update = get_op(g.op(n)).state_update
+        if not update or ctx.is_fed(n):
             continue
         v, d = g.inputs(n)
-        if op in STATE_UPDATES:
+        if update != "assign":
+            # assign_add/sub(v, d) -> assign(v, add/sub(v, d)): state_update names the elementwise op
+            # update_value applies (same value), which the delta's region can then take in
             if n_state[v] != 1 or not is_elementwise(g, d, ctx):
                 continue
             try:
-                val = new_node(g, STATE_UPDATES[op], [v, d], {}, like=n)
+                val = new_node(g, update, [v, d], {}, like=n)
             except Exception:  # noqa: BLE001 - a delta that does not type-check stays as it is
                 continue
             if g.spec(val) != g.spec(v):
@@ -133,20 +127,11 @@ def _expose_state_updates(g: Graph, ctx: PassContext, res: PassResult) -> None:
         if g.op(n) != "assign" or n_state[v] != 1:  # readers of one of several updates of v
             continue                                  # also order them: keep
         readers = [(c, pos) for c, pos in g.consumers(n) if g.op(c) != "group"]
-        if readers and (ctx.is_fetched(n) or len(readers) < g.nx.out_degree(n)):
+        if readers and (ctx.is_fetched(n) or len(readers) < g.num_uses(n)):
             val = g.inputs(n)[1]
             for c, pos in readers:
-                _move_edge(g, n, val, c, pos)
+                g.set_input(c, pos, val)
             res.changed += 1
-
-
-def _move_edge(g: Graph, u: int, new_u: int, v: int, pos: int) -> None:
-    """Input ``pos`` of ``v`` reads ``new_u`` instead of ``u``."""
-    for key, data in list(g.nx.get_edge_data(u, v).items()):
-        if data["pos"] == pos:
-            g.nx.remove_edge(u, v, key)
-            g.nx.add_edge(new_u, v, pos=pos)
-            return
 
 
 def _fuse_regions(g: Graph, ctx: PassContext, res: PassResult) -> None:
@@ -169,7 +154,7 @@ def _fuse_regions(g: Graph, ctx: PassContext, res: PassResult) -> None:
 
         def enter(m):
             for i in g.inputs(m):
-                outside[i] = outside.get(i, g.nx.out_degree(i)) - 1
+                outside[i] = outside.get(i, g.num_uses(i)) - 1
                 stack.append(i)
         enter(root)
         while stack:
@@ -209,7 +194,7 @@ SHARE_SCAN = 16          # consumers of a shared input looked at
 def _creates_cycle(g: Graph, group: set, pos: dict, hi: int) -> bool:
     """Some path leaves ``group`` and re-enters it (merging it into one node would be a cycle).
     Bounded: an exhausted budget counts as a cycle."""
-    stack = [v for m in group for v in g.nx.successors(m) if v not in group and pos.get(v, hi) < hi]
+    stack = [v for m in group for v in g.users(m) if v not in group and pos.get(v, hi) < hi]
     seen: set = set()
     while stack:
         n = stack.pop()
@@ -218,7 +203,7 @@ def _creates_cycle(g: Graph, group: set, pos: dict, hi: int) -> bool:
         seen.add(n)
         if len(seen) > PATH_BUDGET:
             return True
-        for v in g.nx.successors(n):
+        for v in g.users(n):
             if v in group:
                 return True
             if pos.get(v, hi) < hi:
@@ -233,10 +218,10 @@ def _multi_candidate(g: Graph, n: int, ctx: PassContext) -> bool:
     spec = g.spec(n)
     if not fully_known(spec) or numel(spec.shape) < 2 or spec.dtype.kind not in "fiub":
         return False
-    users = {v for _, v in g.nx.out_edges(n)}
-    if len(users) == 1 and not ctx.is_fetched(n) and g.op(next(iter(users))) in REDUCTIONS:
+    users = g.users(n)
+    if len(users) == 1 and not ctx.is_fetched(n) and get_op(g.op(users[0])).reduce:
         return False  # fuse_reduction's prologue
-    return not any(g.op(i) in CONTRACTIONS and g.nx.out_degree(i) == 1 and not ctx.is_fetched(i)
+    return not any(get_op(g.op(i)).epilogue and g.num_uses(i) == 1 and not ctx.is_fetched(i)
                    for i in g.inputs(n))  # fuse_epilogue's epilogue
 
 
@@ -256,7 +241,7 @@ def _fuse_multi_output(g: Graph, ctx: PassContext, res: PassResult) -> None:
 
     def n_outputs(ms):
         mset = set(ms)
-        return sum(1 for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.nx.successors(m)))
+        return sum(1 for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.users(m)))
 
     for c in order:
         if not _multi_candidate(g, c, ctx):
@@ -293,8 +278,8 @@ def _fuse_multi_output(g: Graph, ctx: PassContext, res: PassResult) -> None:
             continue
         ms.sort(key=pos.__getitem__)
         mset = set(ms)
-        outs = [m for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.nx.successors(m))]
-        if len(outs) == len(ms) and not any(g.op(v) in _STATE for o in outs for v in g.nx.successors(o)):
+        outs = [m for m in ms if ctx.is_fetched(m) or any(v not in mset for v in g.users(m))]
+        if len(outs) == len(ms) and not any(get_op(g.op(v)).state_update for o in outs for v in g.users(o)):
             continue  # nothing absorbed and no state update: the graph would only grow by one node
         values: dict = {}
         ext, program = region_program(g, ms, values)
@@ -331,9 +316,9 @@ def fuse_epilogue(g: Graph, ctx: PassContext) -> PassResult:
     res = PassResult()
     absorbed = []
     for c in g.topo_order():
-        if g.op(c) not in CONTRACTIONS or ctx.is_fed(c) or ctx.is_fetched(c):
+        if not get_op(g.op(c)).epilogue or ctx.is_fed(c) or ctx.is_fetched(c):
             continue
-        users = {v for _, v in g.nx.out_edges(c)}
+        users = g.users(c)
         if len(users) != 1:
             continue
         (e,) = users
@@ -370,10 +355,10 @@ def fuse_reduction(g: Graph, ctx: PassContext) -> PassResult:
     res = PassResult()
     absorbed = []
     for r in g.topo_order():
-        if g.op(r) not in REDUCTIONS or ctx.is_fed(r):
+        if not get_op(g.op(r)).reduce or ctx.is_fed(r):
             continue
         (p,) = g.inputs(r)
-        if not is_elementwise(g, p, ctx) or ctx.is_fetched(p) or g.nx.out_degree(p) != 1:
+        if not is_elementwise(g, p, ctx) or ctx.is_fetched(p) or g.num_uses(p) != 1:
             continue
         attrs = {"program": program_of(g, p), "reduce": g.op(r), "r_attrs": attrs_tuple(g.attrs(r))}
         inputs = g.inputs(p)

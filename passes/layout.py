@@ -38,7 +38,7 @@ def transpose_shared_rhs(g: Graph, ctx: PassContext) -> PassResult:
         spec = g.spec(b)
         if len(spec.shape) < 2 or g.op(b) == "transpose":
             continue
-        users = [v for v in dict.fromkeys(v for _, v in g.nx.out_edges(b))
+        users = [v for v in g.users(b)
                  if g.op(v) == "matmul" and g.attrs(v)["transpose_b"] and g.inputs(v)[1] == b]
         if len(users) < MIN_SHARED_NT:
             continue

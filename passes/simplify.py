@@ -20,10 +20,9 @@ from collections import deque
 import numpy as np
 
 from graphc.ir import Graph
+from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, const_is, fully_known, new_node, numel, remove_unused
-
-RESHAPES = ("reshape", "expand_dims", "squeeze")  # ops that only re-view the same row-major elements
 
 
 def _same(g: Graph, a: int, n: int) -> bool:
@@ -110,14 +109,15 @@ def _reshape_target(spec):
 
 
 def reshape_chain(g, n, ctx):
-    # reshape/expand_dims/squeeze of a reshape/expand_dims/squeeze -> one reshape (same element order)
+    # a reshape (view op: reshape, expand_dims, squeeze...) of a view op's result -> one reshape of
+    # the view op's input 0: both keep the row-major element order, so the chain is one reshape
     (x,) = g.inputs(n)
-    if g.op(x) not in RESHAPES or ctx.is_fed(x):
+    if not get_op(g.op(x)).view or ctx.is_fed(x):
         return None
     target = _reshape_target(g.spec(n))
     if target is None:
         return None
-    (y,) = g.inputs(x)
+    y = g.inputs(x)[0]
     if _same(g, y, n):
         return y
     try:
@@ -245,17 +245,17 @@ def simplify(g: Graph, ctx: PassContext, rules: dict | None = None) -> PassResul
     while work:
         n = work.popleft()
         queued.discard(n)
-        if n not in g or ctx.is_fed(n) or g.nx.out_degree(n) == 0 and not ctx.is_fetched(n):
+        if n not in g or ctx.is_fed(n) or g.num_uses(n) == 0 and not ctx.is_fetched(n):
             continue
         for rule in rules.get(g.op(n), ()):
             r = rule(g, n, ctx)
             if r is None or r == n:
                 continue
             if g.spec(r) != g.spec(n):  # never change a spec, even where shapes would "agree"
-                if g.nx.out_degree(r) == 0 and not ctx.is_fetched(r):
+                if g.num_uses(r) == 0 and not ctx.is_fetched(r):
                     g.remove([r])  # a node the rule just made (or one that was dead anyway)
                 continue
-            moved = sorted({v for _, v in g.nx.out_edges(n)})  # only these see a new input
+            moved = sorted(g.users(n))  # only these see a new input
             ctx.replace(g, n, r)
             fired[rule.__name__] = fired.get(rule.__name__, 0) + 1
             replaced.append(n)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graphc.interpreter import STATE_OPS, schedule
+from graphc.interpreter import schedule
 from graphc.ir import Graph, TensorSpec
 from graphc.ops.registry import get_op
 
@@ -123,8 +123,6 @@ def _known(shape) -> bool:
     return shape is not None and all(d is not None for d in shape)
 
 
-# ops whose value is a function of their input's shape alone
-SHAPE_READERS = frozenset({"shape", "size"})
 # bind-time folds make values of at most this many elements constants of the plan
 FOLD_MAX_ELEMENTS = 1 << 12
 
@@ -139,7 +137,7 @@ def _fold(graph: Graph, n: int, op: str, ins: list, in_shapes: list, shape, know
     if opdef.random or opdef.stateful or opdef.reference is None or opdef.fusion == "source" \
             or not _known(shape) or int(np.prod(shape, dtype=np.int64)) > FOLD_MAX_ELEMENTS:
         return None
-    if op in SHAPE_READERS and _known(in_shapes[0]):
+    if opdef.reads_shape_only and _known(in_shapes[0]):
         vals = [np.broadcast_to(np.zeros((), graph.spec(ins[0]).dtype), in_shapes[0])]
     elif ins and all(i in known for i in ins):
         vals = [known[i] for i in ins]
@@ -191,7 +189,7 @@ def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
                     shape = tuple(out.shape) if _known(out.shape) else None
                 except Exception:
                     shape = None
-            kind = "assign" if op in STATE_OPS else ("random" if opdef.random else "call")
+            kind = "assign" if opdef.state_update else ("random" if opdef.random else "call")
             val = _fold(graph, n, op, ins, in_shapes, shape, known) if kind == "call" and n not in fetch_set \
                 else None
             if val is not None:
@@ -240,7 +238,7 @@ def _hand_over_updates(graph: Graph, steps: list, fetch_set: set) -> None:
         if n in fetch_set or len(use) != 1:
             return None
         s, pos = use[0]
-        return s if s.kind == "assign" and s.op == "assign" and pos == 1 else None
+        return s if s.kind == "assign" and get_op(s.op).state_update == "assign" and pos == 1 else None
 
     for p in steps:
         if p.kind != "call" or p.storage != "buf" or p.node in fetch_set or not consumers.get(p.node):

@@ -247,7 +247,8 @@ SPECIAL = {"variable"}  # checked by test_autodiff.py::test_variable_gradient
 
 def differentiable_ops():
     return sorted(n for n, o in OPS.items()
-                  if o.differentiable and o.grad is not None and not n.startswith("fused_"))
+                  if o.differentiable and (o.grad is not None or o.composite is not None)
+                  and not n.startswith("fused_"))
 
 
 def test_every_differentiable_op_has_a_gradient_check():

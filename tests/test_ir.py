@@ -457,6 +457,63 @@ def test_set_inputs_and_remove():
     g.validate()
 
 
+def test_set_input_users_and_num_uses():
+    g = gc.Graph()
+    with g.as_default():
+        a, b = gc.constant(2.0, name="a"), gc.constant(3.0, name="b")
+        y = gc.multiply(a, a, name="y")
+        z = gc.add(a, b, name="z")
+    assert g.users(a.node) == [y.node, z.node] and g.num_uses(a.node) == 3
+    g.set_input(y.node, 1, b.node)                       # y = a * b
+    assert g.inputs(y.node) == [a.node, b.node] and g.num_uses(a.node) == 2
+    assert g.users(b.node) == [z.node, y.node]           # the order reads began
+    assert float(gc.Session(g).run(y)) == 6.0
+    with pytest.raises(gc.GraphError, match="no input 2"):
+        g.set_input(y.node, 2, b.node)
+    g.validate()
+
+
+def test_ancestors_descendants_and_topo_order_with_stop():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.constant(1.0, name="a")
+        b = gc.exp(a, name="b")
+        c = gc.constant(2.0, name="c")
+        d = gc.add(b, c, name="d")
+        e = gc.multiply(d, b, name="e")
+        late = gc.constant(4.0, name="late")        # a producer made after its consumer's inputs
+    g.set_input(b.node, 0, late.node)               # b = exp(late): late's id is the largest
+    names = {t.node: t.name for t in (a, b, c, d, e, late)}
+    assert g.ancestors([e.node]) == {b.node, c.node, d.node, e.node, late.node}
+    assert g.ancestors([e.node], stop=[b.node]) == {b.node, c.node, d.node, e.node}
+    assert g.descendants([b.node]) == {b.node, d.node, e.node}
+    assert g.descendants([late.node], stop={d.node}) == {late.node, b.node, d.node, e.node}
+    assert g.descendants([c.node], stop={d.node}) == {c.node, d.node}
+    assert [names[n] for n in g.topo_order([e.node])] == ["c", "late", "b", "d", "e"]
+    # b fed: its producer drops out and the rest keep their order among all ancestors (b after c,
+    # though b's id is smaller): the schedule interpreter.schedule and the runtime run
+    assert [names[n] for n in g.topo_order([e.node], stop=[b.node])] == ["c", "b", "d", "e"]
+    assert g.topo_order([], stop=[b.node]) == []
+
+
+def test_eval_makes_a_session_through_the_registered_factory(monkeypatch):
+    from graphc import ir
+    y = gc.constant([1.0, 2.0]) * 2.0
+    made = []
+
+    def factory(graph):
+        made.append(graph)
+        return gc.Session(graph)
+    monkeypatch.setattr(ir, "_SESSION_FACTORY", [factory])
+    np.testing.assert_array_equal(y.eval(), [2.0, 4.0])
+    assert made == [y.graph]
+    np.testing.assert_array_equal(y.eval(session=gc.Session(y.graph)), [2.0, 4.0])   # no new one
+    assert len(made) == 1
+    monkeypatch.setattr(ir, "_SESSION_FACTORY", [None])
+    with pytest.raises(gc.GraphError, match="import graphc"):
+        y.eval()
+
+
 def test_tensor_spec_str():
     s = TensorSpec((None, 3), np.dtype("float32"))
     assert s.rank == 2

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphc as gc
+from graphc.interpreter import evaluate
 from graphc.ops.registry import apply, get_op
 from gradcheck import check_grad
 
@@ -381,6 +382,8 @@ def test_broadcast_like_and_errors():
     y = gc.broadcast_like(gc.constant([1.0, 2.0, 3.0]), like)
     assert y.shape == (None, 3)
     same(y, np.tile(np.float32([1, 2, 3]), (2, 1)), {like: np.zeros((2, 3), np.float32)})
+    s = gc.broadcast_like(gc.constant(2.5), gc.constant(1.0))       # the reference keeps a scalar 0-d
+    assert evaluate(s.graph, [s.node]).values[0].shape == ()
     with pytest.raises(gc.ShapeError, match="cannot broadcast shape \\(2,\\) to \\(3, 3\\)"):
         gc.broadcast_to(gc.zeros((2,)), (3, 3))
     with pytest.raises(gc.ShapeError, match="fully known"):

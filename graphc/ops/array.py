@@ -113,7 +113,7 @@ def _reshape_back(dy: Tensor, x: Tensor) -> Tensor:
 
 
 register(OpDef(
-    "reshape", fusion="layout", infer=_reshape_infer,
+    "reshape", fusion="layout", view=True, infer=_reshape_infer,
     reference=lambda v, a: np.reshape(v[0], a["shape"]),
     grad=lambda x, y, dy, a: [_reshape_back(dy, x[0])],
     doc="Reshape to attrs['shape'] (one -1 is inferred; an unknown input with -1 gives None)."))
@@ -130,7 +130,7 @@ def _reshape_like_infer(specs, a):
 
 
 register(OpDef(
-    "reshape_like", fusion="layout", infer=_reshape_like_infer,
+    "reshape_like", fusion="layout", view=True, infer=_reshape_like_infer,
     reference=lambda v, a: np.reshape(v[0], v[1].shape),
     grad=lambda x, y, dy, a: [reshape_like(dy, x[0]), None],
     doc="Reshape input 0 to the run-time shape of input 1."))
@@ -215,7 +215,7 @@ def _expand_infer(specs, a):
 
 
 register(OpDef(
-    "expand_dims", fusion="layout", infer=_expand_infer,
+    "expand_dims", fusion="layout", view=True, infer=_expand_infer,
     reference=lambda v, a: np.expand_dims(v[0], a["axis"]),
     grad=lambda x, y, dy, a: [squeeze(dy, a["axis"])],
     doc="Insert a size-1 axis at attrs['axis']."))
@@ -255,7 +255,7 @@ def _squeeze_grad(x, y, dy, a):
 
 
 register(OpDef(
-    "squeeze", fusion="layout", infer=_squeeze_infer,
+    "squeeze", fusion="layout", view=True, infer=_squeeze_infer,
     reference=lambda v, a: np.reshape(v[0], [d for i, d in enumerate(v[0].shape) if i not in a["axis"]]),
     grad=_squeeze_grad,
     doc="Remove the size-1 axes attrs['axis'] (a None axis is checked at run time)."))
@@ -589,7 +589,8 @@ register(OpDef(
     # it fuses into its consumers instead of materialising the broadcast (a layer norm's backward
     # broadcast five (32, 28, 64) gradients, 14-16 us each, through the numpy reference)
     "broadcast_like", fusion="elementwise", scalar="{0}", infer=_bl_infer,
-    reference=lambda v, a: np.ascontiguousarray(np.broadcast_to(v[0], v[1].shape)),
+    # (ascontiguousarray makes a 0-d result 1-d: the reshape keeps a scalar's shape ())
+    reference=lambda v, a: np.ascontiguousarray(np.broadcast_to(v[0], v[1].shape)).reshape(v[1].shape),
     grad=lambda x, y, dy, a: [_ops().sum_to_shape(dy, x[0].shape), None],
     doc="Broadcast input 0 to the run-time shape of input 1."))
 

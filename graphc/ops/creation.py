@@ -112,12 +112,12 @@ def _int_out(a):
 
 
 register(OpDef(
-    "shape", fusion="opaque", differentiable=False,
+    "shape", fusion="opaque", reads_shape_only=True, differentiable=False,
     infer=lambda s, a: TensorSpec((len(s[0].shape),), _int_out(a)),
     reference=lambda v, a: np.array(v[0].shape, dtype=a["out_type"]),
     doc="The run-time shape of the input as a 1-D int tensor."))
 register(OpDef(
-    "size", fusion="opaque", differentiable=False,
+    "size", fusion="opaque", reads_shape_only=True, differentiable=False,
     infer=lambda s, a: TensorSpec((), _int_out(a)),
     reference=lambda v, a: np.array(v[0].size, dtype=a["out_type"]),
     doc="The run-time number of elements of the input."))

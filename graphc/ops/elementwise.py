@@ -78,12 +78,13 @@ def _unary(name, ref, scalar, grad, kinds="f", doc=""):
                    scalar=scalar, grad=grad, differentiable=grad is not None and "f" in kinds, doc=doc))
 
 
-def _binary(name, ref, scalar, grad, kinds="fi", out_dtype=None, doc=""):
+def _binary(name, ref, scalar, grad, kinds="fi", out_dtype=None, doc="", commutative=False):
     differentiable = grad is not None and "f" in kinds and out_dtype is None
     register(OpDef(name, fusion="elementwise", infer=_ew_infer_binary(kinds, out_dtype),
                    reference=(lambda v, a: np.asarray(ref(*v)).astype(out_dtype, copy=False))
                    if out_dtype is not None else _cast_ref(ref),
-                   scalar=scalar, grad=grad, differentiable=differentiable, doc=doc))
+                   scalar=scalar, grad=grad, differentiable=differentiable, doc=doc,
+                   commutative=commutative))
 
 
 # -- records: unary ------------------------------------------------------------------------------
@@ -177,10 +178,10 @@ def _gx(x, dy):
     return _sum_to(dy, x.shape)
 
 
-_binary("add", np.add, "({0} + {1})", lambda x, y, dy, a: [_gx(x[0], dy), _gx(x[1], dy)])
+_binary("add", np.add, "({0} + {1})", lambda x, y, dy, a: [_gx(x[0], dy), _gx(x[1], dy)], commutative=True)
 _binary("sub", np.subtract, "({0} - {1})", lambda x, y, dy, a: [_gx(x[0], dy), _gx(x[1], -dy)])
 _binary("mul", np.multiply, "({0} * {1})",
-        lambda x, y, dy, a: [_gx(x[0], dy * x[1]), _gx(x[1], dy * x[0])])
+        lambda x, y, dy, a: [_gx(x[0], dy * x[1]), _gx(x[1], dy * x[0])], commutative=True)
 _binary("div", np.divide, "({0} / {1})", kinds="f",
         grad=
         lambda x, y, dy, a: [_gx(x[0], dy / x[1]), _gx(x[1], -dy * y / x[1])])
@@ -192,19 +193,21 @@ _binary("pow", np.power, "({0} ** {1})",
                              _gx(x[1], dy * y * log(where(greater(x[0], 0), x[0], 1)))])
 _binary("maximum", np.maximum, "max({0}, {1})",
         lambda x, y, dy, a: [_gx(x[0], where(greater_equal(x[0], x[1]), dy, 0)),
-                             _gx(x[1], where(less(x[0], x[1]), dy, 0))])
+                             _gx(x[1], where(less(x[0], x[1]), dy, 0))], commutative=True)
 _binary("minimum", np.minimum, "min({0}, {1})",
         lambda x, y, dy, a: [_gx(x[0], where(less_equal(x[0], x[1]), dy, 0)),
-                             _gx(x[1], where(greater(x[0], x[1]), dy, 0))])
+                             _gx(x[1], where(greater(x[0], x[1]), dy, 0))], commutative=True)
 _binary("squared_difference", lambda p, q: np.square(p - q), "(({0} - {1}) * ({0} - {1}))",
-        lambda x, y, dy, a: [_gx(x[0], 2.0 * dy * (x[0] - x[1])), _gx(x[1], -2.0 * dy * (x[0] - x[1]))])
+        lambda x, y, dy, a: [_gx(x[0], 2.0 * dy * (x[0] - x[1])), _gx(x[1], -2.0 * dy * (x[0] - x[1]))],
+        commutative=True)
 for _n, _f, _s in [("equal", np.equal, "=="), ("not_equal", np.not_equal, "!="),
                    ("less", np.less, "<"), ("less_equal", np.less_equal, "<="),
                    ("greater", np.greater, ">"), ("greater_equal", np.greater_equal, ">=")]:
-    _binary(_n, _f, "({0} %s {1})" % _s, None, kinds="fib" if _n in ("equal", "not_equal") else "fi",
-            out_dtype=_dt.bool_)
-_binary("logical_and", np.logical_and, "({0} and {1})", None, kinds="b")
-_binary("logical_or", np.logical_or, "({0} or {1})", None, kinds="b")
+    _eq = _s in ("==", "!=")            # equality tests take bools too and commute
+    _binary(_n, _f, "({0} %s {1})" % _s, None, kinds="fib" if _eq else "fi", out_dtype=_dt.bool_,
+            commutative=_eq)
+_binary("logical_and", np.logical_and, "({0} and {1})", None, kinds="b", commutative=True)
+_binary("logical_or", np.logical_or, "({0} or {1})", None, kinds="b", commutative=True)
 
 
 def _where_infer(specs, a):

@@ -86,7 +86,8 @@ def _matmul_grad(inputs, output, dy, a):
 
 
 register(OpDef(
-    "matmul", fusion="contraction", infer=_matmul_infer, reference=_matmul_ref, grad=_matmul_grad,
+    "matmul", fusion="contraction", epilogue=True, infer=_matmul_infer, reference=_matmul_ref,
+    grad=_matmul_grad,
     doc="Matrix product of the last two dimensions (batch dimensions broadcast); "
         "attrs transpose_a/transpose_b."))
 

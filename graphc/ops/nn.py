@@ -488,7 +488,7 @@ def _bp_filter_grad(inputs, y, ddf, a):
             apply("conv2d", [x, ddf], _conv_attrs(a))]
 
 
-register(OpDef("conv2d", fusion="contraction", infer=_conv_infer, reference=_conv_ref,
+register(OpDef("conv2d", fusion="contraction", epilogue=True, infer=_conv_infer, reference=_conv_ref,
                grad=_conv_grad, doc="2-D convolution (cross-correlation), NHWC input, HWIO filters."))
 register(OpDef("conv2d_backprop_input", fusion="contraction", infer=_bp_input_infer,
                reference=_bp_input_ref, grad=_bp_input_grad,

@@ -190,25 +190,25 @@ def _reduce_prod_grad(inputs, output, dy, a):
 
 
 # -- records -------------------------------------------------------------------------------------
-register(OpDef("reduce_sum", fusion="reduction", infer=_reduce_infer("fi", "reduce_sum"),
+register(OpDef("reduce_sum", fusion="reduction", reduce=True, infer=_reduce_infer("fi", "reduce_sum"),
                reference=_np_reduce(np.sum), grad=_reduce_sum_grad,
                doc="Sum over attrs['axis']."))
-register(OpDef("reduce_mean", fusion="reduction", infer=_reduce_infer("fi", "reduce_mean"),
+register(OpDef("reduce_mean", fusion="reduction", reduce=True, infer=_reduce_infer("fi", "reduce_mean"),
                reference=_np_reduce(_mean), grad=_reduce_mean_grad,
                doc="Mean over attrs['axis'] (integer inputs: truncating integer mean, like TF)."))
-register(OpDef("reduce_max", fusion="reduction", infer=_reduce_infer("fi", "reduce_max"),
+register(OpDef("reduce_max", fusion="reduction", reduce=True, infer=_reduce_infer("fi", "reduce_max"),
                reference=_np_reduce(np.max, _lowest), grad=_minmax_grad,
                doc="Max over attrs['axis'] (empty: the dtype's lowest value, like TF)."))
-register(OpDef("reduce_min", fusion="reduction", infer=_reduce_infer("fi", "reduce_min"),
+register(OpDef("reduce_min", fusion="reduction", reduce=True, infer=_reduce_infer("fi", "reduce_min"),
                reference=_np_reduce(np.min, _highest), grad=_minmax_grad,
                doc="Min over attrs['axis'] (empty: the dtype's highest value, like TF)."))
-register(OpDef("reduce_prod", fusion="reduction", infer=_reduce_infer("fi", "reduce_prod"),
+register(OpDef("reduce_prod", fusion="reduction", reduce=True, infer=_reduce_infer("fi", "reduce_prod"),
                reference=_np_reduce(np.prod), grad=_reduce_prod_grad,
                doc="Product over attrs['axis']."))
-register(OpDef("reduce_any", fusion="reduction", differentiable=False,
+register(OpDef("reduce_any", fusion="reduction", reduce=True, differentiable=False,
                infer=_reduce_infer("b", "reduce_any"), reference=_np_reduce(np.any),
                doc="Logical or over attrs['axis']."))
-register(OpDef("reduce_all", fusion="reduction", differentiable=False,
+register(OpDef("reduce_all", fusion="reduction", reduce=True, differentiable=False,
                infer=_reduce_infer("b", "reduce_all"), reference=_np_reduce(np.all),
                doc="Logical and over attrs['axis']."))
 

@@ -15,28 +15,69 @@ An ``OpDef`` holds everything every layer needs to know about an op:
   (assign ops).
 * ``scalar``: for elementwise ops, the scalar expression template the fusion
   code generator emits, over ``{0}``, ``{1}``... (e.g. ``"({0} + {1})"``).
+* traits (what passes and the runtime ask about an op, instead of keeping
+  lists of op names): ``commutative``, ``view``, ``state_update``, ``reduce``,
+  ``epilogue``, ``external``, ``reads_shape_only``, ``stateful``, ``random``,
+  ``differentiable`` and ``composite``; see ``OpDef``.
 
     >>> from graphc.ops.registry import get_op
-    >>> get_op("add").fusion, get_op("add").scalar
-    ('elementwise', '({0} + {1})')
+    >>> get_op("add").fusion, get_op("add").scalar, get_op("add").commutative
+    ('elementwise', '({0} + {1})', True)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .. import dtypes as _dt
 from ..errors import DtypeError, GraphcError, GraphError, ShapeError
-from ..ir import Graph, Tensor, TensorSpec, get_default_graph
+from ..ir import Graph, Tensor, TensorSpec, _user_call_site, get_default_graph
 
 FUSION_CLASSES = ("source", "elementwise", "reduction", "contraction", "layout", "opaque", "state")
 
 
 @dataclass(frozen=True)
 class OpDef:
-    """One op, defined once: shape/dtype rule, numpy reference, gradient, fusion class."""
+    """One op, defined once: shape/dtype rule, numpy reference, gradient, fusion class, traits.
+
+    Traits (all default to "no"; passes and the runtime read them with ``get_op(op).<trait>``,
+    a dict lookup, so no module keeps a list of op names):
+
+    * ``differentiable``: ``False`` for ops without a gradient (autodiff skips them silently).
+    * ``stateful``: reads or writes session state (variable, assign ops, group): never
+      folded, merged or moved by passes.
+    * ``random``: draws random numbers; its reference takes a third argument, the run key.
+    * ``commutative``: a two-input op whose value does not change when the inputs are swapped
+      (``add``, ``mul``, ``maximum``, ``equal``...): CSE sorts its inputs. Bit for bit except
+      the sign of a zero that ``maximum``/``minimum`` pick between ``+0.0`` and ``-0.0`` (equal
+      values: the caveat of simplify's ``add_zero``).
+    * ``view``: the numpy reference returns input 0's elements in the same row-major order, as
+      a view of input 0 when that input is C-contiguous (``reshape``, ``expand_dims``,
+      ``squeeze``, ``reshape_like``): a chain of them is one reshape, and a runtime may bind
+      the result as a view of its input.
+    * ``state_update``: for assign ops, how the new value combines the variable's current
+      value and input 1: ``"assign"`` (the value itself), ``"add"``, ``"sub"`` (the name of
+      the elementwise op computing ``op(current, value)``). ``graphc.ops.state.update_value``
+      computes it; every runtime uses that one function.
+    * ``reduce``: a plain reduction (``reduce_sum``... over ``axis``/``keepdims``) that
+      ``fuse_reduction`` may take as a ``fused_reduction``'s final op.
+    * ``epilogue``: a contraction that ``fuse_epilogue`` may give an elementwise epilogue as a
+      ``fused_contraction`` (``matmul``, ``conv2d``); other contractions (the conv
+      gradients) have no fused form.
+    * ``external``: the value comes from outside the graph at run time, a feed or the
+      session's state (``placeholder``, ``variable``): never folded or merged, and already
+      what a fed node becomes. ``constant`` is a ``source`` too, but its value is known.
+    * ``reads_shape_only``: the value is a function of input 0's shape alone, never of its
+      elements (``shape``, ``size``): known as soon as that shape is.
+    * ``composite(inputs, attrs) -> Tensor``: the op written with other graph ops; for an op
+      without a ``grad`` rule, autodiff differentiates this form instead (``lstm_cell_grad``).
+
+        >>> op = get_op("assign_add")
+        >>> op.fusion, op.state_update, op.stateful, get_op("squeeze").view
+        ('state', 'add', True, True)
+    """
     name: str
     infer: Callable[[Sequence[TensorSpec], dict], TensorSpec] | None
     reference: Callable[[Sequence[np.ndarray], dict], np.ndarray] | None
@@ -46,14 +87,29 @@ class OpDef:
     differentiable: bool = True
     stateful: bool = False
     random: bool = False
+    commutative: bool = False
+    view: bool = False
+    state_update: str | None = None
+    reduce: bool = False
+    epilogue: bool = False
+    external: bool = False
+    reads_shape_only: bool = False
+    composite: Callable | None = None
     doc: str = ""
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.fusion not in FUSION_CLASSES:
             raise ValueError(f"op {self.name}: unknown fusion class {self.fusion!r}")
         if self.fusion == "elementwise" and self.scalar is None:
             raise ValueError(f"elementwise op {self.name} needs a scalar template")
+        if self.state_update is not None and (self.state_update not in ("assign", "add", "sub")
+                                              or self.fusion != "state"):
+            raise ValueError(f"op {self.name}: state_update {self.state_update!r} needs fusion "
+                             "'state' and one of assign, add, sub")
+        if self.commutative and self.fusion != "elementwise":
+            raise ValueError(f"op {self.name}: only elementwise ops are marked commutative")
+        if self.reduce and self.fusion != "reduction" or self.epilogue and self.fusion != "contraction":
+            raise ValueError(f"op {self.name}: reduce needs fusion 'reduction', epilogue 'contraction'")
 
 
 OPS: dict[str, OpDef] = {}
@@ -103,7 +159,6 @@ def apply(op: str, inputs: Sequence[Tensor], attrs: dict | None = None,
     try:
         spec = opdef.infer(specs, attrs)
     except GraphcError as e:
-        from ..ir import _user_call_site
         where = _user_call_site()
         shown = name or op
         desc = ", ".join(str(s) for s in specs)
@@ -208,11 +263,3 @@ def operands(*values, dtype=None) -> list[Tensor]:
             out.append(convert_to_tensor(v, graph=graph))
     return out
 
-
-def static_numel(shape: tuple) -> int | None:
-    n = 1
-    for d in shape:
-        if d is None:
-            return None
-        n *= d
-    return n

@@ -109,8 +109,8 @@ def _grad_ref(v, a):
     return np.concatenate(parts, axis=1).astype(z.dtype)
 
 
-def _grad_composite(x):
-    """lstm_cell_grad(*x) written with primitive ops (what its own gradient differentiates)."""
+def _grad_composite(x, a):
+    """lstm_cell_grad(*x) written with primitive ops (what autodiff differentiates for its gradient)."""
     from .array import concat
     from .elementwise import sigmoid, tanh
     z, out, d_out = x[0], x[-2], x[-1]
@@ -125,16 +125,10 @@ def _grad_composite(x):
     return concat(parts + ([dc * f] if len(x) == 4 else []), axis=1)
 
 
-def _grad_grad(x, y, ddy, a):
-    # second order (rare): differentiate the primitive-op form of the gradient, as partial derivatives
-    # (on identity leaves: out is itself a function of z and c, and that path is the caller's)
-    from ..autodiff import gradients
-    leaves = [apply("identity", [t], {}) for t in x]
-    return gradients(_grad_composite(leaves), leaves, grad_ys=ddy)
-
-
+# second order (rare): no grad rule; autodiff differentiates the composite form
 register(OpDef(
-    "lstm_cell_grad", fusion="opaque", infer=_grad_infer, reference=_grad_ref, grad=_grad_grad,
+    "lstm_cell_grad", fusion="opaque", infer=_grad_infer, reference=_grad_ref,
+    composite=_grad_composite,
     doc="The gradient of lstm_cell: inputs (z, [c,] out, d_out) -> [dz | dc] (dc only with c)."))
 
 

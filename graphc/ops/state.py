@@ -3,7 +3,8 @@
 Variable semantics (what the interpreter and the runtime both implement): a
 ``variable`` node reads the value the variable had when the run started; the
 assign ops of one run apply in schedule order (each sees the previous one's
-result) and are committed together only when the whole run succeeds.
+result) and are committed together only when the whole run succeeds. Every
+runtime computes an assign op's new value with ``update_value``.
 
     >>> import graphc as gc
     >>> v = gc.Variable([1.0, 2.0])
@@ -18,7 +19,7 @@ import numpy as np
 from .. import dtypes as _dt
 from ..errors import DtypeError, ShapeError
 from ..ir import Tensor, TensorSpec, get_default_graph
-from .registry import OpDef, apply, convert_to_tensor, register
+from .registry import OpDef, apply, convert_to_tensor, get_op, register
 
 __all__ = ["constant", "placeholder", "Variable", "assign", "assign_add", "assign_sub", "group",
            "no_op", "global_variables", "trainable_variables", "variables_initializer",
@@ -38,12 +39,12 @@ def _placeholder_infer(specs, a):
 
 
 register(OpDef(
-    "placeholder", fusion="source", infer=_placeholder_infer, reference=None,
+    "placeholder", fusion="source", external=True, infer=_placeholder_infer, reference=None,
     grad=lambda x, y, dy, a: [],
     doc="A value fed at run time through feed_dict; None dimensions accept any size."))
 
 register(OpDef(
-    "variable", fusion="source", stateful=True, infer=_placeholder_infer, reference=None,
+    "variable", fusion="source", external=True, stateful=True, infer=_placeholder_infer, reference=None,
     grad=lambda x, y, dy, a: [],
     doc="Reads a variable's value at the start of the run."))
 
@@ -60,16 +61,16 @@ def _assign_infer(specs, a):
 
 
 register(OpDef(
-    "assign", fusion="state", stateful=True, differentiable=False, infer=_assign_infer,
-    reference=lambda v, a: v[1],
+    "assign", fusion="state", state_update="assign", stateful=True, differentiable=False,
+    infer=_assign_infer, reference=lambda v, a: v[1],
     doc="var <- value; evaluates to the new value."))
 register(OpDef(
-    "assign_add", fusion="state", stateful=True, differentiable=False, infer=_assign_infer,
-    reference=lambda v, a: (v[0] + v[1]).astype(v[0].dtype, copy=False),
+    "assign_add", fusion="state", state_update="add", stateful=True, differentiable=False,
+    infer=_assign_infer, reference=lambda v, a: (v[0] + v[1]).astype(v[0].dtype, copy=False),
     doc="var <- var + value; evaluates to the new value."))
 register(OpDef(
-    "assign_sub", fusion="state", stateful=True, differentiable=False, infer=_assign_infer,
-    reference=lambda v, a: (v[0] - v[1]).astype(v[0].dtype, copy=False),
+    "assign_sub", fusion="state", state_update="sub", stateful=True, differentiable=False,
+    infer=_assign_infer, reference=lambda v, a: (v[0] - v[1]).astype(v[0].dtype, copy=False),
     doc="var <- var - value; evaluates to the new value."))
 
 register(OpDef(
@@ -77,6 +78,34 @@ register(OpDef(
     infer=lambda s, a: TensorSpec((), _dt.bool_),
     reference=lambda v, a: np.array(True),
     doc="Runs its inputs; fetching it returns None (tf.group / tf.no_op)."))
+
+
+def update_value(op: OpDef | str, current: np.ndarray | None, value) -> np.ndarray:
+    """The new value of a variable updated by assign op ``op`` (an ``OpDef`` or its name): a
+    fresh C-ordered array, never ``value`` or ``current`` itself (kernels read variables without
+    a copy, so a transposed value, e.g. the orthogonal initializer's, would otherwise be copied
+    on every read). ``assign`` keeps ``value``'s dtype (the shape rule makes it the variable's;
+    ``current`` may be ``None``, an uninitialized variable); ``assign_add``/``assign_sub``
+    compute ``current +/- value`` in numpy and cast to ``current``'s dtype: the references'
+    value, bit for bit.
+
+        >>> update_value("assign_sub", np.array([1.0, 2.0], np.float32), np.float32(0.5)).tolist()
+        [0.5, 1.5]
+    """
+    kind = (op if isinstance(op, OpDef) else get_op(op)).state_update
+    if kind == "assign":
+        return np.array(value, copy=True, order="C")
+    if kind == "add":
+        r = current + value
+    elif kind == "sub":
+        r = current - value
+    else:
+        raise ValueError(f"{getattr(op, 'name', op)} is not an assign op "
+                         f"(its state_update is {kind!r})")
+    if type(r) is not np.ndarray or r.dtype != current.dtype or not r.flags.c_contiguous:
+        r = np.array(np.asarray(r).astype(current.dtype, copy=False), copy=True, order="C")
+    return r            # numpy's result is a fresh array already: no second copy
+
 
 # -- user API ------------------------------------------------------------------------------------
 

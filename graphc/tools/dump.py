@@ -163,7 +163,7 @@ def _items(attrs):
 def attr_text(graph, n) -> str:
     a = graph.attrs(n)
     parts = []
-    source = graph.op(n) in ("placeholder", "variable")
+    source = get_op(graph.op(n)).external
     for k, v in sorted(a.items()):
         if k in ("c_attrs", "r_attrs", "n_c") or k in _HIDDEN and graph.op(n).startswith("fused"):
             continue

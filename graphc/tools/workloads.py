@@ -250,7 +250,7 @@ def as_program(obj, name: str, train: bool = False) -> Program:
         fetches = [t.node for t in ts]
     elif isinstance(obj, Graph):
         g = obj
-        fetches = [n for n in g.nodes() if not g.consumers(n) and g.op(n) not in ("placeholder",)]
+        fetches = [n for n in g.nodes() if not g.consumers(n) and g.op(n) != "placeholder"]
         if not fetches:
             raise TargetError(f"{name}: the graph is empty")
     else:
