@@ -26,11 +26,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import graphc as gc  # noqa: E402
-from graphc.layers import Dense  # noqa: E402
-from graphc.models import Sequential  # noqa: E402
+import graphc as gc
+from graphc.layers import Dense
+from graphc.models import Sequential
 
 
 def per_call(fn, n=250, repeat=5):

@@ -100,12 +100,17 @@ def test_only_the_test_set_is_tracked():
 # --- packaging --------------------------------------------------------------------------------
 
 def test_wheel_carries_the_test_set_and_notice(tmp_path):
-    """``pip wheel --no-deps .``: a non-editable install gets the data, the credits, no train-*."""
+    """``pip wheel --no-deps .``: a non-editable install gets the data, the credits, no train-*.
+    Built from a copy of the working tree (setuptools writes build/ and *.egg-info in the source)."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    out = tmp_path / "wheel"
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-                           "-w", str(tmp_path), ROOT], capture_output=True, text=True)
+                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (wheel,) = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
-    with zipfile.ZipFile(tmp_path / wheel) as z:
+    (wheel,) = [p for p in os.listdir(out) if p.endswith(".whl")]
+    with zipfile.ZipFile(out / wheel) as z:
         names = z.namelist()
         for name, md5 in MNIST_MD5.items():
             assert hashlib.md5(z.read(f"graphc/datasets/data/{name}")).hexdigest() == md5
