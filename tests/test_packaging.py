@@ -5,6 +5,7 @@ The clone tests run the *installed* graphc (``pip install -e .`` as in the READM
 subprocesses, on a ``git clone`` of this checkout's HEAD in a temporary folder with nothing beside
 it (no ``../shared``)."""
 import base64
+import doctest
 import hashlib
 import importlib.util
 import os
@@ -133,6 +134,8 @@ def _backend():
 def test_build_backend_moves_the_editable_finder_first(tmp_path):
     pytest.importorskip("setuptools")
     backend = _backend()
+    result = doctest.testmod(backend)
+    assert result.attempted >= 2 and result.failed == 0
     pth = b"import __editable___graphc_0_1_0_finder; __editable___graphc_0_1_0_finder.install()"
     record = "__editable__.graphc-0.1.0.pth,sha256=old,81\ngraphc-0.1.0.dist-info/RECORD,,\n"
     wheel = tmp_path / "graphc-0.1.0-0.editable-py3-none-any.whl"
@@ -187,7 +190,7 @@ def test_readme_main_job_runs_in_a_bare_clone(bare_clone):
     clone's root, with no data given (one epoch instead of three)."""
     proc = subprocess.run([sys.executable, "examples/mnist_mlp.py", "--epochs", "1", "--verbose", "0"],
                           cwd=bare_clone, env=_env_without_data(), capture_output=True, text=True,
-                          timeout=300)
+                          timeout=120)      # ~2 s with a filled kernel cache, ~5 s without
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = re.search(r"held-out accuracy: ([0-9.]+) \(loss [0-9.]+\) on 2000 samples", proc.stdout)
     assert m, proc.stdout
