@@ -1,21 +1,25 @@
 """Shared helpers for the MNIST examples: data location, loading, epoch timing, reporting.
 
-Data is read from ``--data DIR``, ``$GRAPHC_DATA``, or ``../shared/data/mnist`` beside the
-checkout (8,000 train / 2,000 held out when only the t10k files are present).
+Data is read from ``--data DIR``, else ``$GRAPHC_DATA``, else the MNIST test set installed with
+graphc (``graphc.datasets.mnist``): 8,000 train / 2,000 held out whenever only the t10k files are
+there, which is always the case for the installed copy.
+
+The examples import the installed graphc (``pip install -e .`` or ``pip install .``), never the
+checkout's ``graphc/`` folder directly: ``graphc.passes`` and ``graphc.runtime`` live in the
+top-level ``passes/`` and ``runtime/`` folders, which only the installation maps into the package.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import graphc as gc  # noqa: E402
-from graphc.callbacks import Callback  # noqa: E402
+try:
+    from graphc.callbacks import Callback
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise SystemExit(f"graphc is not installed ({e}): run `pip install -e .` in the repository root "
+                     "first (see README.md, Quick start).") from e
 
 
 class EpochTimer(Callback):
@@ -31,21 +35,19 @@ class EpochTimer(Callback):
         self.times.append(time.perf_counter() - self.t0)
 
 
-def default_data_dir() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(here, "..", "..", "shared", "data", "mnist")
-
-
 def data_path(arg):
-    """The folder to read MNIST from: ``--data``, else ``$GRAPHC_DATA`` (None), else the default."""
-    return arg or (None if gc.config.get().data_dir else default_data_dir())
+    """The folder to read MNIST from: ``--data``, else None (``mnist.load_data`` then reads
+    ``$GRAPHC_DATA``, else the test set installed with graphc)."""
+    return arg or None
 
 
 def parser(doc, epochs, batch_size=32):
     ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--batch-size", type=int, default=batch_size)
-    ap.add_argument("--data", default=None, help="folder with the MNIST IDX .gz files")
+    ap.add_argument("--data", default=None,
+                    help="folder with the MNIST IDX .gz files (default: $GRAPHC_DATA, else the "
+                         "MNIST test set installed with graphc, split 8,000 train / 2,000 held out)")
     ap.add_argument("--verbose", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     return ap

@@ -26,11 +26,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import graphc as gc  # noqa: E402
-from graphc.layers import Dense  # noqa: E402
-from graphc.models import Sequential  # noqa: E402
+import graphc as gc
+from graphc.layers import Dense
+from graphc.models import Sequential
 
 
 def per_call(fn, n=250, repeat=5):
@@ -46,13 +44,11 @@ def per_call(fn, n=250, repeat=5):
 
 
 def data(n=8000, seed=0):
-    """MNIST images (from $GRAPHC_DATA or ../shared/data/mnist) if present, else uniform noise."""
+    """MNIST images (from $GRAPHC_DATA, else the test set installed with graphc), else uniform
+    noise."""
     try:
         from graphc.datasets import mnist
-        here = os.path.dirname(os.path.abspath(__file__))
-        path = None if os.environ.get("GRAPHC_DATA") else os.path.join(here, "..", "..", "shared", "data",
-                                                                      "mnist")
-        (x, y), _ = mnist.load_data(path)
+        (x, y), _ = mnist.load_data()
         x = x.reshape(len(x), 784)[:n].astype(np.float32) / 255.0
         return x, np.eye(10, dtype=np.float32)[y[:n]]
     except Exception:

@@ -26,6 +26,7 @@ import numpy as np
 from graphc import config
 from graphc.interpreter import random_key
 from graphc.ops.registry import get_op
+from graphc.ops.state import update_value
 
 from . import driver
 from .driver import Line
@@ -61,27 +62,6 @@ def _cw0(x):
     if not (x.flags.c_contiguous and x.flags.writeable):
         x = np.array(x, order="C")
     return x
-
-
-def _assign(cur, val):
-    return np.array(val, copy=True, order="C")      # new variable values are C-ordered (as the reference)
-
-
-def _assign_add(cur, val):
-    r = cur + val
-    if type(r) is not np.ndarray or r.dtype != cur.dtype or not r.flags.c_contiguous:
-        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True, order="C")
-    return r          # a fresh array: the reference's value exactly
-
-
-def _assign_sub(cur, val):
-    r = cur - val
-    if type(r) is not np.ndarray or r.dtype != cur.dtype or not r.flags.c_contiguous:
-        return np.array(np.asarray(r).astype(cur.dtype, copy=False), copy=True, order="C")
-    return r
-
-
-_ASSIGN = {"assign": _assign, "assign_add": _assign_add, "assign_sub": _assign_sub}
 
 
 def _alloc(nbytes: int) -> np.ndarray:
@@ -226,14 +206,11 @@ def _emit_assign(em: _Emitter, s) -> None:
         em.barrier(f"cur = {cur}")
         em.free(f"if cur is None: _uninit({s.inputs[0]})")
         cur = "cur"
-    fn = _ASSIGN.get(s.op)
     if s.takes_value:       # a fresh array of this run (lower._hand_over_updates): keep it
         em.free(f"v{n} = v{s.inputs[1]}")
-    elif fn is not None:
-        em.barrier(f"v{n} = {em.src.bind(fn, 'A')}({cur}, v{s.inputs[1]})")
-    else:
-        ref_fn, attrs = em.src.bind(get_op(s.op).reference), em.src.bind(em.g.attrs(n))
-        em.barrier(f"v{n} = np.array({ref_fn}([{cur}, v{s.inputs[1]}], {attrs}), copy=True, order='C')")
+    else:                   # the one implementation of assign semantics, shared with the interpreter
+        em.barrier(f"v{n} = {em.src.bind(update_value, 'A')}({em.src.bind(get_op(s.op))}, {cur}, "
+                   f"v{s.inputs[1]})")
     em.assigned[ref] = f"v{n}"
     em.per_run.add(n)
 
@@ -339,17 +316,13 @@ EMITTERS = {"feed": _emit_feed, "var": _emit_var, "const": _emit_const, "unfed":
             "assign": _emit_assign, "random": _emit_random, "call": _emit_call}
 
 
-# ops whose numpy reference returns a view of a contiguous input
-_VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze"})
-
-
 def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
     """The value of a view op whose input is a fixed array (a pool buffer or a constant), made at
     bind time: the view always shows the buffer's current contents, and the run skips a numpy call
     (in the MNIST CNN's step a flatten cost 7-18 us there: after kernels that streamed megabytes,
     the interpreter's own data is out of the caches; 0.9 us alone). None unless the reference really
     returned a view of the whole input."""
-    if s.op not in _VIEW_OPS or not s.inputs or any(u not in fixed or u in per_run for u in s.inputs):
+    if not get_op(s.op).view or not s.inputs or any(u not in fixed or u in per_run for u in s.inputs):
         return None
     base = fixed[s.inputs[0]]
     args = [fixed[s.inputs[d.k]] if isinstance(d, In) else d.value for d in descs]

@@ -141,15 +141,14 @@ class _FastCalls(ast.NodeTransformer):
         self.generic_visit(node)
         f = node.func
         if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "math" \
-                and f.attr in _FAST_NAMES:
-            self.used.add(_FAST_NAMES[f.attr])
-            return ast.Call(func=ast.Name(id=_FAST_NAMES[f.attr], ctx=ast.Load()), args=node.args,
-                            keywords=[])
+                and f"math.{f.attr}" in _FAST_CALLS:
+            name = _FAST_CALLS[f"math.{f.attr}"]
+            self.used.add(name)
+            return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=node.args, keywords=[])
         return node
 
 
-_FAST_NAMES = {"exp": "_vexp", "log": "_vlog", "tanh": "_vtanh"}
-_FAST_OPS = {"sigmoid": "_vsigmoid({0})"}   # whole-op replacements (one exp instead of three)
+_FAST_CALLS = {"math.exp": "_vexp", "math.log": "_vlog", "math.tanh": "_vtanh"}
 
 
 # Vectorizable float32 exp/log/tanh/sigmoid (Cephes expf/logf polynomials, Eigen's rational tanh;
@@ -284,9 +283,9 @@ def scalar_expr(op: str, attrs: dict, args: list[str], in_dtypes: list, out_dtyp
     f32 = any(np.dtype(d) == np.float32 for d in in_dtypes) or np.dtype(out_dtype) == np.float32
     use_fast = fast is not None and np.dtype(out_dtype) == np.float32 and \
         all(np.dtype(d) != np.float64 for d in in_dtypes)
-    if use_fast and op in _FAST_OPS:
-        fast.update(("_vexp", _FAST_OPS[op].split("(")[0]))
-        return _FAST_OPS[op].format(*args)
+    if use_fast and opdef.scalar_f32 is not None:      # a whole-op fast form (sigmoid: one exp)
+        fast.update(("_vexp", opdef.scalar_f32.split("(")[0]))
+        return opdef.scalar_f32.format(*args)
     kw = {k: repr(v) for k, v in attrs.items() if isinstance(v, (bool, int, float, np.generic))}
     text = tmpl.format(*args, **kw)
     tree = ast.parse(text, mode="eval")

@@ -73,9 +73,10 @@ def _cast_ref(fn):
     return ref
 
 
-def _unary(name, ref, scalar, grad, kinds="f", doc=""):
+def _unary(name, ref, scalar, grad, kinds="f", doc="", scalar_f32=None):
     register(OpDef(name, fusion="elementwise", infer=_ew_infer_unary(kinds), reference=_cast_ref(ref),
-                   scalar=scalar, grad=grad, differentiable=grad is not None and "f" in kinds, doc=doc))
+                   scalar=scalar, grad=grad, differentiable=grad is not None and "f" in kinds, doc=doc,
+                   scalar_f32=scalar_f32))
 
 
 def _binary(name, ref, scalar, grad, kinds="fi", out_dtype=None, doc="", commutative=False):
@@ -112,7 +113,7 @@ _unary("tanh", np.tanh, "math.tanh({0})", lambda x, y, dy, a: [dy * (1.0 - y * y
 _unary("sigmoid", lambda x: np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))),
                                      np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))),
        "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else math.exp({0}) / (1.0 + math.exp({0})))",
-       lambda x, y, dy, a: [dy * y * (1.0 - y)])
+       lambda x, y, dy, a: [dy * y * (1.0 - y)], scalar_f32="_vsigmoid({0})")
 # relu's gradient reads its output (y > 0 exactly when x > 0, NaN included), as TF's ReluGrad
 # does: the pre-activation then has one use and fuses into a conv/matmul epilogue with the relu
 _unary("relu", lambda x: np.maximum(x, 0), "max({0}, 0)",

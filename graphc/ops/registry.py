@@ -71,6 +71,9 @@ class OpDef:
       what a fed node becomes. ``constant`` is a ``source`` too, but its value is known.
     * ``reads_shape_only``: the value is a function of input 0's shape alone, never of its
       elements (``shape``, ``size``): known as soon as that shape is.
+    * ``scalar_f32``: a float32 form of the ``scalar`` template for generated kernels with fast
+      math on, over the runtime's vectorizable helpers (``_vexp``, ``_vsigmoid``...): sigmoid
+      as one exp instead of the stable form's three.
     * ``composite(inputs, attrs) -> Tensor``: the op written with other graph ops; for an op
       without a ``grad`` rule, autodiff differentiates this form instead (``lstm_cell_grad``).
 
@@ -84,6 +87,7 @@ class OpDef:
     fusion: str = "opaque"
     grad: Callable | None = None
     scalar: str | None = None
+    scalar_f32: str | None = None
     differentiable: bool = True
     stateful: bool = False
     random: bool = False
