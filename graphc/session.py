@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Callable
 
 import numpy as np
@@ -17,6 +19,7 @@ from . import dtypes as _dt
 from .errors import DtypeError, FeedError, FetchError, ShapeError
 from .interpreter import evaluate
 from .ir import Graph, Operation, Tensor, get_default_graph
+from .ops.registry import get_op
 
 
 class Session:
@@ -59,6 +62,9 @@ class Session:
         self._programs: dict[tuple, Callable] = {}
         self._fetch_plans: dict = {}
         self._feed_fast: dict = {}
+        self._prepare_lock = threading.RLock()     # one thread prepares a program; others wait
+        self._state_lock = threading.Lock()        # runs that update variables, one at a time
+        self._updating: set = set()                # program keys whose runs update variables
 
     # -- context manager / lifecycle ---------------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -93,15 +99,14 @@ class Session:
                             "Executable.bound.line_times to see what a run does")
         nodes, none_mask, rebuild = self._fetch_plan(fetches)
         feeds = self._feeds(feed_dict) if feed_dict else {}
-        values, updates = self._execute(nodes, feeds)
-        self._commit(updates)
+        values = self._execute(nodes, feeds)
         return rebuild([None if skip else _own(v) for skip, v in zip(none_mask, values)])
 
     def _commit(self, updates: dict) -> None:
         if updates:
-            self.state.update(updates)
             for v in updates.values():
                 v.flags.writeable = False  # state is replaced, never written in place
+            self.state = {**self.state, **updates}  # one step: a concurrent run sees all or none
         self._runs += 1
 
     def _fetch_plan(self, fetches) -> tuple:
@@ -131,11 +136,28 @@ class Session:
         return nodes, none_mask, rebuild
 
     def _execute(self, nodes: list[int], feeds: dict[int, np.ndarray]):
+        """Run a program and commit its updates. Runs that update variables hold the session's
+        state lock from reading the variables to committing, so concurrent training steps apply
+        one after another, each seeing all of the steps before it (in the order they take the
+        lock); runs that only read (predict, evaluate) run at once, each on one state snapshot."""
         key = (tuple(nodes), tuple(sorted(feeds)))
-        program = self._programs.get(key)
-        if program is None:
-            program = self._programs[key] = self._prepare(list(nodes), sorted(feeds))
-        return program(feeds, self.state, self._runs)
+        program = self._programs.get(key) or self._program(key)
+        if key in self._updating:
+            with self._state_lock:
+                values, updates = program(feeds, self.state, self._runs)
+                self._commit(updates)
+        else:
+            values, updates = program(feeds, self.state, self._runs)
+            self._commit(updates)
+        return values
+
+    def _program(self, key: tuple) -> Callable:
+        """The program for ``key`` = (fetch nodes, fed nodes), prepared once (thread-safe)."""
+        with self._prepare_lock:
+            program = self._programs.get(key)
+            if program is None:
+                program = self._programs[key] = self._prepare(list(key[0]), list(key[1]))
+            return program
 
     def make_callable(self, fetches, feed_list=None, accept_options: bool = False) -> Callable:
         """A function running ``fetches`` with the values of ``feed_list`` as positional arguments
@@ -160,9 +182,7 @@ class Session:
             raise FeedError(f"make_callable: feed_list names a tensor twice: {feed_list}")
         fed = sorted(feed_nodes)
         key = (tuple(nodes), tuple(fed))
-        program = self._programs.get(key)
-        if program is None:
-            program = self._programs[key] = self._prepare(list(nodes), fed)
+        program = self._programs.get(key) or self._program(key)
         return _make_callable(self, program, nodes, none_mask, rebuild, feed_nodes, fed)
 
     def _prepare(self, nodes: list[int], fed: list[int]) -> Callable:
@@ -172,6 +192,9 @@ class Session:
             from .passes import optimize
             graph, report = optimize(self.graph, nodes, feeds=fed)
             fetches = report.fetches
+        if any(get_op(graph.op(n)).state_update is not None
+               for n in graph.ancestors(fetches, stop=fed)):
+            self._updating.add((tuple(nodes), tuple(fed)))
         if self.executor == "compiled":
             from . import runtime
             exe = runtime.compile(graph, fetches, feeds=fed, config=self.config)
@@ -274,17 +297,16 @@ def _make_callable(sess: Session, program, nodes, none_mask, rebuild, feed_nodes
             conds += [f"a{i}.shape[{ax}] == {d}" for ax, d in enumerate(spec.shape) if d is not None]
             with src.block(f"if not ({' and '.join(conds)}):"):
                 src.add(f"a{i} = {src.bind((lambda n: lambda v: convert_feed(g, n, v))(n), 'slow')}(a{i})")
-        if run_list is not None and list(exe.feeds) == list(fed):
-            src.add(f"values, updates = run_list([{', '.join(f'a{pos[n]}' for n in fed)}], "
-                    "sess.state, sess._runs)")
-        else:
-            src.add(f"values, updates = program({{{', '.join(f'{n}: a{pos[n]}' for n in fed)}}}, "
-                    "sess.state, sess._runs)")
-        with src.block("if updates:"):
-            src.add("sess.state.update(updates)")
-            with src.block("for u in updates.values():"):
-                src.add("u.flags.writeable = False")
-        src.add("sess._runs += 1")
+        with contextlib.ExitStack() as locked:     # as Session._execute: updating runs one at a time
+            if (tuple(nodes), tuple(fed)) in sess._updating:
+                locked.enter_context(src.block("with sess._state_lock:"))
+            if run_list is not None and list(exe.feeds) == list(fed):
+                src.add(f"values, updates = run_list([{', '.join(f'a{pos[n]}' for n in fed)}], "
+                        "sess.state, sess._runs)")
+            else:
+                src.add(f"values, updates = program({{{', '.join(f'{n}: a{pos[n]}' for n in fed)}}}, "
+                        "sess.state, sess._runs)")
+            src.add("sess._commit(updates)")
         outs = ", ".join("None" if skip else f"_own(values[{k}])" for k, skip in enumerate(none_mask))
         src.add(f"return rebuild([{outs}])")
     call = src.function("call", f"<graphc make_callable {id(src):x}>")
