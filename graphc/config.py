@@ -28,6 +28,7 @@ so a later override does not change a session that already exists.
 | driver           | GRAPHC_DRIVER          | python                      | ``numba``: runs of kernel calls compiled into one jitted segment |
 | compile_jobs     | GRAPHC_COMPILE_JOBS    | 2                           | processes compiling a cold plan's kernels (1: this process only) |
 | strict_kernels   | GRAPHC_STRICT_KERNELS  | 0                           | a kernel that fails and would fall back to the numpy reference raises instead of warning |
+| tiered           | GRAPHC_TIERED          | 1                           | a plan whose kernels are not compiled yet runs its numpy references while they compile in a child process (0: wait for them) |
 | data_dir         | GRAPHC_DATA            | (none)                      | where ``graphc.datasets`` looks for data files given no path |
 """
 from __future__ import annotations
@@ -82,6 +83,7 @@ FIELDS = {f.name: f for f in (
     _Field("driver", "GRAPHC_DRIVER", lambda s: s.strip().lower(), ("python", "numba")),
     _Field("compile_jobs", "GRAPHC_COMPILE_JOBS", _count),
     _Field("strict_kernels", "GRAPHC_STRICT_KERNELS", _flag),
+    _Field("tiered", "GRAPHC_TIERED", _flag),
     _Field("data_dir", "GRAPHC_DATA", str.strip),
 )}
 
@@ -103,6 +105,7 @@ class Config:
     driver: str = "python"
     compile_jobs: int = 2
     strict_kernels: bool = False
+    tiered: bool = True
     data_dir: str | None = None
 
     def __post_init__(self):

@@ -249,40 +249,30 @@ def compile_parallel(pairs) -> int:
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
     pairs = [(disp, tuple(sig)) for disp, sig in pairs if tuple(sig) not in disp.overloads]
-    cached = _cached_functions({id(d): d for d, _ in pairs}.values())
-    modules: dict[str, list] = {}
-    for disp, sig in pairs:
-        if f"{disp.py_func.__module__}.{disp.py_func.__qualname__}" not in cached:
-            todo = modules.setdefault(disp.py_func.__module__, [])
-            if (disp, sig) not in todo:
-                todo.append((disp, sig))
-    if len(modules) < 2:
+    shares = _shares(cold(pairs), 2)
+    if len(shares) < 2:
         return 0
-    # the child takes about half of the signatures, whole modules at a time, the largest first
-    groups = sorted(modules.values(), key=len, reverse=True)
-    mine, theirs = [], []
-    for grp in groups:
-        (mine if sum(map(len, mine)) <= sum(map(len, theirs)) else theirs).append(grp)
-    if not theirs:
-        return 0
-    pid = _fork_holding_compile_locks()
-    if pid == 0:                    # the child: compile into the disk cache, then leave at once
-        code = 0
-        try:
-            for grp in theirs:
-                for disp, sig in grp:
-                    ensure_compiled(disp, sig)
-        except BaseException:
-            code = 1
-        os._exit(code)
+    mine, theirs = shares
+    pid = _fork_compiling(theirs)
     try:
-        for grp in mine:
-            for disp, sig in grp:
-                with contextlib.suppress(Exception):        # reported by ensure_compiled later
-                    ensure_compiled(disp, sig)
+        for disp, sig in mine:
+            with contextlib.suppress(Exception):        # reported by ensure_compiled later
+                ensure_compiled(disp, sig)
     finally:
         _reap(pid, CHILD_TIMEOUT_S)
-    return len(theirs)
+    return len({d.py_func.__module__ for d, _ in theirs})
+
+
+def _shares(pairs, n: int) -> list:
+    """``pairs`` cut into at most ``n`` non-empty shares of whole modules (numba writes a module's
+    cache entries together), balanced by count, the largest modules first."""
+    modules: dict[str, list] = {}
+    for pair in dict.fromkeys(pairs):
+        modules.setdefault(pair[0].py_func.__module__, []).append(pair)
+    shares: list = [[] for _ in range(n)]
+    for grp in sorted(modules.values(), key=len, reverse=True):
+        min(shares, key=len).extend(grp)
+    return [s for s in shares if s]
 
 
 CHILD_TIMEOUT_S = 600.0     # a compile child still running after this is killed (its work redone here)
@@ -301,16 +291,90 @@ def _fork_holding_compile_locks() -> int:
         return os.fork()
 
 
-def _reap(pid: int, timeout: float) -> None:
+def _reap(pid: int, timeout: float) -> bool:
+    """Wait for compile child ``pid`` (killed after ``timeout`` s); True if it exited with 0."""
     import time
     deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
         if time.monotonic() > deadline:
             import signal
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return
+            return False
         time.sleep(0.005)
+
+
+# -- background compiles (tiered execution) ----------------------------------------------------------
+_BACKGROUND: dict = {}          # (id(dispatcher), signature) -> Event set once a child compiled it
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def can_compile_in_background() -> bool:
+    """Whether kernels can compile in a forked child while this process runs (Linux, fcntl, two or
+    more cores, and ``compile_jobs`` above 1 in the configuration in force)."""
+    return config.get().compile_jobs > 1 and sys.platform.startswith("linux") and fcntl is not None \
+        and (os.cpu_count() or 1) >= 2
+
+
+def cold(pairs) -> list:
+    """The ``(dispatcher, signature)`` pairs whose functions the disk cache holds nothing for: a
+    real compile, not a load."""
+    cached = _cached_functions({id(d): d for d, _ in pairs}.values())
+    return [(d, s) for d, s in pairs if f"{d.py_func.__module__}.{d.py_func.__qualname__}" not in cached]
+
+
+def compile_in_background(pairs, timeout: float | None = None) -> bool:
+    """Compile ``pairs`` into the disk cache in a forked child process and wait for it (call this
+    from a background thread: the wait holds no lock and hardly the GIL). Pairs that another
+    thread's child is compiling already are waited for, not compiled twice. True when every
+    child exited cleanly within ``timeout`` (default ``CHILD_TIMEOUT_S``); a child that hangs is
+    killed. The child dies with this process (``PR_SET_PDEATHSIG``), and numba writes its cache
+    files by rename, so a killed child leaves no entry a later process would trust."""
+    with _BACKGROUND_LOCK:
+        ours = [(d, s) for d, s in pairs if (id(d), s) not in _BACKGROUND]
+        done = threading.Event()
+        for d, s in ours:
+            _BACKGROUND[(id(d), s)] = done
+        theirs = {_BACKGROUND[(id(d), s)] for d, s in pairs} - {done}
+    ok = True
+    if ours:
+        try:
+            ok = _compile_in_child(ours, CHILD_TIMEOUT_S if timeout is None else timeout)
+        finally:
+            done.set()
+    for ev in theirs:
+        ev.wait()
+    return ok
+
+
+def _compile_in_child(pairs, timeout: float) -> bool:
+    """``pairs`` compiled by ``compile_jobs - 1`` children at once (a share of modules each): one
+    core stays with the process, which keeps running. Measured on 2 cores (MNIST MLP training
+    step, other work on the machine): one child 2.95 s to compile, two children 2.64 s, the
+    reference steps meanwhile slower by the cores they lost."""
+    pids = [_fork_compiling(share) for share in _shares(pairs, max(1, config.get().compile_jobs - 1))]
+    return all([_reap(pid, timeout) for pid in pids])
+
+
+def _fork_compiling(pairs) -> int:
+    """Fork a child that compiles ``pairs`` into the disk cache and exits (status 1 on the first
+    failure; it dies with this process); returns its pid."""
+    pid = _fork_holding_compile_locks()
+    if pid == 0:
+        code = 0
+        try:
+            import ctypes
+            import signal
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))     # PR_SET_PDEATHSIG
+            for disp, sig in pairs:
+                ensure_compiled(disp, sig)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    return pid
 
 
 # -- hand-written kernel families ------------------------------------------------------------------
@@ -391,5 +455,7 @@ def cache_clear() -> int:
                     os.unlink(p)
     for k in [k for k in _MODULES if k.startswith(root + ":")]:
         del _MODULES[k]
+    with _BACKGROUND_LOCK:
+        _BACKGROUND.clear()
     GENERATION[0] += 1
     return n

@@ -26,16 +26,18 @@ arrays), and nothing is written to ``state``.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 
 from graphc import config as _config
-from graphc.errors import GraphError, UninitializedVariableError
+from graphc.errors import GraphError, KernelFallbackWarning, UninitializedVariableError
 from graphc.interpreter import evaluate
 from graphc.ir import Graph
 
+from . import cache
 from .bound import Bound, NeedsInterpreter
-from .lower import Plan, lower
+from .lower import Plan, bind_schedule, complete, lower
 
 
 class Executable:
@@ -50,6 +52,8 @@ class Executable:
         self._free: dict[tuple, list] = {}               # shape set -> bindings no run is using
         self._lock = threading.Lock()                    # planning and binding
         self.extra_bindings = 0     # buffer sets bound because every other was in use by a thread
+        self._compiling: list[threading.Thread] = []     # tiered execution's background compiles
+        self.tier_swaps = 0         # shape sets moved from the reference tier to compiled kernels
         self._last: Bound | None = None
         self._feed_dtypes = {f: graph.spec(f).dtype for f in self.feeds}
 
@@ -66,8 +70,7 @@ class Executable:
             if b is False:
                 try:
                     with _config.use(self.config):
-                        plan = lower(self.graph, self.fetches, self.feeds, dict(zip(self.feeds, key)))
-                        b = Bound(self, plan, self.config)
+                        b = self._bind(key)
                 except NeedsInterpreter:
                     b = None
                 if b is not None:
@@ -76,6 +79,52 @@ class Executable:
         if b is not None:
             self._last = b
         return b
+
+    def _bind(self, key: tuple) -> Bound:
+        """Lower and bind shape set ``key``. Tiered execution (``config.tiered``): when some of the
+        plan's kernels are not in the disk cache, the plan first runs on its numpy references
+        while a child process compiles them; a background thread then loads them, binds the
+        compiled plan and swaps it in between two runs (``_swap_in``)."""
+        shapes = dict(zip(self.feeds, key))
+        binding = bind_schedule(self.graph, self.fetches, self.feeds, shapes)
+        if self.config.tiered and cache.can_compile_in_background():
+            todo = cache.cold(binding.kernels())
+            if todo:
+                baseline = Bound(self, lower(self.graph, self.fetches, self.feeds, shapes,
+                                             reference_only=True), self.config)
+                t = threading.Thread(target=self._swap_in, args=(key, binding, todo), daemon=True,
+                                     name=f"graphc-compile-{len(todo)}-kernels")
+                self._compiling.append(t)
+                t.start()
+                return baseline
+        return Bound(self, complete(binding), self.config)
+
+    def _swap_in(self, key: tuple, binding, todo: list) -> None:
+        """Background thread of tiered execution: compile ``todo`` in a child process, then bind
+        the compiled plan and make it the one the next run of ``key`` takes. A failed or hung
+        compile leaves the shape set on its reference tier, with one warning naming the kernels."""
+        try:
+            if not cache.compile_in_background(todo):
+                failed = cache.cold(todo)
+                raise RuntimeError("the compile process failed or hung on "
+                                   f"{', '.join(d.py_func.__name__ for d, _ in failed) or 'a kernel'}")
+            with _config.use(self.config):
+                b = Bound(self, complete(binding), self.config)
+        except Exception as e:      # noqa: BLE001 - reported, and the reference tier keeps running
+            warnings.warn(f"graphc: background compile of {len(todo)} kernels failed ({type(e).__name__}: "
+                          f"{e}); this plan keeps running its numpy references", KernelFallbackWarning)
+            return
+        with self._lock:
+            self._bound[key] = b
+            self._free[key] = [b]       # runs in flight finish on the reference tier's buffers
+            self._last = b
+            self.tier_swaps += 1
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for tiered execution's background compiles; True when none is left running."""
+        for t in list(self._compiling):
+            t.join(timeout)
+        return not any(t.is_alive() for t in self._compiling)
 
     def _acquire(self, key: tuple) -> Bound | None:
         """A binding of shape set ``key`` that no other run is using: each concurrent run has

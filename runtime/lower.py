@@ -155,8 +155,32 @@ def _fold(graph: Graph, n: int, op: str, ins: list, in_shapes: list, shape, know
     return val
 
 
-def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
-    """Bind every scheduled node to a kernel for ``feed_shapes`` and plan the buffers."""
+def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict, reference_only: bool = False) -> Plan:
+    """Bind every scheduled node to a kernel for ``feed_shapes`` and plan the buffers (both
+    halves below). ``reference_only``: every node runs its numpy reference (the baseline tier of
+    tiered execution: it runs at once, with nothing to compile)."""
+    return complete(bind_schedule(graph, fetches, feeds, feed_shapes, reference_only))
+
+
+@dataclass
+class Bindings:
+    """A schedule whose nodes are bound to kernels not compiled yet (``bind_schedule``)."""
+    graph: Graph
+    fetches: list
+    feeds: list
+    feed_shapes: dict
+    steps: list
+    contexts: dict
+
+    def kernels(self) -> list:
+        """The ``(dispatcher, signature)`` pairs its kernels need that this process lacks."""
+        pairs = [(d, tuple(sig)) for st in self.steps if st.kind == "call" for d, sig in st.call.warm]
+        return list(dict.fromkeys((d, sig) for d, sig in pairs if sig not in d.overloads))
+
+
+def bind_schedule(graph: Graph, fetches: list, feeds: list, feed_shapes: dict,
+                  reference_only: bool = False) -> Bindings:
+    """Steps 1-2 of lowering: shapes, bind-time folds and each node's kernel, nothing compiled."""
     fed = set(feeds)
     order = schedule(graph, fetches, {n: None for n in fed})
     fetch_set = set(fetches)
@@ -202,23 +226,29 @@ def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict) -> Plan:
             elif kind == "call":
                 ctx = NodeCtx(n, op, graph.attrs(n), in_shapes, [graph.spec(i).dtype for i in ins],
                               shape, spec.dtype, tuple(spec.shape), [graph.spec(i).shape for i in ins])
-                st.call = bind(ctx, compile=False) if shape is not None else reference_call(ctx)
+                st.call = bind(ctx, compile=False) if shape is not None and not reference_only \
+                    else reference_call(ctx)
                 contexts[n] = ctx
             else:
                 st.storage = "fresh" if kind == "assign" else "value"
         shapes[n] = st.shape
         steps.append(st)
+    return Bindings(graph, list(fetches), list(feeds), dict(feed_shapes), steps, contexts)
+
+
+def complete(b: Bindings) -> Plan:
+    """Step 3 of lowering: the kernels compiled (or loaded), then the buffers planned."""
     # the plan's kernels compile together (on two processes when none is cached), then each call
     # is checked: one whose kernels do not compile runs its numpy reference
-    calls = [st for st in steps if st.kind == "call"]
+    calls = [st for st in b.steps if st.kind == "call"]
     cache.compile_parallel([pair for st in calls for pair in st.call.warm])
+    fetch_set = set(b.fetches)
     for st in calls:
-        st.call = finish(contexts[st.node], st.call)
+        st.call = finish(b.contexts[st.node], st.call)
         st.storage = ("fresh" if st.node in fetch_set else "buf") if st.call.mode == "out" else "value"
-    plan = Plan(graph, list(fetches), list(feeds), steps,
-                tuple(tuple(feed_shapes[f]) for f in feeds))
-    _hand_over_updates(graph, steps, fetch_set)
-    _serial_beside_blas(steps)
+    plan = Plan(b.graph, b.fetches, b.feeds, b.steps, tuple(tuple(b.feed_shapes[f]) for f in b.feeds))
+    _hand_over_updates(b.graph, b.steps, fetch_set)
+    _serial_beside_blas(b.steps)
     _plan_memory(plan)
     return plan
 

@@ -12,6 +12,8 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/gradcheck.py and friends
 os.environ.setdefault("GRAPHC_CACHE_DIR", os.path.join(tempfile.gettempdir(), "graphc-test-cache"))
 # a kernel that fails to bind or compile is an error here, not a silent numpy fallback
 os.environ.setdefault("GRAPHC_STRICT_KERNELS", "1")
+# plans bind their compiled kernels at once (tests look at them); tests/test_tiered.py tiers
+os.environ.setdefault("GRAPHC_TIERED", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ def test_bench_quick_json_fields(capsys, tmp_path):
             assert f in r, f
         assert r["nodes_optimized"] <= r["nodes_raw"]
         assert set(r["passes"]) >= {"dce", "cse", "fuse_elementwise"}
-        for f in ("passes_s", "compile_cold_s", "compile_warm_s", "run_s", "reference_run_s"):
+        for f in ("passes_s", "first_step_s", "compile_cold_s", "compile_warm_s", "run_s", "reference_run_s"):
             assert r[f] > 0, f
         assert r["matches_reference"] is True
         assert r["kernels_loaded_warm"] >= 0 and r["peak_bytes"] >= 0
