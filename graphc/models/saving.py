@@ -19,6 +19,8 @@ import tempfile
 
 import numpy as np
 
+from .serialization import deserialize_layer, serialize_layer
+
 FORMAT = "graphc-model-1"
 
 
@@ -73,9 +75,7 @@ def save_model(model, filepath, overwrite=True) -> None:
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
-    cls = type(model).__name__
-    config = {"format": FORMAT, "class_name": "Functional" if cls == "Model" else cls,
-              "config": model.get_config(), "compile": _compile_config(model)}
+    config = {"format": FORMAT, **serialize_layer(model), "compile": _compile_config(model)}
     weights = model.get_weights()
     arrays = {"config": _str_array(json.dumps(config))}
     for i, w in enumerate(weights):
@@ -97,7 +97,6 @@ def _read(filepath):
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save(path)``: same architecture, weights and (if it
     was compiled with serializable settings) the same compile settings (fresh optimizer state)."""
-    from .functional import deserialize_layer
     config, weights = _read(filepath)
     if config.get("format") != FORMAT:
         raise ValueError(f"{filepath} is not a graphc model file (format {config.get('format')!r})")
@@ -108,10 +107,13 @@ def load_model(filepath, custom_objects=None, compile=True):
     if compile and cc:
         from .. import losses, optimizers
         loss = cc["loss"]
-        loss = [losses.deserialize(l) if isinstance(l, dict) else l for l in loss] \
-            if isinstance(loss, list) else (losses.deserialize(loss) if isinstance(loss, dict) and
-                                            "class_name" in loss else loss)
-        model.compile(optimizer=optimizers.deserialize(cc["optimizer"]), loss=loss,
+
+        def load_loss(spec):   # a name, a Loss's dict, or (several outputs) a dict of those
+            if isinstance(spec, dict) and "class_name" not in spec:
+                return {k: load_loss(v) for k, v in spec.items()}
+            return losses.deserialize(spec, custom_objects) if isinstance(spec, dict) else spec
+        loss = [load_loss(l) for l in loss] if isinstance(loss, list) else load_loss(loss)
+        model.compile(optimizer=optimizers.deserialize(cc["optimizer"], custom_objects), loss=loss,
                       metrics=cc["metrics"], loss_weights=cc["loss_weights"])
     return model
 
