@@ -37,8 +37,12 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None): pass
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
     def on_predict_begin(self, logs=None): pass
     def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
 
     # Keras 2 aliases
     def on_batch_begin(self, batch, logs=None): pass
@@ -64,21 +68,9 @@ class CallbackList:
             c.set_params(params)
         self.wants_batch_logs = any(c._wants_batch_logs for c in self.callbacks)
 
-    def on_train_begin(self, logs=None):
+    def _call(self, hook, *args):
         for c in self.callbacks:
-            c.on_train_begin(logs)
-
-    def on_train_end(self, logs=None):
-        for c in self.callbacks:
-            c.on_train_end(logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for c in self.callbacks:
-            c.on_epoch_begin(epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        for c in self.callbacks:
-            c.on_epoch_end(epoch, logs)
+            getattr(c, hook)(*args)
 
     def on_train_batch_begin(self, batch, logs=None):
         for c in self.callbacks:
@@ -89,6 +81,20 @@ class CallbackList:
         for c in self.callbacks:
             c.on_train_batch_end(batch, logs)
             c.on_batch_end(batch, logs)
+
+
+def _dispatcher(hook: str):
+    def method(self, *args):
+        self._call(hook, *args)
+    method.__name__ = hook
+    method.__doc__ = f"Call ``{hook}`` on every callback, in order."
+    return method
+
+
+for _hook in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin",
+              "on_test_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+              "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(CallbackList, _hook, _dispatcher(_hook))
 
 
 class History(Callback):

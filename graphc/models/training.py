@@ -40,6 +40,27 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _check_kwargs(method, kwargs: dict) -> None:
+    """A ``TypeError`` naming an argument ``method`` does not take, and the ones it does."""
+    if not kwargs:
+        return
+    import inspect
+    accepted = [p for p in inspect.signature(method).parameters
+                if p not in ("self", "kwargs") and not p.startswith("_")]
+    bad = ", ".join(repr(k) for k in kwargs)
+    raise TypeError(f"{method.__name__}() got unexpected keyword argument(s) {bad}; it accepts: "
+                    f"{', '.join(accepted)}")
+
+
+def _check_unsupported(method: str, **given) -> None:
+    """Arguments Keras has that graphc does not implement yet: an error instead of ignoring them."""
+    for name, value in given.items():
+        if value is not None and value is not False:
+            raise NotImplementedError(
+                f"{method}(): {name}= is not supported by graphc models yet (the value would be "
+                f"ignored); leave it out, or weight the loss yourself with a custom loss function")
+
+
 class TrainingMixin:
     """Keras' training API; needs the ``Model`` attributes (``inputs``, ``outputs``, ``_replay``)."""
 
@@ -47,8 +68,23 @@ class TrainingMixin:
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=None, steps_per_execution=None, jit_compile=None,
                 **kwargs):
-        """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object."""
+        """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object.
+
+        Names are checked here: an unknown loss or metric raises ``ValueError`` listing the
+        known ones. ``run_eagerly``, ``steps_per_execution`` and ``jit_compile`` are accepted
+        for Keras compatibility and change nothing (graphc always compiles the whole step).
+
+            >>> from graphc.models import Sequential
+            >>> from graphc.layers import Dense
+            >>> m = Sequential([Dense(2, activation="softmax", input_dim=3)])
+            >>> m.compile(loss="categorical_crossentropy", metrics=["acuracy"])  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: unknown metric 'acuracy' (did you mean 'accuracy'?); known metrics: ...
+        """
         from .. import optimizers
+        _check_kwargs(type(self).compile, kwargs)
+        _check_unsupported("compile", weighted_metrics=weighted_metrics)
         self.optimizer = optimizers.get(optimizer)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
                               "loss_weights": loss_weights}
@@ -73,6 +109,9 @@ class TrainingMixin:
             per_out = [list(m) for m in metrics]
         else:
             per_out = [_as_list(metrics)] * n_out
+        for specs in per_out:
+            for m in specs:
+                _metrics.get(m)     # a misspelled metric fails here, not in fit
         self._metric_specs = per_out
         self._programs = {k: v for k, v in self._programs.items() if k[0] == "predict"}
         self._lr_var = None
@@ -254,6 +293,7 @@ class TrainingMixin:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
         self._require_compiled("train_on_batch")
+        _check_unsupported("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
         self._ensure_network_for(x)
         xs, ys = self._x_list(x), self._y_list(y)
         prog = self._get_program("train", xs, ys)
@@ -263,6 +303,7 @@ class TrainingMixin:
 
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
         self._require_compiled("test_on_batch")
+        _check_unsupported("test_on_batch", sample_weight=sample_weight)
         xs, ys = self._x_list(x), self._y_list(y)
         prog = self._get_program("test", xs, ys)
         return _result(prog.names, [float(v) for v in self._run(prog, xs + ys)], return_dict)
@@ -280,11 +321,31 @@ class TrainingMixin:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1, **kwargs):
-        """Train for ``epochs`` epochs; returns a ``History`` (``history.history[name]`` per epoch)."""
+        """Train for ``epochs`` epochs; returns a ``History`` (``history.history[name]`` per epoch).
+
+        An epoch is one pass over the (shuffled) data, or, with ``steps_per_epoch``, that many
+        batches: the batches continue where the previous epoch stopped and a new shuffled pass
+        starts whenever the data is used up. ``validation_steps`` limits validation to that many
+        batches of the validation data.
+
+            >>> import numpy as np
+            >>> from graphc.models import Sequential
+            >>> from graphc.layers import Dense
+            >>> m = Sequential([Dense(1, input_dim=2)]); m.compile("sgd", "mse")
+            >>> h = m.fit(np.ones((10, 2)), np.ones(10), batch_size=4, epochs=2, steps_per_epoch=5,
+            ...           verbose=0)
+            >>> h.params["steps"], len(h.history["loss"])
+            (5, 2)
+        """
         from .. import callbacks as cbks
+        _check_kwargs(type(self).fit, kwargs)
+        _check_unsupported("fit", class_weight=class_weight, sample_weight=sample_weight)
         self._require_compiled("fit")
         self._ensure_network_for(x)
-        batch_size = int(batch_size or 32)
+        batch_size = _positive_int("fit", "batch_size", batch_size, 32)
+        steps_per_epoch = _positive_int("fit", "steps_per_epoch", steps_per_epoch, None)
+        validation_steps = _positive_int("fit", "validation_steps", validation_steps, None)
+        validation_freq = _positive_int("fit", "validation_freq", validation_freq, 1)
         xs, ys = self._x_list(x), self._y_list(y)
         n = len(xs[0])
         if any(len(a) != n for a in xs + ys):
@@ -297,13 +358,16 @@ class TrainingMixin:
             n = split
         elif validation_data is not None:
             vd = tuple(validation_data)
+            if len(vd) != 2:
+                raise ValueError(f"fit: validation_data must be (x_val, y_val), got a tuple of "
+                                 f"{len(vd)} items (sample weights are not supported)")
             val_xs, val_ys = self._x_list(vd[0]), self._y_list(vd[1])
         else:
             val_xs = val_ys = None
         if n == 0:
             raise ValueError("fit: no training samples")
         prog = self._get_program("train", xs, ys)
-        steps = (n + batch_size - 1) // batch_size
+        steps = steps_per_epoch or (n + batch_size - 1) // batch_size
         history = cbks.History()
         cb_list = list(callbacks or [])
         all_cbs = cbks.CallbackList(cb_list + [history], add_progbar=verbose != 0, verbose=verbose,
@@ -313,24 +377,20 @@ class TrainingMixin:
         all_cbs.on_train_begin()
         from .. import initializers as _init   # one seeded stream: set_random_seed fixes shuffling
         rng = np.random.default_rng(int(_init._GLOBAL[0].integers(2 ** 63)))
+        batches = _batch_stream(xs + ys, batch_size, rng if shuffle else None)
+        step_fn = prog.callable(self._state.session)
         n_names = len(prog.names)
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self._sync_lr()
             all_cbs.on_epoch_begin(epoch)
-            if shuffle:
-                perm = rng.permutation(n)
-                ex, ey = [a[perm] for a in xs], [a[perm] for a in ys]
-            else:
-                ex, ey = xs, ys
             sums = np.zeros(n_names)
             seen = 0
-            step_fn, arrays = prog.callable(self._state.session), ex + ey
             for b in range(steps):
-                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+                arrays = next(batches)
                 all_cbs.on_train_batch_begin(b)
-                vals = step_fn(*[a[lo:hi] for a in arrays])
-                k = hi - lo
+                vals = step_fn(*arrays)
+                k = len(arrays[0])
                 sums += np.asarray(vals[1:], dtype=np.float64) * k
                 seen += k
                 if all_cbs.wants_batch_logs:
@@ -342,7 +402,8 @@ class TrainingMixin:
                 vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0],
                                       val_ys if len(val_ys) > 1 else val_ys[0],
                                       batch_size=validation_batch_size or batch_size, verbose=0,
-                                      return_dict=True, _prepared=(val_xs, val_ys))
+                                      steps=validation_steps, return_dict=True,
+                                      _prepared=(val_xs, val_ys))
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             all_cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -352,45 +413,100 @@ class TrainingMixin:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, _prepared=None, **kwargs):
-        """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict."""
+        """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict.
+
+        ``steps`` evaluates only the first ``steps`` batches (at most all of them); the
+        callbacks' ``on_test_begin`` / ``on_test_batch_begin`` / ``on_test_batch_end`` /
+        ``on_test_end`` hooks are called.
+        """
+        from .. import callbacks as cbks
+        _check_kwargs(type(self).evaluate, kwargs)
+        _check_unsupported("evaluate", sample_weight=sample_weight)
         self._require_compiled("evaluate")
         self._ensure_network_for(x)
         if _prepared is not None:
             xs, ys = _prepared
         else:
             xs, ys = self._x_list(x), self._y_list(y)
-        batch_size = int(batch_size or 32)
+        batch_size = _positive_int("evaluate", "batch_size", batch_size, 32)
+        steps = _positive_int("evaluate", "steps", steps, None)
         prog = self._get_program("test", xs, ys)
         n = len(xs[0])
+        n_batches = (n + batch_size - 1) // batch_size
+        n_batches = min(n_batches, steps) if steps else n_batches
+        cb = cbks.CallbackList(callbacks or [], model=self, steps=n_batches, verbose=verbose)
+        cb.on_test_begin()
         sums = np.zeros(len(prog.names))
+        seen = 0
         t0 = time.time()
-        for lo in range(0, n, batch_size):
-            hi = min(n, lo + batch_size)
+        for b in range(n_batches):
+            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            cb.on_test_batch_begin(b)
             vals = self._run(prog, [a[lo:hi] for a in xs + ys])
             sums += np.asarray(vals, dtype=np.float64) * (hi - lo)
-        vals = (sums / max(n, 1)).tolist()
+            seen += hi - lo
+            cb.on_test_batch_end(b, dict(zip(prog.names, (sums / seen).tolist())))
+        vals = (sums / max(seen, 1)).tolist()
+        cb.on_test_end(dict(zip(prog.names, vals)))
         if verbose:
-            steps_n = (n + batch_size - 1) // batch_size
             dt = time.time() - t0
-            print(f"{steps_n}/{steps_n} - {dt:.0f}s - {1000 * dt / max(steps_n, 1):.0f}ms/step - " +
-                  " - ".join(f"{k}: {v:.4f}" for k, v in zip(prog.names, vals)))
+            print(f"{n_batches}/{n_batches} - {dt:.0f}s - {1000 * dt / max(n_batches, 1):.0f}ms/step - "
+                  + " - ".join(f"{k}: {v:.4f}" for k, v in zip(prog.names, vals)))
         return _result(prog.names, vals, return_dict)
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """Outputs for ``x`` computed in batches with the inference graph (dropout off, BN frozen)."""
+        """Outputs for ``x`` computed in batches with the inference graph (dropout off, BN frozen).
+
+        ``steps`` predicts only the first ``steps`` batches; the callbacks' ``on_predict_*``
+        hooks are called (``on_predict_batch_end`` gets ``{"outputs": [...]}``).
+        """
+        from .. import callbacks as cbks
+        _check_kwargs(type(self).predict, kwargs)
         self._ensure_network_for(x)
         xs = self._x_list(x)
-        batch_size = int(batch_size or 32)
+        batch_size = _positive_int("predict", "batch_size", batch_size, 32)
+        steps = _positive_int("predict", "steps", steps, None)
         prog = self._get_program("predict", xs)
         n = len(xs[0])
+        n_batches = (n + batch_size - 1) // batch_size
+        n_batches = min(n_batches, steps) if steps else n_batches
+        cb = cbks.CallbackList(callbacks or [], model=self, steps=n_batches, verbose=verbose)
+        cb.on_predict_begin()
         chunks: list[list] = [[] for _ in prog.fetches]
-        for lo in range(0, n, batch_size):
+        for b in range(n_batches):
+            lo = b * batch_size
+            cb.on_predict_batch_begin(b)
             outs = self._run(prog, [a[lo:lo + batch_size] for a in xs])
             for c, o in zip(chunks, outs):
                 c.append(o)
+            cb.on_predict_batch_end(b, {"outputs": list(outs)})
+        cb.on_predict_end()
         res = [np.concatenate(c, axis=0) if c else np.zeros((0,) + tuple(
             d or 0 for d in f.shape[1:]), np.float32) for c, f in zip(chunks, prog.fetches)]
         return res[0] if len(res) == 1 else res
+
+
+def _positive_int(method, name, value, default):
+    """``value`` as an int >= 1 (``default`` for None), or a ``ValueError`` naming the argument."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{method}(): {name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _batch_stream(arrays, batch_size, rng):
+    """Endless batches ``[a[lo:hi] for a in arrays]``: pass after pass over the data, each pass
+    in a new random order when ``rng`` is given (the last batch of a pass may be smaller)."""
+    n = len(arrays[0])
+    while True:
+        if rng is not None:
+            perm = rng.permutation(n)
+            epoch_arrays = [a[perm] for a in arrays]
+        else:
+            epoch_arrays = arrays
+        for lo in range(0, n, batch_size):
+            yield [a[lo:lo + batch_size] for a in epoch_arrays]
 
 
 def _sum(ts):
