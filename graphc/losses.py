@@ -128,16 +128,23 @@ def poisson(y_true, y_pred):
     return o.reduce_mean(y_pred - _match(y_true, y_pred) * o.log(y_pred + EPSILON), axis=-1)
 
 
-def hinge(y_true, y_pred):
+def _hinge_labels(y_true, y_pred):
+    """Keras' conversion: labels that are all 0 or 1 become -1/1; -1/1 labels stay as they are."""
     o = _ops()
     yt = _match(y_true, y_pred)
-    yt = 2.0 * yt - 1.0  # {0, 1} labels -> {-1, 1} (a no-op for -1/1 labels is not done, as Keras)
+    binary = o.reduce_all(o.logical_or(o.equal(yt, 0.0), o.equal(yt, 1.0)))
+    return o.where(binary, 2.0 * yt - 1.0, yt)
+
+
+def hinge(y_true, y_pred):
+    o = _ops()
+    yt = _hinge_labels(y_true, y_pred)
     return o.reduce_mean(o.maximum(1.0 - yt * y_pred, 0.0), axis=-1)
 
 
 def squared_hinge(y_true, y_pred):
     o = _ops()
-    yt = 2.0 * _match(y_true, y_pred) - 1.0
+    yt = _hinge_labels(y_true, y_pred)
     return o.reduce_mean(o.square(o.maximum(1.0 - yt * y_pred, 0.0)), axis=-1)
 
 
