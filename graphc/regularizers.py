@@ -88,12 +88,12 @@ class L1L2(Regularizer):
     def __call__(self, x):
         ops = _ops()
         x = ops.convert_to_tensor(x)
-        out = ops.zeros((), x.dtype)
-        if self.l1:
-            out = out + ops.reduce_sum(ops.abs(x)) * self.l1
-        if self.l2:
-            out = out + ops.reduce_sum(ops.square(x)) * self.l2
-        return out
+        terms = ([ops.reduce_sum(ops.abs(x)) * self.l1] if self.l1 else []) + \
+            ([ops.reduce_sum(ops.square(x)) * self.l2] if self.l2 else [])
+        if not terms:   # in x's graph, which need not be the default one
+            with x.graph.as_default():
+                return ops.zeros((), x.dtype)
+        return terms[0] + terms[1] if len(terms) == 2 else terms[0]
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
