@@ -4,21 +4,12 @@ import numpy as np
 import pytest
 
 from graphc import callbacks as C
-from graphc.layers import Dense
-from graphc.models import Sequential
 from graphc.models.training import _batch_stream
-from graphc.optimizers import SGD
-
-
-def _per_sample_model(n, lr=0.5):
-    """y = x @ w with one-hot rows x: sample i only moves w[i] (SGD on mse)."""
-    m = Sequential([Dense(1, use_bias=False, kernel_initializer="zeros", input_dim=n)])
-    m.compile(optimizer=SGD(lr), loss="mse")
-    return m, np.eye(n, dtype=np.float32), np.ones((n, 1), np.float32)
+from tiny_models import per_sample_model
 
 
 def test_steps_per_epoch_continues_through_the_data_across_epochs():
-    m, x, y = _per_sample_model(6)
+    m, x, y = per_sample_model(6)
     h = m.fit(x, y, batch_size=2, epochs=2, steps_per_epoch=2, shuffle=False, verbose=0)
     # batches [0,1] [2,3] | [4,5] [0,1]: w0, w1 took two steps, the others one
     # one step of mse on a batch of two: w += lr * (1 - w) -> 0.5, then 0.75
@@ -27,7 +18,7 @@ def test_steps_per_epoch_continues_through_the_data_across_epochs():
 
 
 def test_steps_per_epoch_larger_than_the_data_starts_a_new_pass():
-    m, x, y = _per_sample_model(4)
+    m, x, y = per_sample_model(4)
     seen = []
     cb = C.LambdaCallback(on_train_batch_begin=lambda b, logs: seen.append(b))
     m.fit(x, y, batch_size=4, epochs=1, steps_per_epoch=3, verbose=0, callbacks=[cb])
@@ -50,7 +41,7 @@ def test_batch_stream_reshuffles_every_pass():
 
 
 def test_validation_steps_and_evaluate_steps_use_the_first_batches():
-    m, x, y = _per_sample_model(4, lr=0.0)
+    m, x, y = per_sample_model(4, lr=0.0)
     yv = np.array([[1.0], [1.0], [3.0], [3.0]], np.float32)    # w = 0: losses 1, 1, 9, 9
     h = m.fit(x, y, batch_size=2, epochs=1, validation_data=(x, yv), validation_steps=1, verbose=0)
     assert h.history["val_loss"] == [pytest.approx(1.0)]
@@ -60,7 +51,7 @@ def test_validation_steps_and_evaluate_steps_use_the_first_batches():
 
 
 def test_predict_steps_and_hooks():
-    m, x, _ = _per_sample_model(5)
+    m, x, _ = per_sample_model(5)
     assert m.predict(x, batch_size=2, steps=2).shape == (4, 1)
     assert m.predict(x, batch_size=2).shape == (5, 1)
     calls = []
@@ -82,7 +73,7 @@ def test_predict_steps_and_hooks():
 
 
 def test_unknown_keyword_arguments_are_errors_that_list_the_accepted_ones():
-    m, x, y = _per_sample_model(2)
+    m, x, y = per_sample_model(2)
     with pytest.raises(TypeError, match=r"fit\(\) got unexpected keyword argument\(s\) 'epoch'; "
                                         r"it accepts: x, y, batch_size, epochs"):
         m.fit(x, y, epoch=3, verbose=0)
@@ -97,7 +88,7 @@ def test_unknown_keyword_arguments_are_errors_that_list_the_accepted_ones():
 
 
 def test_misspelled_metric_fails_at_compile_listing_metric_names():
-    m, x, y = _per_sample_model(2)
+    m, x, y = per_sample_model(2)
     with pytest.raises(ValueError, match=r"unknown metric 'acuracy' \(did you mean 'accuracy'\?\); "
                                          r"known metrics: acc, accuracy, binary_accuracy"):
         m.compile(loss="mse", metrics=["acuracy"])
@@ -114,6 +105,6 @@ def test_misspelled_metric_fails_at_compile_listing_metric_names():
     lambda m, x, y: m.compile(loss="mse", weighted_metrics=["mae"]),
 ])
 def test_unsupported_weights_are_errors_not_silently_ignored(call):
-    m, x, y = _per_sample_model(2)
+    m, x, y = per_sample_model(2)
     with pytest.raises(NotImplementedError, match="is not supported by graphc models yet"):
         call(m, x, y)
