@@ -1,10 +1,11 @@
 """fit / evaluate / predict arguments: steps_per_epoch, validation_steps, steps, callbacks of
-evaluate and predict, unknown keyword arguments, misspelled metrics, unsupported weights."""
+evaluate and predict, sample and class weights, unknown keyword arguments, misspelled metrics."""
 import numpy as np
 import pytest
 
 from graphc import callbacks as C
 from graphc.models.training import _batch_stream
+from graphc.optimizers import SGD
 from tiny_models import per_sample_model
 
 
@@ -97,14 +98,53 @@ def test_misspelled_metric_fails_at_compile_listing_metric_names():
     m.compile(loss="mse", metrics=["mae", "mse", "accuracy"])   # loss names are metrics too
 
 
-@pytest.mark.parametrize("call", [
-    lambda m, x, y: m.fit(x, y, sample_weight=np.ones(2), verbose=0),
-    lambda m, x, y: m.fit(x, y, class_weight={0: 1.0}, verbose=0),
-    lambda m, x, y: m.evaluate(x, y, sample_weight=np.ones(2), verbose=0),
-    lambda m, x, y: m.train_on_batch(x, y, sample_weight=np.ones(2)),
-    lambda m, x, y: m.compile(loss="mse", weighted_metrics=["mae"]),
-])
-def test_unsupported_weights_are_errors_not_silently_ignored(call):
+def test_weighted_metrics_are_an_error_not_silently_ignored():
     m, x, y = per_sample_model(2)
-    with pytest.raises(NotImplementedError, match="is not supported by graphc models yet"):
-        call(m, x, y)
+    with pytest.raises(NotImplementedError, match=r"compile\(\): weighted_metrics= is not supported"):
+        m.compile(loss="mse", weighted_metrics=["mae"])
+
+
+def test_sample_weight_scales_each_samples_loss_and_update():
+    m, x, y = per_sample_model(4)
+    sw = np.array([1.0, 0.0, 2.0, 0.5], np.float32)
+    # w = 0, loss 1 per sample: batch loss mean(sw) = 0.875; grad of w_i = -2 sw_i / 4
+    assert m.train_on_batch(x, y, sample_weight=sw) == pytest.approx(0.875)
+    np.testing.assert_allclose(m.get_weights()[0][:, 0], 0.5 * 2 * sw / 4, rtol=1e-6)
+    w = m.get_weights()[0][:, 0]
+    per = (1 - w) ** 2
+    assert m.evaluate(x, y, sample_weight=sw, verbose=0) == pytest.approx(np.mean(per * sw), rel=1e-5)
+    assert m.test_on_batch(x, y, sample_weight=sw[:, None]) == pytest.approx(np.mean(per * sw), rel=1e-5)
+    assert m.evaluate(x, y, verbose=0) == pytest.approx(np.mean(per), rel=1e-5)
+    m, x, y = per_sample_model(4)
+    h = m.fit(x, y, batch_size=2, epochs=1, sample_weight=sw, shuffle=False, verbose=0)
+    np.testing.assert_allclose(m.get_weights()[0][:, 0], 0.5 * 2 * sw / 2, rtol=1e-6)
+    assert h.history["loss"] == [pytest.approx(0.875)]
+
+
+def test_class_weight_weighs_by_label_and_validation_by_sample_weight_only():
+    from graphc.layers import Dense
+    from graphc.models import Sequential
+    m = Sequential([Dense(2, activation="softmax", kernel_initializer="zeros", input_dim=3)])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.ones((4, 3), np.float32)
+    labels = np.array([0, 1, 1, 1])
+    cw = {0: 3.0, 1: 0.5}
+    # uniform softmax: cross-entropy log 2 for every sample
+    assert m.train_on_batch(x, labels, class_weight=cw) == pytest.approx(np.log(2) * 4.5 / 4, rel=1e-5)
+    onehot = Sequential([Dense(2, activation="softmax", kernel_initializer="zeros", input_dim=3)])
+    onehot.compile(optimizer=SGD(0.0), loss="categorical_crossentropy")
+    h = onehot.fit(x, np.eye(2)[labels], class_weight=cw, sample_weight=[1, 1, 2, 2], epochs=1,
+                   verbose=0, batch_size=4, validation_data=(x, np.eye(2)[labels], np.array([0, 0, 1, 1])))
+    assert h.history["loss"] == [pytest.approx(np.log(2) * (3 + 0.5 + 1 + 1) / 4, rel=1e-5)]
+    assert h.history["val_loss"] == [pytest.approx(np.log(2) * 2 / 4, rel=1e-5)]
+    h = onehot.fit(x, np.eye(2)[labels], class_weight=cw, validation_split=0.5, epochs=1, verbose=0)
+    assert h.history["loss"] == [pytest.approx(np.log(2) * 3.5 / 2, rel=1e-5)]
+    assert h.history["val_loss"] == [pytest.approx(np.log(2), rel=1e-5)]     # class weights: training only
+    with pytest.raises(ValueError, match=r"class_weight has no weight for class\(es\) \[1\] found in the "
+                                         r"targets; it has \[0\]"):
+        m.fit(x, labels, class_weight={0: 1.0}, verbose=0)
+    with pytest.raises(TypeError, match="class_weight must be a dict"):
+        m.fit(x, labels, class_weight=[1.0, 2.0], verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight needs one weight per sample, shape \(4,\), got "
+                                         r"shape \(3,\)"):
+        m.fit(x, labels, sample_weight=np.ones(3), verbose=0)

@@ -197,16 +197,23 @@ class TrainingMixin:
         return _Program(phs, outs, [])
 
     def _loss_and_metrics(self, outs, ys):
+        """Placeholders for ``ys`` (the targets, then the sample weights if ``ys`` has one more
+        array than the model has outputs), the total loss, and the named metric scalars."""
         from ..ops.state import placeholder
         from .. import ops
         yphs = [placeholder(a.dtype, (None,) + tuple(a.shape[1:]), name=f"{n}_target")
                 for a, n in zip(ys, self.output_names)]
+        sw = placeholder("float32", (None,), name="sample_weight") \
+            if len(ys) > len(self.outputs) else None
         total, names, scalars = None, [], []
         per_loss = []
         for i, (o, yt, fn, w) in enumerate(zip(outs, yphs, self._loss_fns, self._loss_weights)):
             if fn is None:
                 continue
-            li = ops.reduce_mean(fn(yt, o))
+            per = fn(yt, o)
+            if sw is not None:   # Keras: mean of weight * loss over the batch (not over the weights)
+                per = per * ops.reshape(sw, (-1,) + (1,) * (per.ndim - 1))
+            li = ops.reduce_mean(per)
             per_loss.append((i, li))
             term = li * float(w) if w != 1.0 else li
             total = term if total is None else total + term
@@ -222,7 +229,7 @@ class TrainingMixin:
                 fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
                 names.append(f"{self.output_names[i]}_{mname}" if multi else mname)
                 scalars.append(ops.reduce_mean(ops.cast(fn(yt, o), "float32")))
-        return yphs, total, names, scalars
+        return yphs + ([sw] if sw is not None else []), total, names, scalars
 
     def _build_train(self, xs, ys):
         from .. import ops
@@ -293,9 +300,11 @@ class TrainingMixin:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
         self._require_compiled("train_on_batch")
-        _check_unsupported("train_on_batch", sample_weight=sample_weight, class_weight=class_weight)
         self._ensure_network_for(x)
         xs, ys = self._x_list(x), self._y_list(y)
+        sw = _sample_weights("train_on_batch", len(xs[0]), ys, sample_weight, class_weight,
+                             len(self.outputs))
+        ys = ys + [sw] if sw is not None else ys
         prog = self._get_program("train", xs, ys)
         self._sync_lr()
         vals = self._run(prog, xs + ys)[1:]
@@ -303,8 +312,9 @@ class TrainingMixin:
 
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
         self._require_compiled("test_on_batch")
-        _check_unsupported("test_on_batch", sample_weight=sample_weight)
         xs, ys = self._x_list(x), self._y_list(y)
+        sw = _sample_weights("test_on_batch", len(xs[0]), ys, sample_weight, None, len(self.outputs))
+        ys = ys + [sw] if sw is not None else ys
         prog = self._get_program("test", xs, ys)
         return _result(prog.names, [float(v) for v in self._run(prog, xs + ys)], return_dict)
 
@@ -328,6 +338,13 @@ class TrainingMixin:
         starts whenever the data is used up. ``validation_steps`` limits validation to that many
         batches of the validation data.
 
+        ``sample_weight`` (one weight per sample) scales each sample's loss: a batch's loss is
+        the mean of weight * loss, as in Keras. ``class_weight`` (``{class: weight}``, one-output
+        models) multiplies that by the weight of each sample's class: its integer label, the
+        argmax of one-hot targets, or a single binary target rounded. Validation data is
+        weighted by its own sample weights only (``validation_data=(x, y, sample_weight)``, or
+        the split-off part of ``sample_weight``). Metrics are not weighted.
+
             >>> import numpy as np
             >>> from graphc.models import Sequential
             >>> from graphc.layers import Dense
@@ -339,7 +356,6 @@ class TrainingMixin:
         """
         from .. import callbacks as cbks
         _check_kwargs(type(self).fit, kwargs)
-        _check_unsupported("fit", class_weight=class_weight, sample_weight=sample_weight)
         self._require_compiled("fit")
         self._ensure_network_for(x)
         batch_size = _positive_int("fit", "batch_size", batch_size, 32)
@@ -351,21 +367,30 @@ class TrainingMixin:
         if any(len(a) != n for a in xs + ys):
             raise ValueError(f"fit: all inputs and targets need the same number of samples, got "
                              f"{[len(a) for a in xs + ys]}")
+        # training weighs samples by sample_weight * class_weight; validation by sample_weight only
+        sw = _sample_weights("fit", n, ys, sample_weight, class_weight, len(self.outputs))
+        val_sw = _sample_weights("fit", n, ys, sample_weight, None, len(self.outputs))
         if validation_data is None and validation_split and 0.0 < validation_split < 1.0:
             split = int(n * (1.0 - validation_split))
             val_xs, val_ys = [a[split:] for a in xs], [a[split:] for a in ys]
             xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
+            sw, val_sw = (None if sw is None else sw[:split]), (None if val_sw is None else val_sw[split:])
             n = split
         elif validation_data is not None:
             vd = tuple(validation_data)
-            if len(vd) != 2:
-                raise ValueError(f"fit: validation_data must be (x_val, y_val), got a tuple of "
-                                 f"{len(vd)} items (sample weights are not supported)")
+            if len(vd) not in (2, 3):
+                raise ValueError(f"fit: validation_data must be (x_val, y_val) or (x_val, y_val, "
+                                 f"sample_weight_val), got a tuple of {len(vd)} items")
             val_xs, val_ys = self._x_list(vd[0]), self._y_list(vd[1])
+            val_sw = _sample_weights("fit", len(val_xs[0]), val_ys, vd[2] if len(vd) == 3 else None,
+                                     None, len(self.outputs))
         else:
             val_xs = val_ys = None
         if n == 0:
             raise ValueError("fit: no training samples")
+        ys = ys + [sw] if sw is not None else ys
+        if val_xs is not None and val_sw is not None:
+            val_ys = val_ys + [val_sw]
         prog = self._get_program("train", xs, ys)
         steps = steps_per_epoch or (n + batch_size - 1) // batch_size
         history = cbks.History()
@@ -399,8 +424,7 @@ class TrainingMixin:
                     break
             logs = dict(zip(prog.names, (sums / max(seen, 1)).tolist()))
             if val_xs is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0],
-                                      val_ys if len(val_ys) > 1 else val_ys[0],
+                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
                                       batch_size=validation_batch_size or batch_size, verbose=0,
                                       steps=validation_steps, return_dict=True,
                                       _prepared=(val_xs, val_ys))
@@ -415,19 +439,21 @@ class TrainingMixin:
                  callbacks=None, return_dict=False, _prepared=None, **kwargs):
         """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict.
 
+        ``sample_weight`` weighs each sample's loss as in ``fit`` (metrics are not weighted).
         ``steps`` evaluates only the first ``steps`` batches (at most all of them); the
         callbacks' ``on_test_begin`` / ``on_test_batch_begin`` / ``on_test_batch_end`` /
         ``on_test_end`` hooks are called.
         """
         from .. import callbacks as cbks
         _check_kwargs(type(self).evaluate, kwargs)
-        _check_unsupported("evaluate", sample_weight=sample_weight)
         self._require_compiled("evaluate")
         self._ensure_network_for(x)
-        if _prepared is not None:
+        if _prepared is not None:   # from fit: arrays checked, sample weights appended to ys
             xs, ys = _prepared
         else:
             xs, ys = self._x_list(x), self._y_list(y)
+            sw = _sample_weights("evaluate", len(xs[0]), ys, sample_weight, None, len(self.outputs))
+            ys = ys + [sw] if sw is not None else ys
         batch_size = _positive_int("evaluate", "batch_size", batch_size, 32)
         steps = _positive_int("evaluate", "steps", steps, None)
         prog = self._get_program("test", xs, ys)
@@ -484,6 +510,47 @@ class TrainingMixin:
         res = [np.concatenate(c, axis=0) if c else np.zeros((0,) + tuple(
             d or 0 for d in f.shape[1:]), np.float32) for c, f in zip(chunks, prog.fetches)]
         return res[0] if len(res) == 1 else res
+
+
+def _sample_weights(method, n, ys, sample_weight, class_weight, n_outputs):
+    """One float32 weight per sample from ``sample_weight`` times ``class_weight[label]``, or
+    None; clear errors for shapes and classes that do not fit."""
+    if sample_weight is None and class_weight is None:
+        return None
+    sw = np.ones(n, np.float32)
+    if sample_weight is not None:
+        given = np.asarray(sample_weight, dtype=np.float32)
+        if given.ndim == 2 and given.shape[1] == 1:
+            given = given[:, 0]
+        if given.shape != (n,):
+            raise ValueError(f"{method}(): sample_weight needs one weight per sample, shape ({n},), "
+                             f"got shape {given.shape}")
+        sw = sw * given
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{method}(): class_weight must be a dict {{class index: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        if n_outputs != 1:
+            raise ValueError(f"{method}(): class_weight is only supported for models with one "
+                             f"output; this one has {n_outputs} (use sample_weight)")
+        y = ys[0]
+        if y.dtype.kind in "iu":
+            labels = y
+        elif y.ndim >= 2 and y.shape[-1] > 1:
+            labels = y.argmax(-1)
+        else:
+            labels = np.rint(y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y).astype(np.int64)
+        labels = labels.reshape(n, -1)
+        if labels.shape[1] != 1:
+            raise ValueError(f"{method}(): class_weight needs one class per sample, but the targets "
+                             f"have shape {y.shape}; use sample_weight")
+        missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+        if missing:
+            raise ValueError(f"{method}(): class_weight has no weight for class(es) {missing} found "
+                             f"in the targets; it has {sorted(class_weight)}")
+        table = {int(k): float(v) for k, v in class_weight.items()}
+        sw = sw * np.array([table[int(c)] for c in labels[:, 0]], np.float32)
+    return sw
 
 
 def _positive_int(method, name, value, default):
