@@ -100,7 +100,7 @@ def test_misspelled_metric_fails_at_compile_listing_metric_names():
 
 def test_weighted_metrics_are_an_error_not_silently_ignored():
     m, x, y = per_sample_model(2)
-    with pytest.raises(NotImplementedError, match=r"compile\(\): weighted_metrics= is not supported"):
+    with pytest.raises(NotImplementedError, match=r"compile\(\): weighted_metrics=\['mae'\] is not supported"):
         m.compile(loss="mse", weighted_metrics=["mae"])
 
 

@@ -368,6 +368,23 @@ def map_structure_shapes(fn, s):
     raise TypeError(f"not a shape nest: {s!r}")
 
 
+def reject_unsupported(who: str, **given) -> None:
+    """Keras arguments graphc does not implement: ``None``/``False`` (their defaults) pass, any
+    other value raises ``NotImplementedError`` naming ``who`` and the argument, instead of being
+    silently ignored.
+
+        >>> reject_unsupported("Dense", kernel_constraint=None)
+        >>> reject_unsupported("Dense", kernel_constraint="max_norm")
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: Dense: kernel_constraint='max_norm' is not supported by graphc (it would be ignored); leave it out or pass None
+    """
+    for name, value in given.items():
+        if value is not None and value is not False:
+            raise NotImplementedError(f"{who}: {name}={value!r} is not supported by graphc (it would "
+                                      "be ignored); leave it out or pass None")
+
+
 def get_regularizer(identifier):
     """``graphc.regularizers.get`` (names like ``"l2"``, objects, or callables)."""
     if identifier is None or (callable(identifier) and not isinstance(identifier, (str, dict))):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import losses as _losses
 from .. import metrics as _metrics
+from ..layers.base import reject_unsupported
 
 
 class _Program:
@@ -52,15 +53,6 @@ def _check_kwargs(method, kwargs: dict) -> None:
                     f"{', '.join(accepted)}")
 
 
-def _check_unsupported(method: str, **given) -> None:
-    """Arguments Keras has that graphc does not implement yet: an error instead of ignoring them."""
-    for name, value in given.items():
-        if value is not None and value is not False:
-            raise NotImplementedError(
-                f"{method}(): {name}= is not supported by graphc models yet (the value would be "
-                f"ignored); leave it out, or weight the loss yourself with a custom loss function")
-
-
 class TrainingMixin:
     """Keras' training API; needs the ``Model`` attributes (``inputs``, ``outputs``, ``_replay``)."""
 
@@ -84,7 +76,7 @@ class TrainingMixin:
         """
         from .. import optimizers
         _check_kwargs(type(self).compile, kwargs)
-        _check_unsupported("compile", weighted_metrics=weighted_metrics)
+        reject_unsupported("compile()", weighted_metrics=weighted_metrics)
         self.optimizer = optimizers.get(optimizer)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
                               "loss_weights": loss_weights}
