@@ -210,6 +210,10 @@ class Layer:
         return int(sum(int(np.prod(w.shape)) for w in self.weights))
 
     def _session(self):
+        if self._runtime is None and not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no weights; a model "
+                             "builds its layers' weights on first use: call model.build() (or "
+                             "predict/fit) first")
         if self._runtime is None:
             raise ValueError(f"layer {self.name!r} has no session holding its weight values; "
                              "use it inside a Model (weights live in the model's session)")
@@ -219,10 +223,11 @@ class Layer:
         return self._session().get_values(self.weights)
 
     def set_weights(self, weights) -> None:
+        session = self._session()
         ws = self.weights
         if len(weights) != len(ws):
             raise ValueError(f"layer {self.name!r} has {len(ws)} weights, got {len(weights)} arrays")
-        self._session().set_values(ws, weights)
+        session.set_values(ws, weights)
 
     @property
     def losses(self) -> list:
