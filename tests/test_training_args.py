@@ -148,3 +148,14 @@ def test_class_weight_weighs_by_label_and_validation_by_sample_weight_only():
     with pytest.raises(ValueError, match=r"sample_weight needs one weight per sample, shape \(4,\), got "
                                          r"shape \(3,\)"):
         m.fit(x, labels, sample_weight=np.ones(3), verbose=0)
+
+
+def test_on_batch_reset_metrics_false_keeps_running_means():
+    m, x, y = per_sample_model(4, lr=0.0)
+    y2 = np.full((4, 1), 3.0, np.float32)                     # w = 0: batch losses 1 and 9
+    assert m.test_on_batch(x, y, reset_metrics=False) == pytest.approx(1.0)
+    assert m.test_on_batch(x[:2], y2[:2], reset_metrics=False) == pytest.approx((4 * 1 + 2 * 9) / 6)
+    assert m.test_on_batch(x, y) == pytest.approx((4 * 1 + 2 * 9 + 4 * 1) / 10)   # then reset
+    assert m.test_on_batch(x[:2], y2[:2]) == pytest.approx(9.0)
+    assert m.train_on_batch(x, y, reset_metrics=False) == pytest.approx(1.0)      # train: its own means
+    assert m.train_on_batch(x, y2, reset_metrics=False, return_dict=True) == {"loss": pytest.approx(5.0)}

@@ -66,8 +66,12 @@ def _compile_config(model):
         json.dumps(metrics)
         return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics,
                 "loss_weights": args["loss_weights"]}
-    except (ValueError, TypeError):
-        return None  # custom callables: the model is saved uncompiled
+    except (ValueError, TypeError) as e:   # custom callables: the model is saved uncompiled
+        import warnings
+        warnings.warn(f"save_model: {model.name!r} is saved without its compile settings ({e}); "
+                      "load_model will return it uncompiled: compile it again after loading, or "
+                      "compile with graphc names or classes", stacklevel=3)
+        return None
 
 
 def save_model(model, filepath, overwrite=True) -> None:

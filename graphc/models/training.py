@@ -291,24 +291,35 @@ class TrainingMixin:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
+        """One training step on ``(x, y)``; returns the loss and metrics of this batch or, after
+        calls with ``reset_metrics=False``, their running means since the last reset (Keras)."""
         self._require_compiled("train_on_batch")
         self._ensure_network_for(x)
-        xs, ys = self._x_list(x), self._y_list(y)
-        sw = _sample_weights("train_on_batch", len(xs[0]), ys, sample_weight, class_weight,
-                             len(self.outputs))
-        ys = ys + [sw] if sw is not None else ys
-        prog = self._get_program("train", xs, ys)
-        self._sync_lr()
-        vals = self._run(prog, xs + ys)[1:]
-        return _result(prog.names, [float(v) for v in vals], return_dict)
+        return self._on_batch("train", x, y, sample_weight, class_weight, reset_metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        """Loss and metrics on one batch, accumulated like ``train_on_batch``'s."""
         self._require_compiled("test_on_batch")
+        return self._on_batch("test", x, y, sample_weight, None, reset_metrics, return_dict)
+
+    def _on_batch(self, kind, x, y, sample_weight, class_weight, reset_metrics, return_dict):
         xs, ys = self._x_list(x), self._y_list(y)
-        sw = _sample_weights("test_on_batch", len(xs[0]), ys, sample_weight, None, len(self.outputs))
+        sw = _sample_weights(f"{kind}_on_batch", len(xs[0]), ys, sample_weight, class_weight,
+                             len(self.outputs))
         ys = ys + [sw] if sw is not None else ys
-        prog = self._get_program("test", xs, ys)
-        return _result(prog.names, [float(v) for v in self._run(prog, xs + ys)], return_dict)
+        prog = self._get_program(kind, xs, ys)
+        if kind == "train":
+            self._sync_lr()
+            vals = self._run(prog, xs + ys)[1:]
+        else:
+            vals = self._run(prog, xs + ys)
+        acc = getattr(self, "_batch_sums", {})
+        sums, seen = acc.get(kind, (0.0, 0))
+        k = len(xs[0])
+        sums, seen = sums + np.asarray(vals, dtype=np.float64) * k, seen + k
+        self._batch_sums = {**acc, kind: (sums, seen)} if not reset_metrics else \
+            {key: v for key, v in acc.items() if key != kind}
+        return _result(prog.names, (sums / seen).tolist(), return_dict)
 
     def predict_on_batch(self, x):
         self._ensure_network_for(x)
