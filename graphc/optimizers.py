@@ -10,7 +10,7 @@ non-trainable ``gc.Variable``\\ s. Slots are created by ``minimize`` /
 
     >>> import graphc as gc
     >>> w = gc.Variable([1.0, -2.0], name="w")
-    >>> train = gc.optimizers.SGD(learning_rate=0.1).minimize(gc.reduce_sum(w * w))
+    >>> train = gc.optimizers.SGD(learning_rate=0.1).minimize(gc.reduce_sum(w * w), var_list=[w])
     >>> s = gc.Session(); _ = s.run(gc.global_variables_initializer())
     >>> _ = s.run(train); s.run(w).tolist()
     [0.800000011920929, -1.600000023841858]
@@ -45,9 +45,9 @@ import weakref
 import numpy as np
 
 from . import schedules
-from .object_registry import Registry
 from .errors import DtypeError, GraphError
 from .ir import Graph, Tensor, get_default_graph
+from .object_registry import Registry
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize",
            "deserialize", "schedules"]
