@@ -43,13 +43,12 @@ def test_lambda_callback_hooks_in_order_with_arguments():
                           on_test_begin=rec("test_begin"), on_test_end=rec("test_end"))
     m, x, y = per_sample_model(4)
     m.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[cb], validation_data=(x, y))
-    assert calls == [
-        ("train_begin", None),
-        ("epoch_begin", 0, None), ("batch_begin", 0, None), ("batch_end", 0, ["loss"]),
-        ("batch_begin", 1, None), ("batch_end", 1, ["loss"]), ("epoch_end", 0, ["loss", "val_loss"]),
-        ("epoch_begin", 1, None), ("batch_begin", 0, None), ("batch_end", 0, ["loss"]),
-        ("batch_begin", 1, None), ("batch_end", 1, ["loss"]), ("epoch_end", 1, ["loss", "val_loss"]),
-        ("train_end", ["loss", "val_loss"])]
+    epoch = [("batch_begin", 0, None), ("batch_end", 0, ["loss"]), ("batch_begin", 1, None),
+             ("batch_end", 1, ["loss"]), ("test_begin", None), ("test_end", ["loss"])]  # validation
+    assert calls == [("train_begin", None),
+                     ("epoch_begin", 0, None), *epoch, ("epoch_end", 0, ["loss", "val_loss"]),
+                     ("epoch_begin", 1, None), *epoch, ("epoch_end", 1, ["loss", "val_loss"]),
+                     ("train_end", ["loss", "val_loss"])]
     calls.clear()
     m.evaluate(x, y, verbose=0, callbacks=[cb])
     assert calls == [("test_begin", None), ("test_end", ["loss"])]
@@ -246,8 +245,16 @@ def test_progress_bar_output(verbose):
         assert "[" not in text
 
 
-def test_fit_verbose_prints_progress(capsys):
+def test_fit_evaluate_predict_verbose_print_progress(capsys):
     m, x, y = per_sample_model(4)
     m.fit(x, y, batch_size=2, epochs=1, verbose=2)
     out = capsys.readouterr().out
     assert out.startswith("Epoch 1/1\n2/2 - ") and "loss: 1.0000" in out
+    m.evaluate(x, y, batch_size=3, verbose=1)
+    out = capsys.readouterr().out
+    assert out.startswith("2/2 - ") and "ms/step - loss: " in out
+    m.predict(x, batch_size=3, verbose=1)
+    out = capsys.readouterr().out
+    assert out.startswith("2/2 - ") and out.rstrip().endswith("ms/step")
+    m.predict(x)
+    assert capsys.readouterr().out == ""

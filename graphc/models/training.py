@@ -429,7 +429,7 @@ class TrainingMixin:
             if val_xs is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
                                       batch_size=validation_batch_size or batch_size, verbose=0,
-                                      steps=validation_steps, return_dict=True,
+                                      steps=validation_steps, return_dict=True, callbacks=all_cbs,
                                       _prepared=(val_xs, val_ys))
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             all_cbs.on_epoch_end(epoch, logs)
@@ -447,7 +447,6 @@ class TrainingMixin:
         callbacks' ``on_test_begin`` / ``on_test_batch_begin`` / ``on_test_batch_end`` /
         ``on_test_end`` hooks are called.
         """
-        from .. import callbacks as cbks
         _check_kwargs(type(self).evaluate, kwargs)
         self._require_compiled("evaluate")
         self._ensure_network_for(x)
@@ -463,7 +462,7 @@ class TrainingMixin:
         n = len(xs[0])
         n_batches = (n + batch_size - 1) // batch_size
         n_batches = min(n_batches, steps) if steps else n_batches
-        cb = cbks.CallbackList(callbacks or [], model=self, steps=n_batches, verbose=verbose)
+        cb = _callback_list(callbacks, self, n_batches, verbose)
         cb.on_test_begin()
         sums = np.zeros(len(prog.names))
         seen = 0
@@ -478,9 +477,7 @@ class TrainingMixin:
         vals = (sums / max(seen, 1)).tolist()
         cb.on_test_end(dict(zip(prog.names, vals)))
         if verbose:
-            dt = time.time() - t0
-            print(f"{n_batches}/{n_batches} - {dt:.0f}s - {1000 * dt / max(n_batches, 1):.0f}ms/step - "
-                  + " - ".join(f"{k}: {v:.4f}" for k, v in zip(prog.names, vals)))
+            _print_done(n_batches, t0, dict(zip(prog.names, vals)))
         return _result(prog.names, vals, return_dict)
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
@@ -489,7 +486,6 @@ class TrainingMixin:
         ``steps`` predicts only the first ``steps`` batches; the callbacks' ``on_predict_*``
         hooks are called (``on_predict_batch_end`` gets ``{"outputs": [...]}``).
         """
-        from .. import callbacks as cbks
         _check_kwargs(type(self).predict, kwargs)
         self._ensure_network_for(x)
         xs = self._x_list(x)
@@ -499,8 +495,9 @@ class TrainingMixin:
         n = len(xs[0])
         n_batches = (n + batch_size - 1) // batch_size
         n_batches = min(n_batches, steps) if steps else n_batches
-        cb = cbks.CallbackList(callbacks or [], model=self, steps=n_batches, verbose=verbose)
+        cb = _callback_list(callbacks, self, n_batches, verbose)
         cb.on_predict_begin()
+        t0 = time.time()
         chunks: list[list] = [[] for _ in prog.fetches]
         for b in range(n_batches):
             lo = b * batch_size
@@ -510,9 +507,26 @@ class TrainingMixin:
                 c.append(o)
             cb.on_predict_batch_end(b, {"outputs": list(outs)})
         cb.on_predict_end()
+        if verbose:
+            _print_done(n_batches, t0, {})
         res = [np.concatenate(c, axis=0) if c else np.zeros((0,) + tuple(
             d or 0 for d in f.shape[1:]), np.float32) for c, f in zip(chunks, prog.fetches)]
         return res[0] if len(res) == 1 else res
+
+
+def _callback_list(callbacks, model, steps, verbose):
+    """``fit``'s own CallbackList as it is (validation runs the fit callbacks' test hooks, as in
+    Keras), or a new one for evaluate/predict."""
+    from .. import callbacks as cbks
+    if isinstance(callbacks, cbks.CallbackList):
+        return callbacks
+    return cbks.CallbackList(callbacks or [], model=model, steps=steps, verbose=verbose)
+
+
+def _print_done(n_batches, t0, logs):
+    dt = time.time() - t0
+    print(f"{n_batches}/{n_batches} - {dt:.0f}s - {1000 * dt / max(n_batches, 1):.0f}ms/step"
+          + "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
 
 
 def _sample_weights(method, n, ys, sample_weight, class_weight, n_outputs):
