@@ -86,6 +86,8 @@ def test_unknown_keyword_arguments_are_errors_that_list_the_accepted_ones():
         m.compile(loss="mse", metric=["mae"])
     with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer or None, got 0"):
         m.fit(x, y, steps_per_epoch=0, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_split must be a fraction in \[0, 1\), got 1.5"):
+        m.fit(x, y, validation_split=1.5, verbose=0)
 
 
 def test_misspelled_metric_fails_at_compile_listing_metric_names():

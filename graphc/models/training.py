@@ -365,6 +365,9 @@ class TrainingMixin:
         steps_per_epoch = _positive_int("fit", "steps_per_epoch", steps_per_epoch, None)
         validation_steps = _positive_int("fit", "validation_steps", validation_steps, None)
         validation_freq = _positive_int("fit", "validation_freq", validation_freq, 1)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit(): validation_split must be a fraction in [0, 1), got "
+                             f"{validation_split!r}")
         xs, ys = self._x_list(x), self._y_list(y)
         n = len(xs[0])
         if any(len(a) != n for a in xs + ys):
@@ -373,7 +376,7 @@ class TrainingMixin:
         # training weighs samples by sample_weight * class_weight; validation by sample_weight only
         sw = _sample_weights("fit", n, ys, sample_weight, class_weight, len(self.outputs))
         val_sw = _sample_weights("fit", n, ys, sample_weight, None, len(self.outputs))
-        if validation_data is None and validation_split and 0.0 < validation_split < 1.0:
+        if validation_data is None and validation_split:
             split = int(n * (1.0 - validation_split))
             val_xs, val_ys = [a[split:] for a in xs], [a[split:] for a in ys]
             xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
