@@ -102,7 +102,8 @@ class Registry:
 
     def get(self, identifier, custom_objects=None):
         """The object for a name, a ``{"class_name", "config"}`` dict, an instance of ``base``
-        (as it is), a subclass of ``base`` (instantiated) or, if allowed, any callable."""
+        (as it is), a subclass of ``base`` (instantiated) or, if allowed, any callable (a class
+        is instantiated with no arguments, any other callable returned as it is)."""
         if identifier is None:
             if self.none is _RAISE:
                 raise ValueError(f"no {self.kind} given (None); pass {self.hint}")
@@ -112,12 +113,12 @@ class Registry:
             return obj() if factory else obj
         if isinstance(identifier, dict):
             return self.deserialize(identifier, custom_objects)
-        if self.base is not None:
-            if isinstance(identifier, self.base):
-                return identifier
-            if isinstance(identifier, type) and issubclass(identifier, self.base):
+        if self.base is not None and isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, type):   # a class is instantiated, as Keras' get does
+            if self.callables or (self.base is not None and issubclass(identifier, self.base)):
                 return identifier()
-        if self.callables and callable(identifier):
+        elif self.callables and callable(identifier):
             return identifier
         raise ValueError(f"could not interpret the {self.kind} {identifier!r}; pass {self.hint}")
 
