@@ -117,9 +117,10 @@ def test_sequential_add_pop_and_inputs():
 
 def test_load_model_restores_loss_objects_and_per_output_losses(tmp_path):
     m = Sequential([L.Dense(1, input_dim=4)])
-    m.compile(optimizer=Adam(0.02), loss=losses.Huber(delta=0.5), metrics=["mae"])
+    m.compile(optimizer=Adam(0.02), loss=losses.Huber(delta=0.5), metrics=["mae"], weighted_metrics=["mse"])
     m.save(tmp_path / "h.npz")
     h = load_model(tmp_path / "h.npz")
+    assert h._compile_args["weighted_metrics"] == ["mse"] and h._compile_args["metrics"] == ["mae"]
     assert isinstance(h._compile_args["loss"], losses.Huber) and h._compile_args["loss"].kwargs == {"delta": 0.5}
     y = np.ones((5, 1), np.float32)
     assert h.evaluate(X, y, verbose=0) == pytest.approx(m.evaluate(X, y, verbose=0), rel=1e-6)

@@ -100,10 +100,23 @@ def test_misspelled_metric_fails_at_compile_listing_metric_names():
     m.compile(loss="mse", metrics=["mae", "mse", "accuracy"])   # loss names are metrics too
 
 
-def test_weighted_metrics_are_an_error_not_silently_ignored():
-    m, x, y = per_sample_model(2)
-    with pytest.raises(NotImplementedError, match=r"compile\(\): weighted_metrics=\['mae'\] is not supported"):
-        m.compile(loss="mse", weighted_metrics=["mae"])
+def test_weighted_metrics_average_with_the_sample_weights():
+    m, x, y = per_sample_model(4, lr=0.0)
+    y = np.array([[1.0], [2.0], [3.0], [4.0]], np.float32)         # w = 0: |error| = 1, 2, 3, 4
+    sw = np.array([1.0, 0.0, 3.0, 0.0], np.float32)
+    m.compile(optimizer=SGD(0.0), loss="mae", metrics=["mae"], weighted_metrics=["mae", "mse"])
+    res = m.evaluate(x, y, sample_weight=sw, batch_size=3, verbose=0, return_dict=True)
+    assert res["loss"] == pytest.approx((1 + 9) / 4)                # mean of weight * loss
+    assert res["mae"] == pytest.approx(2.5)                          # unweighted
+    assert res["weighted_mae"] == pytest.approx((1 + 9) / 4)         # sum(w * v) / sum(w), over batches
+    assert res["mse"] == pytest.approx((1 + 27) / 4)
+    h = m.fit(x, y, sample_weight=sw, batch_size=3, shuffle=False, verbose=0)
+    assert h.history["mse"] == [pytest.approx(7.0)] and h.history["weighted_mae"] == [pytest.approx(2.5)]
+    assert m.train_on_batch(x[1:2], y[1:2], sample_weight=[0.0], return_dict=True)["mse"] == 0.0
+    plain = m.evaluate(x, y, verbose=0, return_dict=True)            # no weights: plain means
+    assert plain["weighted_mae"] == pytest.approx(2.5) and plain["mse"] == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="unknown metric 'mea'"):
+        m.compile(loss="mae", weighted_metrics=["mea"])
 
 
 def test_sample_weight_scales_each_samples_loss_and_update():

@@ -62,10 +62,10 @@ def _compile_config(model):
         loss = [losses.serialize(l) for l in loss] if isinstance(loss, (list, tuple)) else (
             {k: losses.serialize(v) for k, v in loss.items()} if isinstance(loss, dict)
             else losses.serialize(loss))
-        metrics = args["metrics"]
-        json.dumps(metrics)
+        metrics, weighted = args["metrics"], args.get("weighted_metrics")
+        json.dumps([metrics, weighted])
         return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics,
-                "loss_weights": args["loss_weights"]}
+                "loss_weights": args["loss_weights"], "weighted_metrics": weighted}
     except (ValueError, TypeError) as e:   # custom callables: the model is saved uncompiled
         import warnings
         warnings.warn(f"save_model: {model.name!r} is saved without its compile settings ({e}); "
@@ -118,7 +118,8 @@ def load_model(filepath, custom_objects=None, compile=True):
             return losses.deserialize(spec, custom_objects) if isinstance(spec, dict) else spec
         loss = [load_loss(l) for l in loss] if isinstance(loss, list) else load_loss(loss)
         model.compile(optimizer=optimizers.deserialize(cc["optimizer"], custom_objects), loss=loss,
-                      metrics=cc["metrics"], loss_weights=cc["loss_weights"])
+                      metrics=cc["metrics"], loss_weights=cc["loss_weights"],
+                      weighted_metrics=cc.get("weighted_metrics"))
     return model
 
 

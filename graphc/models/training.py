@@ -21,12 +21,21 @@ from ..layers.base import reject_unsupported
 class _Program:
     """Placeholders to feed and tensors to fetch for one (kind, signature)."""
 
-    def __init__(self, feeds, fetches, names, step=None):
+    def __init__(self, feeds, fetches, names, step=None, ratios=()):
         self.feeds = feeds          # placeholders, in the order of the arrays fed
         self.fetches = fetches      # [step?] + scalars / outputs
         self.names = names          # names of the fetched scalars (loss, metrics)
         self.step = step
+        self.ratios = list(ratios)  # (i, j): scalar i is a weighted mean, j (after names) its weight
         self._fn = None             # (session, Session.make_callable(fetches, feeds))
+
+    def means(self, sums, seen) -> list:
+        """The reported values from the batch-size-weighted sums of the fetched scalars: means,
+        except weighted metrics: sum(weight * value) / sum(weight) over all the batches."""
+        out = sums[:len(self.names)] / max(seen, 1)
+        for i, j in self.ratios:
+            out[i] = sums[i] / sums[j] if sums[j] else 0.0
+        return out.tolist()
 
     def callable(self, session):
         """The low-overhead ``Session.make_callable`` function for this program (made once)."""
@@ -53,6 +62,21 @@ def _check_kwargs(method, kwargs: dict) -> None:
                     f"{', '.join(accepted)}")
 
 
+def _per_output(metrics, names) -> list:
+    """``metrics`` as one list per output (a list for all, a list of lists, or a dict by
+    output name), each name checked: a misspelled metric fails in compile, not in fit."""
+    if isinstance(metrics, dict):
+        per_out = [_as_list(metrics.get(n)) for n in names]
+    elif metrics and len(names) > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
+        per_out = [list(m) for m in metrics]
+    else:
+        per_out = [_as_list(metrics)] * len(names)
+    for specs in per_out:
+        for m in specs:
+            _metrics.get(m)
+    return per_out
+
+
 class TrainingMixin:
     """Keras' training API; needs the ``Model`` attributes (``inputs``, ``outputs``, ``_replay``)."""
 
@@ -62,8 +86,10 @@ class TrainingMixin:
                 **kwargs):
         """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object.
 
-        Names are checked here: an unknown loss or metric raises ``ValueError`` listing the
-        known ones. ``run_eagerly``, ``steps_per_execution`` and ``jit_compile`` are accepted
+        ``weighted_metrics`` (same forms as ``metrics``) are averaged with the sample weights
+        given to ``fit``/``evaluate`` (sum(weight * value) / sum(weight)); one whose name is
+        also an unweighted metric's is reported as ``weighted_<name>``. Names are checked here:
+        an unknown loss or metric raises ``ValueError`` listing the known ones. ``run_eagerly``, ``steps_per_execution`` and ``jit_compile`` are accepted
         for Keras compatibility and change nothing (graphc always compiles the whole step).
 
             >>> from graphc.models import Sequential
@@ -76,10 +102,9 @@ class TrainingMixin:
         """
         from .. import optimizers
         _check_kwargs(type(self).compile, kwargs)
-        reject_unsupported("compile()", weighted_metrics=weighted_metrics)
         self.optimizer = optimizers.get(optimizer)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
-                              "loss_weights": loss_weights}
+                              "loss_weights": loss_weights, "weighted_metrics": weighted_metrics}
         try:
             self._ensure_network()
             n_out, names = len(self.outputs), self.output_names
@@ -95,16 +120,8 @@ class TrainingMixin:
         if isinstance(loss_weights, dict):
             loss_weights = [loss_weights.get(n, 1.0) for n in names]
         self._loss_weights = list(loss_weights) if loss_weights is not None else [1.0] * n_out
-        if isinstance(metrics, dict):
-            per_out = [_as_list(metrics.get(n)) for n in names]
-        elif metrics and n_out > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
-            per_out = [list(m) for m in metrics]
-        else:
-            per_out = [_as_list(metrics)] * n_out
-        for specs in per_out:
-            for m in specs:
-                _metrics.get(m)     # a misspelled metric fails here, not in fit
-        self._metric_specs = per_out
+        self._metric_specs = _per_output(metrics, names)
+        self._weighted_specs = _per_output(weighted_metrics, names)
         self._programs = {k: v for k, v in self._programs.items() if k[0] == "predict"}
         self._lr_var = None
         self.compiled = True
@@ -221,7 +238,23 @@ class TrainingMixin:
                 fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
                 names.append(f"{self.output_names[i]}_{mname}" if multi else mname)
                 scalars.append(ops.reduce_mean(ops.cast(fn(yt, o), "float32")))
-        return yphs + ([sw] if sw is not None else []), total, names, scalars
+        weights, ratios = [], []
+        for i, (o, yt, specs) in enumerate(zip(outs, yphs, getattr(self, "_weighted_specs", []))):
+            for m in specs:
+                fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
+                name = f"{self.output_names[i]}_{mname}" if multi else mname
+                names.append(f"weighted_{name}" if name in names else name)
+                value = ops.cast(fn(yt, o), "float32")
+                if sw is None:      # no sample weights: the plain mean
+                    scalars.append(ops.reduce_mean(value))
+                    continue
+                w = ops.reshape(sw, (-1,) + (1,) * (value.ndim - 1)) * ops.ones_like(value)
+                ratios.append((len(names), len(weights)))   # names[-1] is value len(names): loss first
+                scalars.append(ops.reduce_mean(value * w))
+                weights.append(ops.reduce_mean(w))
+        # the weights are fetched after the loss and all the scalars
+        self._ratios = [(i, 1 + len(scalars) + k) for i, k in ratios]
+        return yphs + ([sw] if sw is not None else []), total, names, scalars + weights
 
     def _build_train(self, xs, ys):
         from .. import ops
@@ -255,13 +288,14 @@ class TrainingMixin:
             step = ops.group(step, *updates) if updates else step
         else:
             step = ops.group(*updates) if updates else ops.no_op()
-        return _Program(phs + yphs, [step, total] + scalars, ["loss"] + names, step=step)
+        return _Program(phs + yphs, [step, total] + scalars, ["loss"] + names, step=step,
+                        ratios=self._ratios)
 
     def _build_test(self, xs, ys):
         phs = self._input_placeholders(xs)
         outs = self._replay(phs, training=False)
         yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
-        return _Program(phs + yphs, [total] + scalars, ["loss"] + names)
+        return _Program(phs + yphs, [total] + scalars, ["loss"] + names, ratios=self._ratios)
 
     # -- learning rate (for callbacks) --------------------------------------------------------------
     def _sync_lr(self):
@@ -319,7 +353,7 @@ class TrainingMixin:
         sums, seen = sums + np.asarray(vals, dtype=np.float64) * k, seen + k
         self._batch_sums = {**acc, kind: (sums, seen)} if not reset_metrics else \
             {key: v for key, v in acc.items() if key != kind}
-        return _result(prog.names, (sums / seen).tolist(), return_dict)
+        return _result(prog.names, prog.means(sums, seen), return_dict)
 
     def predict_on_batch(self, x):
         self._ensure_network_for(x)
@@ -410,12 +444,12 @@ class TrainingMixin:
         rng = np.random.default_rng(int(_init._GLOBAL[0].integers(2 ** 63)))
         batches = _batch_stream(xs + ys, batch_size, rng if shuffle else None)
         step_fn = prog.callable(self._state.session)
-        n_names = len(prog.names)
+        n_values = len(prog.fetches) - 1     # the loss, the metrics and the metric weights
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self._sync_lr()
             all_cbs.on_epoch_begin(epoch)
-            sums = np.zeros(n_names)
+            sums = np.zeros(n_values)
             seen = 0
             for b in range(steps):
                 arrays = next(batches)
@@ -425,10 +459,10 @@ class TrainingMixin:
                 sums += np.asarray(vals[1:], dtype=np.float64) * k
                 seen += k
                 if all_cbs.wants_batch_logs:
-                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, (sums / seen).tolist())))
+                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
                 if self.stop_training:
                     break
-            logs = dict(zip(prog.names, (sums / max(seen, 1)).tolist()))
+            logs = dict(zip(prog.names, prog.means(sums, seen)))
             if val_xs is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
                                       batch_size=validation_batch_size or batch_size, verbose=0,
@@ -467,7 +501,7 @@ class TrainingMixin:
         n_batches = min(n_batches, steps) if steps else n_batches
         cb = _callback_list(callbacks, self, n_batches, verbose)
         cb.on_test_begin()
-        sums = np.zeros(len(prog.names))
+        sums = np.zeros(len(prog.fetches))
         seen = 0
         t0 = time.time()
         for b in range(n_batches):
@@ -476,8 +510,8 @@ class TrainingMixin:
             vals = self._run(prog, [a[lo:hi] for a in xs + ys])
             sums += np.asarray(vals, dtype=np.float64) * (hi - lo)
             seen += hi - lo
-            cb.on_test_batch_end(b, dict(zip(prog.names, (sums / seen).tolist())))
-        vals = (sums / max(seen, 1)).tolist()
+            cb.on_test_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
+        vals = prog.means(sums, seen)
         cb.on_test_end(dict(zip(prog.names, vals)))
         if verbose:
             _print_done(n_batches, t0, dict(zip(prog.names, vals)))
