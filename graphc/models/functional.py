@@ -20,7 +20,7 @@ import inspect
 import numpy as np
 
 from ..ir import Graph
-from ..layers.base import KerasTensor, Layer, flatten, get_layer_class, map_structure
+from ..layers.base import KerasTensor, Layer, flatten, map_structure
 from .serialization import deserialize_layer, serialize_layer
 from .training import TrainingMixin
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from .. import losses as _losses
 from .. import metrics as _metrics
-from ..layers.base import reject_unsupported
 
 
 class _Program:
