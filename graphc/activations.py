@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from .object_registry import Registry
+
 
 def _ops():
     from . import ops
@@ -89,34 +91,30 @@ def hard_sigmoid(x):
     return o.clip_by_value(x * (1.0 / 6.0) + 0.5, 0.0, 1.0)
 
 
-_BY_NAME = {
+_REGISTRY = Registry("activation", base=None, none=linear,
+                     hint="a name such as 'relu' or a callable taking and returning a tensor")
+for _name, _fn in {
     "linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
     "log_softmax": log_softmax, "elu": elu, "selu": selu, "softplus": softplus,
     "softsign": softsign, "swish": swish, "silu": silu, "gelu": gelu, "leaky_relu": leaky_relu,
     "relu6": relu6, "exponential": exponential, "hard_sigmoid": hard_sigmoid,
-}
+}.items():
+    _REGISTRY.register(_fn, _name)
 
 
-def get(identifier):
-    """The activation for a name (``"relu"``), ``None`` (linear) or a callable (returned as is)."""
-    if identifier is None:
-        return linear
-    if isinstance(identifier, str):
-        fn = _BY_NAME.get(identifier.lower())
-        if fn is None:
-            raise ValueError(f"unknown activation {identifier!r}; known: {', '.join(sorted(_BY_NAME))}, "
-                             "or pass a callable taking and returning a tensor")
-        return fn
-    if isinstance(identifier, dict):  # a Keras-style serialized activation
-        return get(identifier.get("config", identifier).get("name", identifier.get("class_name")))
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"activation must be a name or a callable, got {identifier!r}")
+def get(identifier, custom_objects=None):
+    """The activation for a name (``"relu"``), ``None`` (linear), a Keras dict or a callable
+    (returned as is); ``custom_objects`` maps extra names to functions.
+
+        >>> get("relu") is relu, get(None) is linear
+        (True, True)
+    """
+    if isinstance(identifier, dict):  # a Keras-style serialized activation: the name inside
+        identifier = identifier.get("config", identifier).get("name", identifier.get("class_name"))
+    return _REGISTRY.get(identifier, custom_objects)
 
 
 def serialize(fn) -> str:
     """The name of a known activation (configs hold names); other callables by their __name__."""
-    for name, f in _BY_NAME.items():
-        if f is fn:
-            return name
-    return getattr(fn, "__name__", repr(fn))
+    name = _REGISTRY.name_of(fn)
+    return name if name is not None else getattr(fn, "__name__", repr(fn))

@@ -37,8 +37,12 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None): pass
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
     def on_predict_begin(self, logs=None): pass
     def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
 
     # Keras 2 aliases
     def on_batch_begin(self, batch, logs=None): pass
@@ -64,21 +68,9 @@ class CallbackList:
             c.set_params(params)
         self.wants_batch_logs = any(c._wants_batch_logs for c in self.callbacks)
 
-    def on_train_begin(self, logs=None):
+    def _call(self, hook, *args):
         for c in self.callbacks:
-            c.on_train_begin(logs)
-
-    def on_train_end(self, logs=None):
-        for c in self.callbacks:
-            c.on_train_end(logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for c in self.callbacks:
-            c.on_epoch_begin(epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        for c in self.callbacks:
-            c.on_epoch_end(epoch, logs)
+            getattr(c, hook)(*args)
 
     def on_train_batch_begin(self, batch, logs=None):
         for c in self.callbacks:
@@ -89,6 +81,24 @@ class CallbackList:
         for c in self.callbacks:
             c.on_train_batch_end(batch, logs)
             c.on_batch_end(batch, logs)
+
+
+def _dispatcher(hook: str):
+    if hook.startswith(("on_epoch", "on_test_batch", "on_predict_batch")):
+        def method(self, index, logs=None):
+            self._call(hook, index, logs)
+    else:
+        def method(self, logs=None):
+            self._call(hook, logs)
+    method.__name__ = hook
+    method.__doc__ = f"Call ``{hook}`` on every callback, in order."
+    return method
+
+
+for _hook in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin",
+              "on_test_end", "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+              "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(CallbackList, _hook, _dispatcher(_hook))
 
 
 class History(Callback):
@@ -323,6 +333,12 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
         super().__init__()
+        if "epsilon" in kwargs:   # Keras 2's name for min_delta
+            min_delta = kwargs.pop("epsilon")
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau: unexpected argument(s) {', '.join(map(repr, kwargs))}; "
+                            "it takes monitor, factor, patience, verbose, mode, min_delta, "
+                            "cooldown, min_lr")
         if factor >= 1.0:
             raise ValueError("ReduceLROnPlateau does not support a factor >= 1.0")
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
@@ -399,21 +415,34 @@ class CSVLogger(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions (``on_epoch_end=lambda epoch, logs: ...``)."""
+    """A callback from plain functions; as in Keras, any hook may be given by name
+    (``on_test_end=...``, ``on_batch_end=...``), with the hook's arguments.
+
+        >>> cb = LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs))
+        >>> cb.on_epoch_end(0, {"loss": 0.5})
+        0 {'loss': 0.5}
+    """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
                  on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
         super().__init__()
-        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
-                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end),
-                         ("on_train_batch_begin", on_train_batch_begin),
-                         ("on_train_batch_end", on_train_batch_end)):
+        hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                 "on_train_begin": on_train_begin, "on_train_end": on_train_end,
+                 "on_train_batch_begin": on_train_batch_begin,
+                 "on_train_batch_end": on_train_batch_end, **kwargs}
+        for name, fn in hooks.items():
+            if not (name.startswith("on_") and callable(getattr(Callback, name, None))):
+                known = sorted(n for n in vars(Callback) if n.startswith("on_"))
+                raise TypeError(f"LambdaCallback: {name!r} is not a callback hook; hooks: "
+                                f"{', '.join(known)}")
             if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"LambdaCallback: {name} must be a function, got {fn!r}")
                 setattr(self, name, fn)
 
     @property
     def _wants_batch_logs(self) -> bool:
-        return "on_train_batch_end" in self.__dict__
+        return "on_train_batch_end" in self.__dict__ or "on_batch_end" in self.__dict__
 
 
 class TerminateOnNaN(Callback):

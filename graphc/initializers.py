@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from .object_registry import Registry
+
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeNormal",
            "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal", "Identity", "get",
@@ -237,50 +239,34 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
-_ALIASES = {
-    "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
-    "random_normal": RandomNormal, "normal": RandomNormal, "random_uniform": RandomUniform,
-    "uniform": RandomUniform, "truncated_normal": TruncatedNormal,
-    "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "orthogonal": Orthogonal,
-    "identity": Identity,
-}
-_CLASSES = {c.__name__: c for c in set(_ALIASES.values())}
+_REGISTRY = Registry("initializer", base=Initializer, none=None,
+                     hint="a name such as 'glorot_uniform', a config dict, an Initializer or a "
+                          "callable init(shape, dtype) returning an array")
+for _cls, *_names in (
+        (Zeros, "zeros", "zero"), (Ones, "ones", "one"), (Constant, "constant"),
+        (RandomNormal, "random_normal", "normal"), (RandomUniform, "random_uniform", "uniform"),
+        (TruncatedNormal, "truncated_normal"), (VarianceScaling, "variance_scaling"),
+        (GlorotUniform, "glorot_uniform"), (GlorotNormal, "glorot_normal"),
+        (HeNormal, "he_normal"), (HeUniform, "he_uniform"), (LecunNormal, "lecun_normal"),
+        (LecunUniform, "lecun_uniform"), (Orthogonal, "orthogonal"), (Identity, "identity")):
+    _REGISTRY.register(_cls, *_names)
 
 
-def get(identifier):
-    """An initializer from a name (``"he_normal"``), a config dict, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, Initializer) or (callable(identifier) and not isinstance(identifier, type)):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        key = identifier.lower() if identifier.lower() in _ALIASES else identifier
-        if key in _ALIASES:
-            return _ALIASES[key]()
-        if key in _CLASSES:
-            return _CLASSES[key]()
-    raise ValueError(f"unknown initializer {identifier!r}; known: {', '.join(sorted(_ALIASES))}")
+def get(identifier, custom_objects=None):
+    """An initializer from a name (``"he_normal"``), a config dict, an instance, an
+    ``Initializer`` class or a callable; ``None`` gives ``None``.
+
+        >>> type(get("glorot_uniform")).__name__
+        'GlorotUniform'
+    """
+    return _REGISTRY.get(identifier, custom_objects)
 
 
 def serialize(init) -> dict | str | None:
-    if init is None:
-        return None
-    if isinstance(init, Initializer):
-        return {"class_name": type(init).__name__, "config": init.get_config()}
-    raise ValueError(f"cannot serialize the initializer {init!r} (a plain callable); use a "
-                     "graphc.initializers class to save the model config")
+    """``{"class_name": ..., "config": ...}`` for an ``Initializer`` (``None`` stays ``None``)."""
+    return _REGISTRY.serialize(init)
 
 
-def deserialize(config):
-    if isinstance(config, str):
-        return get(config)
-    cls = _CLASSES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"unknown initializer class {config['class_name']!r}")
-    return cls.from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """An initializer from ``serialize``'s dict or a name."""
+    return _REGISTRY.deserialize(config, custom_objects)

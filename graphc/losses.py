@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .object_registry import Registry
+
 EPSILON = 1e-7
 
 
@@ -126,16 +128,23 @@ def poisson(y_true, y_pred):
     return o.reduce_mean(y_pred - _match(y_true, y_pred) * o.log(y_pred + EPSILON), axis=-1)
 
 
-def hinge(y_true, y_pred):
+def _hinge_labels(y_true, y_pred):
+    """Keras' conversion: labels that are all 0 or 1 become -1/1; -1/1 labels stay as they are."""
     o = _ops()
     yt = _match(y_true, y_pred)
-    yt = 2.0 * yt - 1.0  # {0, 1} labels -> {-1, 1} (a no-op for -1/1 labels is not done, as Keras)
+    binary = o.reduce_all(o.logical_or(o.equal(yt, 0.0), o.equal(yt, 1.0)))
+    return o.where(binary, 2.0 * yt - 1.0, yt)
+
+
+def hinge(y_true, y_pred):
+    o = _ops()
+    yt = _hinge_labels(y_true, y_pred)
     return o.reduce_mean(o.maximum(1.0 - yt * y_pred, 0.0), axis=-1)
 
 
 def squared_hinge(y_true, y_pred):
     o = _ops()
-    yt = 2.0 * _match(y_true, y_pred) - 1.0
+    yt = _hinge_labels(y_true, y_pred)
     return o.reduce_mean(o.square(o.maximum(1.0 - yt * y_pred, 0.0)), axis=-1)
 
 
@@ -233,43 +242,38 @@ Huber = _loss_class("Huber", huber, "huber", ("delta",))
 LogCosh = _loss_class("LogCosh", log_cosh, "log_cosh")
 CosineSimilarity = _loss_class("CosineSimilarity", cosine_similarity, "cosine_similarity", ("axis",))
 
-_BY_NAME = {
-    "mean_squared_error": mean_squared_error, "mse": mean_squared_error,
-    "mean_absolute_error": mean_absolute_error, "mae": mean_absolute_error,
-    "mean_absolute_percentage_error": mean_absolute_percentage_error,
-    "mape": mean_absolute_percentage_error,
-    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
-    "msle": mean_squared_logarithmic_error,
-    "categorical_crossentropy": categorical_crossentropy,
-    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
-    "binary_crossentropy": binary_crossentropy, "kl_divergence": kl_divergence,
-    "kld": kl_divergence, "kullback_leibler_divergence": kl_divergence, "poisson": poisson,
-    "hinge": hinge, "squared_hinge": squared_hinge, "huber": huber, "huber_loss": huber,
-    "log_cosh": log_cosh, "logcosh": log_cosh, "cosine_similarity": cosine_similarity,
-}
-_CLASSES = {c.__name__: c for c in (
-    MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
-    CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy, KLDivergence,
-    Poisson, Hinge, SquaredHinge, Huber, LogCosh, CosineSimilarity)}
+_REGISTRY = Registry("loss", "losses", base=Loss,
+                     hint="a name such as 'mse', a graphc.losses.Loss or a function "
+                          "fn(y_true, y_pred) returning per-sample values")
+for _fn, *_names in (
+        (mean_squared_error, "mean_squared_error", "mse"),
+        (mean_absolute_error, "mean_absolute_error", "mae"),
+        (mean_absolute_percentage_error, "mean_absolute_percentage_error", "mape"),
+        (mean_squared_logarithmic_error, "mean_squared_logarithmic_error", "msle"),
+        (categorical_crossentropy, "categorical_crossentropy"),
+        (sparse_categorical_crossentropy, "sparse_categorical_crossentropy"),
+        (binary_crossentropy, "binary_crossentropy"),
+        (kl_divergence, "kl_divergence", "kld", "kullback_leibler_divergence"),
+        (poisson, "poisson"), (hinge, "hinge"), (squared_hinge, "squared_hinge"),
+        (huber, "huber", "huber_loss"), (log_cosh, "log_cosh", "logcosh"),
+        (cosine_similarity, "cosine_similarity")):
+    _REGISTRY.register(_fn, *_names)
+for _cls in (MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
+             MeanSquaredLogarithmicError, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+             BinaryCrossentropy, KLDivergence, Poisson, Hinge, SquaredHinge, Huber, LogCosh,
+             CosineSimilarity):
+    _REGISTRY.register(_cls)
 
 
-def get(identifier):
-    """A per-sample loss function ``fn(y_true, y_pred)`` from a name, a ``Loss`` or a callable."""
-    if isinstance(identifier, str):
-        fn = _BY_NAME.get(identifier.lower()) or (
-            _CLASSES[identifier]().call if identifier in _CLASSES else None)
-        if fn is None:
-            raise ValueError(f"unknown loss {identifier!r}; known: {', '.join(sorted(_BY_NAME))}")
-        return fn
-    if isinstance(identifier, dict):
-        return deserialize(identifier).call
-    if isinstance(identifier, Loss):
-        return identifier.call
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier().call
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"could not interpret loss {identifier!r}")
+def get(identifier, custom_objects=None):
+    """A per-sample loss function ``fn(y_true, y_pred)`` from a name (``"mse"``, or a class name
+    such as ``"Huber"``), a ``serialize`` dict, a ``Loss`` (class or instance) or a callable.
+
+        >>> get("mse") is mean_squared_error
+        True
+    """
+    obj = _REGISTRY.get(identifier, custom_objects)
+    return obj.call if isinstance(obj, Loss) else obj
 
 
 def name_of(identifier) -> str:
@@ -289,20 +293,10 @@ def is_sparse(fn) -> bool:
 
 
 def serialize(identifier):
-    if isinstance(identifier, Loss):
-        return {"class_name": type(identifier).__name__, "config": identifier.get_config()}
-    if isinstance(identifier, str):
-        return identifier
-    name = getattr(identifier, "__name__", None)
-    if name in _BY_NAME:
-        return name
-    raise ValueError(f"cannot serialize the loss {identifier!r}")
+    """A name (kept as given), a registered loss function's name, or a ``Loss``'s Keras dict."""
+    return _REGISTRY.serialize(identifier)
 
 
-def deserialize(config):
-    if isinstance(config, str):
-        return get(config)
-    cls = _CLASSES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"unknown loss class {config['class_name']!r}")
-    return cls.from_config(config.get("config", {}))
+def deserialize(config, custom_objects=None):
+    """A ``Loss`` from ``serialize``'s dict (or, for a name, the function ``get`` gives)."""
+    return _REGISTRY.deserialize(config, custom_objects)

@@ -13,6 +13,7 @@ metric too.
 from __future__ import annotations
 
 from . import losses as _losses
+from .object_registry import Registry
 
 
 def _ops():
@@ -57,13 +58,6 @@ categorical_crossentropy = _losses.categorical_crossentropy
 sparse_categorical_crossentropy = _losses.sparse_categorical_crossentropy
 binary_crossentropy = _losses.binary_crossentropy
 
-_BY_NAME = {
-    "categorical_accuracy": categorical_accuracy,
-    "sparse_categorical_accuracy": sparse_categorical_accuracy,
-    "binary_accuracy": binary_accuracy,
-    "top_k_categorical_accuracy": top_k_categorical_accuracy,
-}
-
 
 class Metric:
     """A named metric wrapping a per-sample function (``fit`` keeps the running mean)."""
@@ -107,6 +101,36 @@ class MeanAbsoluteError(Metric):
         super().__init__(_losses.mean_absolute_error, name)
 
 
+_REGISTRY = Registry("metric", base=Metric,
+                     hint="a name such as 'accuracy', a graphc.metrics.Metric, a graphc.losses.Loss "
+                          "or a function fn(y_true, y_pred) returning per-sample values")
+_REGISTRY.register(Accuracy, "accuracy", "acc")
+for _fn in (categorical_accuracy, sparse_categorical_accuracy, binary_accuracy,
+            top_k_categorical_accuracy):
+    _REGISTRY.register(_fn, _fn.__name__)
+for _cls in (CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy, MeanSquaredError,
+             MeanAbsoluteError):
+    _REGISTRY.register(_cls)
+
+
+def get(identifier, custom_objects=None):
+    """A metric from a name (a metric's, ``"accuracy"``, or any loss name), a ``Metric`` (class
+    or instance), a ``Loss`` or a callable. An unknown name raises ``ValueError`` listing the
+    metric names, so ``compile`` reports a misspelled metric at once.
+
+        >>> get("categorical_accuracy") is categorical_accuracy, type(get("acc")).__name__
+        (True, 'Accuracy')
+    """
+    if isinstance(identifier, _losses.Loss):
+        return identifier
+    if isinstance(identifier, str) and identifier not in _REGISTRY and not (
+            custom_objects and identifier in custom_objects):
+        if identifier in _losses._REGISTRY:
+            return _losses.get(identifier)
+        raise _REGISTRY.unknown(identifier, ", or any loss name (see graphc.losses)")
+    return _REGISTRY.get(identifier, custom_objects)
+
+
 def _accuracy_for(loss_fn, y_pred):
     if _losses.is_sparse(loss_fn):
         return sparse_categorical_accuracy
@@ -119,28 +143,14 @@ def _accuracy_for(loss_fn, y_pred):
 
 
 def resolve(metric, loss_fn, y_pred):
-    """``(per_sample_fn, display_name)`` for a metric given by name, object or callable."""
-    if isinstance(metric, str):
-        key = metric.lower()
-        if key in ("accuracy", "acc"):
-            return _accuracy_for(loss_fn, y_pred), metric
-        if key in _BY_NAME:
-            return _BY_NAME[key], metric
-        return _losses.get(key), metric
-    if isinstance(metric, Accuracy):
-        return _accuracy_for(loss_fn, y_pred), metric.name
-    if isinstance(metric, Metric):
-        return metric, metric.name
-    if isinstance(metric, _losses.Loss):
-        return metric.call, metric.name
-    if callable(metric):
-        return metric, getattr(metric, "__name__", "metric")
-    raise ValueError(f"could not interpret metric {metric!r}")
-
-
-def get(identifier):
-    if isinstance(identifier, str):
-        if identifier in _BY_NAME:
-            return _BY_NAME[identifier]
-        return _losses.get(identifier)
-    return identifier
+    """``(per_sample_fn, display_name)`` for a metric given by name, object or callable; a name
+    is displayed as given, ``"accuracy"`` picks the accuracy that fits the loss and output."""
+    m = get(metric)
+    given = metric if isinstance(metric, str) else None
+    if isinstance(m, Accuracy):
+        return _accuracy_for(loss_fn, y_pred), given or m.name
+    if isinstance(m, Metric):
+        return m, given or m.name
+    if isinstance(m, _losses.Loss):
+        return m.call, given or m.name
+    return m, given or getattr(m, "__name__", "metric")

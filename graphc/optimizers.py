@@ -10,7 +10,7 @@ non-trainable ``gc.Variable``\\ s. Slots are created by ``minimize`` /
 
     >>> import graphc as gc
     >>> w = gc.Variable([1.0, -2.0], name="w")
-    >>> train = gc.optimizers.SGD(learning_rate=0.1).minimize(gc.reduce_sum(w * w))
+    >>> train = gc.optimizers.SGD(learning_rate=0.1).minimize(gc.reduce_sum(w * w), var_list=[w])
     >>> s = gc.Session(); _ = s.run(gc.global_variables_initializer())
     >>> _ = s.run(train); s.run(w).tolist()
     [0.800000011920929, -1.600000023841858]
@@ -47,6 +47,7 @@ import numpy as np
 from . import schedules
 from .errors import DtypeError, GraphError
 from .ir import Graph, Tensor, get_default_graph
+from .object_registry import Registry
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "serialize",
            "deserialize", "schedules"]
@@ -550,37 +551,27 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_REGISTRY = Registry("optimizer", base=Optimizer, callables=False,
+                     hint="a name such as 'adam', a config dict or an Optimizer")
+for _cls in (SGD, Adam, AdamW, RMSprop, Adagrad):
+    _REGISTRY.register(_cls, _cls.__name__.lower())
 
 
 def serialize(optimizer: Optimizer) -> dict:
     """``{"class_name": ..., "config": ...}`` (Keras layout) for ``deserialize``."""
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return _REGISTRY.serialize(optimizer)
 
 
-def deserialize(config: dict) -> Optimizer:
+def deserialize(config: dict, custom_objects=None) -> Optimizer:
     """An optimizer from ``serialize``'s dict (class names are matched case-insensitively)."""
-    name = str(config.get("class_name", "")).lower()
-    if name not in _BY_NAME:
-        raise ValueError(f"unknown optimizer {config.get('class_name')!r}; known: {', '.join(_BY_NAME)}")
-    return _BY_NAME[name].from_config(config.get("config", {}))
+    return _REGISTRY.deserialize(config, custom_objects)
 
 
-def get(identifier) -> Optimizer:
+def get(identifier, custom_objects=None) -> Optimizer:
     """An optimizer from a Keras name (``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``,
     ``"adagrad"``; default arguments), a ``serialize`` dict, or an instance (returned as is).
 
         >>> get("adam").learning_rate
         0.001
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"unknown optimizer {identifier!r}; known: {', '.join(_BY_NAME)}")
-        return cls()
-    raise ValueError(f"could not interpret optimizer identifier {identifier!r} (a name such as "
-                     "'adam', a config dict or an Optimizer)")
+    return _REGISTRY.get(identifier, custom_objects)

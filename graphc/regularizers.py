@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import abc
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
+from .object_registry import Registry
+
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1_l2", "get", "serialize", "deserialize"]
 
 
 def _ops():
@@ -86,49 +88,46 @@ class L1L2(Regularizer):
     def __call__(self, x):
         ops = _ops()
         x = ops.convert_to_tensor(x)
-        out = ops.zeros((), x.dtype)
-        if self.l1:
-            out = out + ops.reduce_sum(ops.abs(x)) * self.l1
-        if self.l2:
-            out = out + ops.reduce_sum(ops.square(x)) * self.l2
-        return out
+        terms = ([ops.reduce_sum(ops.abs(x)) * self.l1] if self.l1 else []) + \
+            ([ops.reduce_sum(ops.square(x)) * self.l2] if self.l2 else [])
+        if not terms:   # in x's graph, which need not be the default one
+            with x.graph.as_default():
+                return ops.zeros((), x.dtype)
+        return terms[0] + terms[1] if len(terms) == 2 else terms[0]
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
 
 
-# Keras aliases: "l1", "l2", "l1_l2" (the last with l1 = l2 = 0.01)
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
-_NAMES = {"l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": lambda: L1L2(l1=0.01, l2=0.01)}
+def l1_l2(l1=0.01, l2=0.01) -> L1L2:
+    """Keras' ``l1_l2``: an ``L1L2`` with both factors 0.01 by default (the ``"l1_l2"`` name)."""
+    return L1L2(l1=l1, l2=l2)
+
+
+_REGISTRY = Registry("regularizer", base=Regularizer, none=None,
+                     hint="a name such as 'l2', a config dict, a Regularizer or a callable "
+                          "taking a weight tensor and returning a scalar tensor")
+_REGISTRY.register(L1, "l1")
+_REGISTRY.register(L2, "l2")
+_REGISTRY.register(L1L2, "l1l2")
+_REGISTRY.register(l1_l2, "l1_l2", factory=True)
 
 
 def serialize(regularizer: Regularizer) -> dict:
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    """``{"class_name": ..., "config": ...}`` for ``deserialize``."""
+    return _REGISTRY.serialize(regularizer)
 
 
-def deserialize(config: dict) -> Regularizer:
-    cls = _CLASSES.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown regularizer {config.get('class_name')!r}; known: {', '.join(_CLASSES)}")
-    return cls.from_config(config.get("config", {}))
+def deserialize(config: dict, custom_objects=None) -> Regularizer:
+    """A regularizer from ``serialize``'s dict or a name."""
+    return _REGISTRY.deserialize(config, custom_objects)
 
 
-def get(identifier):
+def get(identifier, custom_objects=None):
     """A regularizer from a name (``"l1"``, ``"l2"``, ``"l1_l2"``), a config dict, an instance or
     any callable; ``None`` gives ``None``.
 
         >>> get("l2").get_config()
         {'l2': 0.01}
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        make = _NAMES.get(identifier.lower())
-        if make is None:
-            raise ValueError(f"unknown regularizer {identifier!r}; known: {', '.join(_NAMES)}")
-        return make()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"could not interpret regularizer identifier {identifier!r}")
+    return _REGISTRY.get(identifier, custom_objects)

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .ir import Tensor
+from .object_registry import Registry
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "CosineDecay", "InverseTimeDecay",
            "PiecewiseConstantDecay", "serialize", "deserialize", "get"]
@@ -222,24 +223,30 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
 
 
-_ALL = {c.__name__: c for c in (ExponentialDecay, CosineDecay, InverseTimeDecay, PiecewiseConstantDecay)}
+_REGISTRY = Registry("learning-rate schedule", base=LearningRateSchedule,
+                     hint="a float, a LearningRateSchedule or a serialize() dict")
+for _cls in (ExponentialDecay, CosineDecay, InverseTimeDecay, PiecewiseConstantDecay):
+    _REGISTRY.register(_cls)
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
     """``{"class_name": ..., "config": ...}`` for ``deserialize``."""
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+    return _REGISTRY.serialize(schedule)
 
 
-def deserialize(config: dict) -> LearningRateSchedule:
+def deserialize(config: dict, custom_objects=None) -> LearningRateSchedule:
     """Rebuild a schedule from ``serialize``'s dict."""
-    name = config.get("class_name")
-    if name not in _ALL:
-        raise ValueError(f"unknown learning-rate schedule {name!r}; known: {', '.join(_ALL)}")
-    return _ALL[name].from_config(config.get("config", {}))
+    return _REGISTRY.deserialize(config, custom_objects)
 
 
-def get(identifier):
-    """A schedule from an instance, a ``serialize`` dict, or a plain float (returned as is)."""
+def get(identifier, custom_objects=None):
+    """A schedule from a ``serialize`` dict; anything else (a float, a schedule, a tensor) is
+    returned as is, since an optimizer's learning rate may be any of those.
+
+        >>> get({"class_name": "InverseTimeDecay", "config": {"initial_learning_rate": 1.0,
+        ...      "decay_steps": 1, "decay_rate": 1.0}})(1).item()
+        0.5
+    """
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, custom_objects)
     return identifier

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import initializers as _init
-from .base import Layer, serialize_obj
+from .base import Layer, reject_unsupported, serialize_obj
 from .core import matmul_last
 
 
@@ -28,8 +28,9 @@ class MultiHeadAttention(Layer):
                  output_shape=None, attention_axes=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  seed=None, **kwargs):
-        for k in ("activity_regularizer", "kernel_constraint", "bias_constraint", "flash_attention"):
-            kwargs.pop(k, None)
+        kwargs.pop("flash_attention", None)     # a speed hint: the result is the same
+        reject_unsupported("MultiHeadAttention", **{k: kwargs.pop(k, None) for k in (
+            "activity_regularizer", "kernel_constraint", "bias_constraint")})
         super().__init__(**kwargs)
         if attention_axes is not None:
             raise ValueError("MultiHeadAttention: attention_axes is not supported (attends over axis 1)")

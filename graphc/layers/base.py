@@ -210,6 +210,10 @@ class Layer:
         return int(sum(int(np.prod(w.shape)) for w in self.weights))
 
     def _session(self):
+        if self._runtime is None and not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no weights; a model "
+                             "builds its layers' weights on first use: call model.build() (or "
+                             "predict/fit) first")
         if self._runtime is None:
             raise ValueError(f"layer {self.name!r} has no session holding its weight values; "
                              "use it inside a Model (weights live in the model's session)")
@@ -219,10 +223,11 @@ class Layer:
         return self._session().get_values(self.weights)
 
     def set_weights(self, weights) -> None:
+        session = self._session()
         ws = self.weights
         if len(weights) != len(ws):
             raise ValueError(f"layer {self.name!r} has {len(ws)} weights, got {len(weights)} arrays")
-        self._session().set_values(ws, weights)
+        session.set_values(ws, weights)
 
     @property
     def losses(self) -> list:
@@ -366,6 +371,23 @@ def map_structure_shapes(fn, s):
     if isinstance(s, dict):
         return {k: map_structure_shapes(fn, v) for k, v in s.items()}
     raise TypeError(f"not a shape nest: {s!r}")
+
+
+def reject_unsupported(who: str, **given) -> None:
+    """Keras arguments graphc does not implement: ``None``/``False`` (their defaults) pass, any
+    other value raises ``NotImplementedError`` naming ``who`` and the argument, instead of being
+    silently ignored.
+
+        >>> reject_unsupported("Dense", kernel_constraint=None)
+        >>> reject_unsupported("Dense", kernel_constraint="max_norm")
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: Dense: kernel_constraint='max_norm' is not supported by graphc (it would be ignored); leave it out or pass None
+    """
+    for name, value in given.items():
+        if value is not None and value is not False:
+            raise NotImplementedError(f"{who}: {name}={value!r} is not supported by graphc (it would "
+                                      "be ignored); leave it out or pass None")
 
 
 def get_regularizer(identifier):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import activations as _act
 from .. import initializers as _init
-from .base import Layer, serialize_obj
+from .base import Layer, reject_unsupported, serialize_obj
 
 
 def _ops():
@@ -49,6 +49,8 @@ class Conv2D(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
+        reject_unsupported("Conv2D", activity_regularizer=activity_regularizer,
+                           kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         super().__init__(**kwargs)
         _check_format(data_format)
         if groups != 1:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import activations as _act
 from .. import initializers as _init
-from .base import KerasTensor, Layer, Node, serialize_obj
+from .base import KerasTensor, Layer, Node, reject_unsupported, serialize_obj
 
 
 def _ops():
@@ -76,6 +76,8 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        reject_unsupported("Dense", activity_regularizer=activity_regularizer,
+                           kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         super().__init__(**kwargs)
         self.units = int(units)
         if self.units <= 0:

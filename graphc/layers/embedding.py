@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers as _init
-from .base import Layer, serialize_obj
+from .base import Layer, reject_unsupported, serialize_obj
 
 
 class Embedding(Layer):
@@ -17,8 +17,8 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, mask_zero=False, input_length=None, **kwargs):
-        kwargs.pop("embeddings_constraint", None)
-        kwargs.pop("activity_regularizer", None)
+        reject_unsupported("Embedding", **{k: kwargs.pop(k, None) for k in (
+            "embeddings_constraint", "activity_regularizer")})
         if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)

@@ -55,9 +55,17 @@ class Add(_Merge):
 
 class Subtract(_Merge):
     def call(self, inputs, training=None):
-        if len(inputs) != 2:
-            raise ValueError("Subtract needs exactly 2 inputs")
+        self._check_two(inputs)
         return inputs[0] - inputs[1]
+
+    def compute_output_shape(self, input_shape):   # checked when the model is defined, too
+        self._check_two(input_shape)
+        return super().compute_output_shape(input_shape)
+
+    def _check_two(self, inputs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            n = len(inputs) if isinstance(inputs, (list, tuple)) else "not a list of"
+            raise ValueError(f"Subtract {self.name!r} needs exactly 2 inputs, got {n} inputs")
 
 
 class Multiply(_Merge):

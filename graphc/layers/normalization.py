@@ -11,7 +11,7 @@ momentum)``) as part of the training step; inference uses the moving statistics.
 from __future__ import annotations
 
 from .. import initializers as _init
-from .base import Layer, serialize_obj
+from .base import Layer, reject_unsupported, serialize_obj
 
 
 def _ops():
@@ -27,9 +27,11 @@ def _axes(axis, rank):
 class _Norm(Layer):
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, **kwargs):
-        for k in ("beta_constraint", "gamma_constraint", "rms_scaling", "synchronized",
-                  "renorm", "fused", "virtual_batch_size", "adjustment"):
+        for k in ("fused", "synchronized"):    # speed / multi-device hints: same result on one device
             kwargs.pop(k, None)
+        reject_unsupported(type(self).__name__, **{k: kwargs.pop(k, None) for k in (
+            "beta_constraint", "gamma_constraint", "rms_scaling", "renorm", "virtual_batch_size",
+            "adjustment")})
         super().__init__(**kwargs)
         self.axis = axis if isinstance(axis, int) else list(axis)
         self.epsilon = float(epsilon)

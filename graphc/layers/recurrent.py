@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import activations as _act
 from .. import initializers as _init
-from .base import Layer, serialize_obj
+from .base import Layer, reject_unsupported, serialize_obj
 
 
 def _ops():
@@ -35,9 +35,9 @@ class _RNN(Layer):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False,
                  seed=None, **kwargs):
-        for k in ("activity_regularizer", "kernel_constraint", "recurrent_constraint",
-                  "bias_constraint", "time_major"):
-            kwargs.pop(k, None)
+        reject_unsupported(type(self).__name__, **{k: kwargs.pop(k, None) for k in (
+            "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint",
+            "time_major")})
         self._extra = {k: kwargs.pop(k) for k in ("unit_forget_bias", "reset_after")
                        if k in kwargs}
         super().__init__(**kwargs)

@@ -12,22 +12,19 @@
 from .functional import Model
 from .sequential import Sequential
 from .saving import load_model, save_model
+from .serialization import deserialize_layer, serialize_layer
 from ..layers.core import Input
 
 __all__ = ["Model", "Sequential", "load_model", "save_model", "Input", "model_from_json",
-           "clone_model"]
+           "clone_model", "serialize_layer", "deserialize_layer"]
 
 
 def model_from_json(json_string, custom_objects=None):
+    """A model (fresh weights) from ``model.to_json()``."""
     import json
-    from .functional import deserialize_layer
-    spec = json.loads(json_string)
-    return deserialize_layer(spec, custom_objects)
+    return deserialize_layer(json.loads(json_string), custom_objects)
 
 
 def clone_model(model):
     """A new model with the same architecture and freshly initialized weights."""
-    from .functional import deserialize_layer
-    cls = type(model).__name__
-    return deserialize_layer({"class_name": "Functional" if cls == "Model" else cls,
-                              "config": model.get_config()})
+    return deserialize_layer(serialize_layer(model))

@@ -20,7 +20,8 @@ import inspect
 import numpy as np
 
 from ..ir import Graph
-from ..layers.base import KerasTensor, Layer, flatten, get_layer_class, map_structure
+from ..layers.base import KerasTensor, Layer, flatten, map_structure
+from .serialization import deserialize_layer, serialize_layer
 from .training import TrainingMixin
 
 
@@ -353,7 +354,7 @@ class Model(TrainingMixin, Layer):
             return t
         layers = []
         for layer in self._layers:
-            layers.append({"class_name": _class_name(layer), "config": layer.get_config()})
+            layers.append(serialize_layer(layer))
         nodes = [{"layer": node.layer.name, "args": map_structure(ref, list(node.args)),
                   "kwargs": map_structure(ref, node.kwargs)} for node in self._nodes]
         return {"name": self.name, "trainable": self.trainable, "layers": layers, "nodes": nodes,
@@ -387,7 +388,7 @@ class Model(TrainingMixin, Layer):
 
     def to_json(self) -> str:
         import json
-        return json.dumps({"class_name": _class_name(self), "config": self.get_config()})
+        return json.dumps(serialize_layer(self))
 
     def save(self, filepath, overwrite=True, include_optimizer=True) -> None:
         """Save config, weights and compile settings in one ``.npz`` file, atomically."""
@@ -420,28 +421,6 @@ def _nesting(x):
 
 def _renest(flat, how):
     return flat if how == "list" or len(flat) != 1 else flat[0]
-
-
-def _class_name(layer) -> str:
-    name = type(layer).__name__
-    return "Functional" if name == "Model" else name
-
-
-def deserialize_layer(spec: dict, custom_objects=None):
-    """A layer (or model) from ``{"class_name": ..., "config": ...}``."""
-    name = spec["class_name"]
-    if custom_objects and name in custom_objects:
-        cls = custom_objects[name]
-    elif name in ("Functional", "Model"):
-        cls = Model
-    elif name == "Sequential":
-        from .sequential import Sequential
-        cls = Sequential
-    else:
-        cls = get_layer_class(name)
-    if issubclass(cls, Model):
-        return cls.from_config(spec["config"], custom_objects=custom_objects)
-    return cls.from_config(spec["config"])
 
 
 def _model_name(cls) -> str:

@@ -19,6 +19,8 @@ import tempfile
 
 import numpy as np
 
+from .serialization import deserialize_layer, serialize_layer
+
 FORMAT = "graphc-model-1"
 
 
@@ -60,12 +62,16 @@ def _compile_config(model):
         loss = [losses.serialize(l) for l in loss] if isinstance(loss, (list, tuple)) else (
             {k: losses.serialize(v) for k, v in loss.items()} if isinstance(loss, dict)
             else losses.serialize(loss))
-        metrics = args["metrics"]
-        json.dumps(metrics)
+        metrics, weighted = args["metrics"], args.get("weighted_metrics")
+        json.dumps([metrics, weighted])
         return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss, "metrics": metrics,
-                "loss_weights": args["loss_weights"]}
-    except (ValueError, TypeError):
-        return None  # custom callables: the model is saved uncompiled
+                "loss_weights": args["loss_weights"], "weighted_metrics": weighted}
+    except (ValueError, TypeError) as e:   # custom callables: the model is saved uncompiled
+        import warnings
+        warnings.warn(f"save_model: {model.name!r} is saved without its compile settings ({e}); "
+                      "load_model will return it uncompiled: compile it again after loading, or "
+                      "compile with graphc names or classes", stacklevel=3)
+        return None
 
 
 def save_model(model, filepath, overwrite=True) -> None:
@@ -73,9 +79,7 @@ def save_model(model, filepath, overwrite=True) -> None:
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
-    cls = type(model).__name__
-    config = {"format": FORMAT, "class_name": "Functional" if cls == "Model" else cls,
-              "config": model.get_config(), "compile": _compile_config(model)}
+    config = {"format": FORMAT, **serialize_layer(model), "compile": _compile_config(model)}
     weights = model.get_weights()
     arrays = {"config": _str_array(json.dumps(config))}
     for i, w in enumerate(weights):
@@ -97,7 +101,6 @@ def _read(filepath):
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save(path)``: same architecture, weights and (if it
     was compiled with serializable settings) the same compile settings (fresh optimizer state)."""
-    from .functional import deserialize_layer
     config, weights = _read(filepath)
     if config.get("format") != FORMAT:
         raise ValueError(f"{filepath} is not a graphc model file (format {config.get('format')!r})")
@@ -108,11 +111,15 @@ def load_model(filepath, custom_objects=None, compile=True):
     if compile and cc:
         from .. import losses, optimizers
         loss = cc["loss"]
-        loss = [losses.deserialize(l) if isinstance(l, dict) else l for l in loss] \
-            if isinstance(loss, list) else (losses.deserialize(loss) if isinstance(loss, dict) and
-                                            "class_name" in loss else loss)
-        model.compile(optimizer=optimizers.deserialize(cc["optimizer"]), loss=loss,
-                      metrics=cc["metrics"], loss_weights=cc["loss_weights"])
+
+        def load_loss(spec):   # a name, a Loss's dict, or (several outputs) a dict of those
+            if isinstance(spec, dict) and "class_name" not in spec:
+                return {k: load_loss(v) for k, v in spec.items()}
+            return losses.deserialize(spec, custom_objects) if isinstance(spec, dict) else spec
+        loss = [load_loss(l) for l in loss] if isinstance(loss, list) else load_loss(loss)
+        model.compile(optimizer=optimizers.deserialize(cc["optimizer"], custom_objects), loss=loss,
+                      metrics=cc["metrics"], loss_weights=cc["loss_weights"],
+                      weighted_metrics=cc.get("weighted_metrics"))
     return model
 
 

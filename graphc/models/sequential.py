@@ -13,6 +13,7 @@ import numpy as np
 
 from ..layers.base import KerasTensor, Layer
 from .functional import Model
+from .serialization import deserialize_layer, serialize_layer
 
 
 class Sequential(Model):
@@ -115,12 +116,7 @@ class Sequential(Model):
         return super()._all_leaf_layers()
 
     def get_config(self) -> dict:
-        layers = []
-        for layer in self._stack:
-            cls = type(layer).__name__
-            layers.append({"class_name": "Functional" if cls == "Model" else cls,
-                           "config": layer.get_config()})
-        cfg = {"name": self.name, "layers": layers}
+        cfg = {"name": self.name, "layers": [serialize_layer(layer) for layer in self._stack]}
         shape = self._batch_shape()
         if shape is not None:
             cfg["build_input_shape"] = list(shape)
@@ -130,7 +126,6 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
-        from .functional import deserialize_layer
         model = cls(name=config.get("name"))
         if config.get("input_dtype") and config.get("build_input_shape"):
             from ..layers.core import Input

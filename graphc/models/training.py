@@ -20,12 +20,21 @@ from .. import metrics as _metrics
 class _Program:
     """Placeholders to feed and tensors to fetch for one (kind, signature)."""
 
-    def __init__(self, feeds, fetches, names, step=None):
+    def __init__(self, feeds, fetches, names, step=None, ratios=()):
         self.feeds = feeds          # placeholders, in the order of the arrays fed
         self.fetches = fetches      # [step?] + scalars / outputs
         self.names = names          # names of the fetched scalars (loss, metrics)
         self.step = step
+        self.ratios = list(ratios)  # (i, j): scalar i is a weighted mean, j (after names) its weight
         self._fn = None             # (session, Session.make_callable(fetches, feeds))
+
+    def means(self, sums, seen) -> list:
+        """The reported values from the batch-size-weighted sums of the fetched scalars: means,
+        except weighted metrics: sum(weight * value) / sum(weight) over all the batches."""
+        out = sums[:len(self.names)] / max(seen, 1)
+        for i, j in self.ratios:
+            out[i] = sums[i] / sums[j] if sums[j] else 0.0
+        return out.tolist()
 
     def callable(self, session):
         """The low-overhead ``Session.make_callable`` function for this program (made once)."""
@@ -40,6 +49,33 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _check_kwargs(method, kwargs: dict) -> None:
+    """A ``TypeError`` naming an argument ``method`` does not take, and the ones it does."""
+    if not kwargs:
+        return
+    import inspect
+    accepted = [p for p in inspect.signature(method).parameters
+                if p not in ("self", "kwargs") and not p.startswith("_")]
+    bad = ", ".join(repr(k) for k in kwargs)
+    raise TypeError(f"{method.__name__}() got unexpected keyword argument(s) {bad}; it accepts: "
+                    f"{', '.join(accepted)}")
+
+
+def _per_output(metrics, names) -> list:
+    """``metrics`` as one list per output (a list for all, a list of lists, or a dict by
+    output name), each name checked: a misspelled metric fails in compile, not in fit."""
+    if isinstance(metrics, dict):
+        per_out = [_as_list(metrics.get(n)) for n in names]
+    elif metrics and len(names) > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
+        per_out = [list(m) for m in metrics]
+    else:
+        per_out = [_as_list(metrics)] * len(names)
+    for specs in per_out:
+        for m in specs:
+            _metrics.get(m)
+    return per_out
+
+
 class TrainingMixin:
     """Keras' training API; needs the ``Model`` attributes (``inputs``, ``outputs``, ``_replay``)."""
 
@@ -47,11 +83,27 @@ class TrainingMixin:
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=None, steps_per_execution=None, jit_compile=None,
                 **kwargs):
-        """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object."""
+        """Configure training: ``optimizer``, ``loss`` and ``metrics`` by name or object.
+
+        ``weighted_metrics`` (same forms as ``metrics``) are averaged with the sample weights
+        given to ``fit``/``evaluate`` (sum(weight * value) / sum(weight)); one whose name is
+        also an unweighted metric's is reported as ``weighted_<name>``. Names are checked here:
+        an unknown loss or metric raises ``ValueError`` listing the known ones. ``run_eagerly``, ``steps_per_execution`` and ``jit_compile`` are accepted
+        for Keras compatibility and change nothing (graphc always compiles the whole step).
+
+            >>> from graphc.models import Sequential
+            >>> from graphc.layers import Dense
+            >>> m = Sequential([Dense(2, activation="softmax", input_dim=3)])
+            >>> m.compile(loss="categorical_crossentropy", metrics=["acuracy"])  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: unknown metric 'acuracy' (did you mean 'accuracy'?); known metrics: ...
+        """
         from .. import optimizers
+        _check_kwargs(type(self).compile, kwargs)
         self.optimizer = optimizers.get(optimizer)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
-                              "loss_weights": loss_weights}
+                              "loss_weights": loss_weights, "weighted_metrics": weighted_metrics}
         try:
             self._ensure_network()
             n_out, names = len(self.outputs), self.output_names
@@ -67,13 +119,8 @@ class TrainingMixin:
         if isinstance(loss_weights, dict):
             loss_weights = [loss_weights.get(n, 1.0) for n in names]
         self._loss_weights = list(loss_weights) if loss_weights is not None else [1.0] * n_out
-        if isinstance(metrics, dict):
-            per_out = [_as_list(metrics.get(n)) for n in names]
-        elif metrics and n_out > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
-            per_out = [list(m) for m in metrics]
-        else:
-            per_out = [_as_list(metrics)] * n_out
-        self._metric_specs = per_out
+        self._metric_specs = _per_output(metrics, names)
+        self._weighted_specs = _per_output(weighted_metrics, names)
         self._programs = {k: v for k, v in self._programs.items() if k[0] == "predict"}
         self._lr_var = None
         self.compiled = True
@@ -158,16 +205,23 @@ class TrainingMixin:
         return _Program(phs, outs, [])
 
     def _loss_and_metrics(self, outs, ys):
+        """Placeholders for ``ys`` (the targets, then the sample weights if ``ys`` has one more
+        array than the model has outputs), the total loss, and the named metric scalars."""
         from ..ops.state import placeholder
         from .. import ops
         yphs = [placeholder(a.dtype, (None,) + tuple(a.shape[1:]), name=f"{n}_target")
                 for a, n in zip(ys, self.output_names)]
+        sw = placeholder("float32", (None,), name="sample_weight") \
+            if len(ys) > len(self.outputs) else None
         total, names, scalars = None, [], []
         per_loss = []
         for i, (o, yt, fn, w) in enumerate(zip(outs, yphs, self._loss_fns, self._loss_weights)):
             if fn is None:
                 continue
-            li = ops.reduce_mean(fn(yt, o))
+            per = fn(yt, o)
+            if sw is not None:   # Keras: mean of weight * loss over the batch (not over the weights)
+                per = per * ops.reshape(sw, (-1,) + (1,) * (per.ndim - 1))
+            li = ops.reduce_mean(per)
             per_loss.append((i, li))
             term = li * float(w) if w != 1.0 else li
             total = term if total is None else total + term
@@ -183,7 +237,23 @@ class TrainingMixin:
                 fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
                 names.append(f"{self.output_names[i]}_{mname}" if multi else mname)
                 scalars.append(ops.reduce_mean(ops.cast(fn(yt, o), "float32")))
-        return yphs, total, names, scalars
+        weights, ratios = [], []
+        for i, (o, yt, specs) in enumerate(zip(outs, yphs, getattr(self, "_weighted_specs", []))):
+            for m in specs:
+                fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
+                name = f"{self.output_names[i]}_{mname}" if multi else mname
+                names.append(f"weighted_{name}" if name in names else name)
+                value = ops.cast(fn(yt, o), "float32")
+                if sw is None:      # no sample weights: the plain mean
+                    scalars.append(ops.reduce_mean(value))
+                    continue
+                w = ops.reshape(sw, (-1,) + (1,) * (value.ndim - 1)) * ops.ones_like(value)
+                ratios.append((len(names), len(weights)))   # names[-1] is value len(names): loss first
+                scalars.append(ops.reduce_mean(value * w))
+                weights.append(ops.reduce_mean(w))
+        # the weights are fetched after the loss and all the scalars
+        self._ratios = [(i, 1 + len(scalars) + k) for i, k in ratios]
+        return yphs + ([sw] if sw is not None else []), total, names, scalars + weights
 
     def _build_train(self, xs, ys):
         from .. import ops
@@ -217,13 +287,14 @@ class TrainingMixin:
             step = ops.group(step, *updates) if updates else step
         else:
             step = ops.group(*updates) if updates else ops.no_op()
-        return _Program(phs + yphs, [step, total] + scalars, ["loss"] + names, step=step)
+        return _Program(phs + yphs, [step, total] + scalars, ["loss"] + names, step=step,
+                        ratios=self._ratios)
 
     def _build_test(self, xs, ys):
         phs = self._input_placeholders(xs)
         outs = self._replay(phs, training=False)
         yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
-        return _Program(phs + yphs, [total] + scalars, ["loss"] + names)
+        return _Program(phs + yphs, [total] + scalars, ["loss"] + names, ratios=self._ratios)
 
     # -- learning rate (for callbacks) --------------------------------------------------------------
     def _sync_lr(self):
@@ -253,19 +324,35 @@ class TrainingMixin:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
+        """One training step on ``(x, y)``; returns the loss and metrics of this batch or, after
+        calls with ``reset_metrics=False``, their running means since the last reset (Keras)."""
         self._require_compiled("train_on_batch")
         self._ensure_network_for(x)
-        xs, ys = self._x_list(x), self._y_list(y)
-        prog = self._get_program("train", xs, ys)
-        self._sync_lr()
-        vals = self._run(prog, xs + ys)[1:]
-        return _result(prog.names, [float(v) for v in vals], return_dict)
+        return self._on_batch("train", x, y, sample_weight, class_weight, reset_metrics, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        """Loss and metrics on one batch, accumulated like ``train_on_batch``'s."""
         self._require_compiled("test_on_batch")
+        return self._on_batch("test", x, y, sample_weight, None, reset_metrics, return_dict)
+
+    def _on_batch(self, kind, x, y, sample_weight, class_weight, reset_metrics, return_dict):
         xs, ys = self._x_list(x), self._y_list(y)
-        prog = self._get_program("test", xs, ys)
-        return _result(prog.names, [float(v) for v in self._run(prog, xs + ys)], return_dict)
+        sw = _sample_weights(f"{kind}_on_batch", len(xs[0]), ys, sample_weight, class_weight,
+                             len(self.outputs))
+        ys = ys + [sw] if sw is not None else ys
+        prog = self._get_program(kind, xs, ys)
+        if kind == "train":
+            self._sync_lr()
+            vals = self._run(prog, xs + ys)[1:]
+        else:
+            vals = self._run(prog, xs + ys)
+        acc = getattr(self, "_batch_sums", {})
+        sums, seen = acc.get(kind, (0.0, 0))
+        k = len(xs[0])
+        sums, seen = sums + np.asarray(vals, dtype=np.float64) * k, seen + k
+        self._batch_sums = {**acc, kind: (sums, seen)} if not reset_metrics else \
+            {key: v for key, v in acc.items() if key != kind}
+        return _result(prog.names, prog.means(sums, seen), return_dict)
 
     def predict_on_batch(self, x):
         self._ensure_network_for(x)
@@ -280,30 +367,71 @@ class TrainingMixin:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1, **kwargs):
-        """Train for ``epochs`` epochs; returns a ``History`` (``history.history[name]`` per epoch)."""
+        """Train for ``epochs`` epochs; returns a ``History`` (``history.history[name]`` per epoch).
+
+        An epoch is one pass over the (shuffled) data, or, with ``steps_per_epoch``, that many
+        batches: the batches continue where the previous epoch stopped and a new shuffled pass
+        starts whenever the data is used up. ``validation_steps`` limits validation to that many
+        batches of the validation data.
+
+        ``sample_weight`` (one weight per sample) scales each sample's loss: a batch's loss is
+        the mean of weight * loss, as in Keras. ``class_weight`` (``{class: weight}``, one-output
+        models) multiplies that by the weight of each sample's class: its integer label, the
+        argmax of one-hot targets, or a single binary target rounded. Validation data is
+        weighted by its own sample weights only (``validation_data=(x, y, sample_weight)``, or
+        the split-off part of ``sample_weight``). Metrics are not weighted.
+
+            >>> import numpy as np
+            >>> from graphc.models import Sequential
+            >>> from graphc.layers import Dense
+            >>> m = Sequential([Dense(1, input_dim=2)]); m.compile("sgd", "mse")
+            >>> h = m.fit(np.ones((10, 2)), np.ones(10), batch_size=4, epochs=2, steps_per_epoch=5,
+            ...           verbose=0)
+            >>> h.params["steps"], len(h.history["loss"])
+            (5, 2)
+        """
         from .. import callbacks as cbks
+        _check_kwargs(type(self).fit, kwargs)
         self._require_compiled("fit")
         self._ensure_network_for(x)
-        batch_size = int(batch_size or 32)
+        batch_size = _positive_int("fit", "batch_size", batch_size, 32)
+        steps_per_epoch = _positive_int("fit", "steps_per_epoch", steps_per_epoch, None)
+        validation_steps = _positive_int("fit", "validation_steps", validation_steps, None)
+        validation_freq = _positive_int("fit", "validation_freq", validation_freq, 1)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit(): validation_split must be a fraction in [0, 1), got "
+                             f"{validation_split!r}")
         xs, ys = self._x_list(x), self._y_list(y)
         n = len(xs[0])
         if any(len(a) != n for a in xs + ys):
             raise ValueError(f"fit: all inputs and targets need the same number of samples, got "
                              f"{[len(a) for a in xs + ys]}")
-        if validation_data is None and validation_split and 0.0 < validation_split < 1.0:
+        # training weighs samples by sample_weight * class_weight; validation by sample_weight only
+        sw = _sample_weights("fit", n, ys, sample_weight, class_weight, len(self.outputs))
+        val_sw = _sample_weights("fit", n, ys, sample_weight, None, len(self.outputs))
+        if validation_data is None and validation_split:
             split = int(n * (1.0 - validation_split))
             val_xs, val_ys = [a[split:] for a in xs], [a[split:] for a in ys]
             xs, ys = [a[:split] for a in xs], [a[:split] for a in ys]
+            sw, val_sw = (None if sw is None else sw[:split]), (None if val_sw is None else val_sw[split:])
             n = split
         elif validation_data is not None:
             vd = tuple(validation_data)
+            if len(vd) not in (2, 3):
+                raise ValueError(f"fit: validation_data must be (x_val, y_val) or (x_val, y_val, "
+                                 f"sample_weight_val), got a tuple of {len(vd)} items")
             val_xs, val_ys = self._x_list(vd[0]), self._y_list(vd[1])
+            val_sw = _sample_weights("fit", len(val_xs[0]), val_ys, vd[2] if len(vd) == 3 else None,
+                                     None, len(self.outputs))
         else:
             val_xs = val_ys = None
         if n == 0:
             raise ValueError("fit: no training samples")
+        ys = ys + [sw] if sw is not None else ys
+        if val_xs is not None and val_sw is not None:
+            val_ys = val_ys + [val_sw]
         prog = self._get_program("train", xs, ys)
-        steps = (n + batch_size - 1) // batch_size
+        steps = steps_per_epoch or (n + batch_size - 1) // batch_size
         history = cbks.History()
         cb_list = list(callbacks or [])
         all_cbs = cbks.CallbackList(cb_list + [history], add_progbar=verbose != 0, verbose=verbose,
@@ -313,36 +441,32 @@ class TrainingMixin:
         all_cbs.on_train_begin()
         from .. import initializers as _init   # one seeded stream: set_random_seed fixes shuffling
         rng = np.random.default_rng(int(_init._GLOBAL[0].integers(2 ** 63)))
-        n_names = len(prog.names)
+        batches = _batch_stream(xs + ys, batch_size, rng if shuffle else None)
+        step_fn = prog.callable(self._state.session)
+        n_values = len(prog.fetches) - 1     # the loss, the metrics and the metric weights
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self._sync_lr()
             all_cbs.on_epoch_begin(epoch)
-            if shuffle:
-                perm = rng.permutation(n)
-                ex, ey = [a[perm] for a in xs], [a[perm] for a in ys]
-            else:
-                ex, ey = xs, ys
-            sums = np.zeros(n_names)
+            sums = np.zeros(n_values)
             seen = 0
-            step_fn, arrays = prog.callable(self._state.session), ex + ey
             for b in range(steps):
-                lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+                arrays = next(batches)
                 all_cbs.on_train_batch_begin(b)
-                vals = step_fn(*[a[lo:hi] for a in arrays])
-                k = hi - lo
+                vals = step_fn(*arrays)
+                k = len(arrays[0])
                 sums += np.asarray(vals[1:], dtype=np.float64) * k
                 seen += k
                 if all_cbs.wants_batch_logs:
-                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, (sums / seen).tolist())))
+                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
                 if self.stop_training:
                     break
-            logs = dict(zip(prog.names, (sums / max(seen, 1)).tolist()))
+            logs = dict(zip(prog.names, prog.means(sums, seen)))
             if val_xs is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0],
-                                      val_ys if len(val_ys) > 1 else val_ys[0],
+                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
                                       batch_size=validation_batch_size or batch_size, verbose=0,
-                                      return_dict=True, _prepared=(val_xs, val_ys))
+                                      steps=validation_steps, return_dict=True, callbacks=all_cbs,
+                                      _prepared=(val_xs, val_ys))
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             all_cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -352,45 +476,157 @@ class TrainingMixin:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, _prepared=None, **kwargs):
-        """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict."""
+        """Loss and metrics on ``(x, y)``, batched; a scalar loss, a list, or a dict.
+
+        ``sample_weight`` weighs each sample's loss as in ``fit`` (metrics are not weighted).
+        ``steps`` evaluates only the first ``steps`` batches (at most all of them); the
+        callbacks' ``on_test_begin`` / ``on_test_batch_begin`` / ``on_test_batch_end`` /
+        ``on_test_end`` hooks are called.
+        """
+        _check_kwargs(type(self).evaluate, kwargs)
         self._require_compiled("evaluate")
         self._ensure_network_for(x)
-        if _prepared is not None:
+        if _prepared is not None:   # from fit: arrays checked, sample weights appended to ys
             xs, ys = _prepared
         else:
             xs, ys = self._x_list(x), self._y_list(y)
-        batch_size = int(batch_size or 32)
+            sw = _sample_weights("evaluate", len(xs[0]), ys, sample_weight, None, len(self.outputs))
+            ys = ys + [sw] if sw is not None else ys
+        batch_size = _positive_int("evaluate", "batch_size", batch_size, 32)
+        steps = _positive_int("evaluate", "steps", steps, None)
         prog = self._get_program("test", xs, ys)
         n = len(xs[0])
-        sums = np.zeros(len(prog.names))
+        n_batches = (n + batch_size - 1) // batch_size
+        n_batches = min(n_batches, steps) if steps else n_batches
+        cb = _callback_list(callbacks, self, n_batches, verbose)
+        cb.on_test_begin()
+        sums = np.zeros(len(prog.fetches))
+        seen = 0
         t0 = time.time()
-        for lo in range(0, n, batch_size):
-            hi = min(n, lo + batch_size)
+        for b in range(n_batches):
+            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            cb.on_test_batch_begin(b)
             vals = self._run(prog, [a[lo:hi] for a in xs + ys])
             sums += np.asarray(vals, dtype=np.float64) * (hi - lo)
-        vals = (sums / max(n, 1)).tolist()
+            seen += hi - lo
+            cb.on_test_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
+        vals = prog.means(sums, seen)
+        cb.on_test_end(dict(zip(prog.names, vals)))
         if verbose:
-            steps_n = (n + batch_size - 1) // batch_size
-            dt = time.time() - t0
-            print(f"{steps_n}/{steps_n} - {dt:.0f}s - {1000 * dt / max(steps_n, 1):.0f}ms/step - " +
-                  " - ".join(f"{k}: {v:.4f}" for k, v in zip(prog.names, vals)))
+            _print_done(n_batches, t0, dict(zip(prog.names, vals)))
         return _result(prog.names, vals, return_dict)
 
     def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, **kwargs):
-        """Outputs for ``x`` computed in batches with the inference graph (dropout off, BN frozen)."""
+        """Outputs for ``x`` computed in batches with the inference graph (dropout off, BN frozen).
+
+        ``steps`` predicts only the first ``steps`` batches; the callbacks' ``on_predict_*``
+        hooks are called (``on_predict_batch_end`` gets ``{"outputs": [...]}``).
+        """
+        _check_kwargs(type(self).predict, kwargs)
         self._ensure_network_for(x)
         xs = self._x_list(x)
-        batch_size = int(batch_size or 32)
+        batch_size = _positive_int("predict", "batch_size", batch_size, 32)
+        steps = _positive_int("predict", "steps", steps, None)
         prog = self._get_program("predict", xs)
         n = len(xs[0])
+        n_batches = (n + batch_size - 1) // batch_size
+        n_batches = min(n_batches, steps) if steps else n_batches
+        cb = _callback_list(callbacks, self, n_batches, verbose)
+        cb.on_predict_begin()
+        t0 = time.time()
         chunks: list[list] = [[] for _ in prog.fetches]
-        for lo in range(0, n, batch_size):
+        for b in range(n_batches):
+            lo = b * batch_size
+            cb.on_predict_batch_begin(b)
             outs = self._run(prog, [a[lo:lo + batch_size] for a in xs])
             for c, o in zip(chunks, outs):
                 c.append(o)
+            cb.on_predict_batch_end(b, {"outputs": list(outs)})
+        cb.on_predict_end()
+        if verbose:
+            _print_done(n_batches, t0, {})
         res = [np.concatenate(c, axis=0) if c else np.zeros((0,) + tuple(
             d or 0 for d in f.shape[1:]), np.float32) for c, f in zip(chunks, prog.fetches)]
         return res[0] if len(res) == 1 else res
+
+
+def _callback_list(callbacks, model, steps, verbose):
+    """``fit``'s own CallbackList as it is (validation runs the fit callbacks' test hooks, as in
+    Keras), or a new one for evaluate/predict."""
+    from .. import callbacks as cbks
+    if isinstance(callbacks, cbks.CallbackList):
+        return callbacks
+    return cbks.CallbackList(callbacks or [], model=model, steps=steps, verbose=verbose)
+
+
+def _print_done(n_batches, t0, logs):
+    dt = time.time() - t0
+    print(f"{n_batches}/{n_batches} - {dt:.0f}s - {1000 * dt / max(n_batches, 1):.0f}ms/step"
+          + "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
+
+
+def _sample_weights(method, n, ys, sample_weight, class_weight, n_outputs):
+    """One float32 weight per sample from ``sample_weight`` times ``class_weight[label]``, or
+    None; clear errors for shapes and classes that do not fit."""
+    if sample_weight is None and class_weight is None:
+        return None
+    sw = np.ones(n, np.float32)
+    if sample_weight is not None:
+        given = np.asarray(sample_weight, dtype=np.float32)
+        if given.ndim == 2 and given.shape[1] == 1:
+            given = given[:, 0]
+        if given.shape != (n,):
+            raise ValueError(f"{method}(): sample_weight needs one weight per sample, shape ({n},), "
+                             f"got shape {given.shape}")
+        sw = sw * given
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{method}(): class_weight must be a dict {{class index: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        if n_outputs != 1:
+            raise ValueError(f"{method}(): class_weight is only supported for models with one "
+                             f"output; this one has {n_outputs} (use sample_weight)")
+        y = ys[0]
+        if y.dtype.kind in "iu":
+            labels = y
+        elif y.ndim >= 2 and y.shape[-1] > 1:
+            labels = y.argmax(-1)
+        else:
+            labels = np.rint(y.reshape(len(y), -1)[:, 0] if y.ndim > 1 else y).astype(np.int64)
+        labels = labels.reshape(n, -1)
+        if labels.shape[1] != 1:
+            raise ValueError(f"{method}(): class_weight needs one class per sample, but the targets "
+                             f"have shape {y.shape}; use sample_weight")
+        missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+        if missing:
+            raise ValueError(f"{method}(): class_weight has no weight for class(es) {missing} found "
+                             f"in the targets; it has {sorted(class_weight)}")
+        table = {int(k): float(v) for k, v in class_weight.items()}
+        sw = sw * np.array([table[int(c)] for c in labels[:, 0]], np.float32)
+    return sw
+
+
+def _positive_int(method, name, value, default):
+    """``value`` as an int >= 1 (``default`` for None), or a ``ValueError`` naming the argument."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{method}(): {name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _batch_stream(arrays, batch_size, rng):
+    """Endless batches ``[a[lo:hi] for a in arrays]``: pass after pass over the data, each pass
+    in a new random order when ``rng`` is given (the last batch of a pass may be smaller)."""
+    n = len(arrays[0])
+    while True:
+        if rng is not None:
+            perm = rng.permutation(n)
+            epoch_arrays = [a[perm] for a in arrays]
+        else:
+            epoch_arrays = arrays
+        for lo in range(0, n, batch_size):
+            yield [a[lo:lo + batch_size] for a in epoch_arrays]
 
 
 def _sum(ts):
