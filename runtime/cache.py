@@ -21,6 +21,7 @@ processes (a forked child fills the disk cache with some of them).
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 import glob
 import hashlib
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import types
 
 import numba
 import numpy as np
@@ -81,6 +83,48 @@ def _kernel_dir(root: str | None = None) -> str:
     return d
 
 
+_USABLE: dict[str, bool] = {}       # cache folder -> whether kernels can be cached there
+
+
+def usable(root: str | None = None) -> bool:
+    """Whether the cache folder (default: the configuration's) can hold kernels: it is (or can be
+    made) a folder of this user's that this process can write. When it cannot, a warning names it
+    once and its kernels compile in memory, uncached (``load_module``)."""
+    root = root or cache_dir()
+    ok = _USABLE.get(root)
+    if ok is None:
+        why = _unusable_because(root)
+        ok = _USABLE[root] = why is None
+        if not ok:
+            import warnings
+            warnings.warn(f"graphc: the kernel cache folder {root} {why}; kernels compile in memory, "
+                          "uncached, so every process compiles them again. Set GRAPHC_CACHE_DIR (or "
+                          "graphc.config cache_dir) to a folder of yours, or fix that one's ownership "
+                          "and permissions", CacheWarning, stacklevel=3)
+    return ok
+
+
+def _unusable_because(root: str) -> str | None:
+    try:
+        kdir = _kernel_dir(root)
+    except OSError as e:
+        return f"cannot be created ({e.strerror}: {e.filename})"
+    owner = os.stat(kdir).st_uid
+    if hasattr(os, "geteuid") and owner != os.geteuid():
+        return f"belongs to another user (uid {owner})"
+    try:
+        fd, probe = tempfile.mkstemp(dir=kdir, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"is not writable ({e.strerror})"
+    return None
+
+
+class CacheWarning(RuntimeWarning):
+    """The kernel cache folder cannot be used; kernels compile in memory."""
+
+
 @contextlib.contextmanager
 def file_lock(root: str | None = None, key: str = ""):
     """Process-wide + cross-process exclusive lock on the cache folder (re-entrant in-process).
@@ -93,7 +137,7 @@ def file_lock(root: str | None = None, key: str = ""):
     already hold it: two threads taking them in opposite orders deadlocked (two cold graphs
     compiled from two threads hung in 6 of 9 runs)."""
     with global_compiler_lock, _TLOCK:
-        if _LOCK_DEPTH[0] or fcntl is None:
+        if _LOCK_DEPTH[0] or fcntl is None or not usable(root):
             _LOCK_DEPTH[0] += 1
             try:
                 yield
@@ -137,6 +181,13 @@ def load_module(source: str, tag: str = "k"):
     key = cache_dir() + ":" + h
     mod = _MODULES.get(key)
     if mod is not None:
+        return mod
+    if not usable():                # compiled in memory: numba caches nothing without a file
+        mod = types.ModuleType(f"graphc_{tag}_{h}")
+        code = builtins.compile(full.replace("cache=True", "cache=False"), f"<graphc kernels {tag}_{h}>", "exec")
+        sys.modules[mod.__name__] = mod
+        exec(code, mod.__dict__)
+        _MODULES[key] = mod
         return mod
     with file_lock():
         kdir = _kernel_dir()
@@ -248,6 +299,8 @@ def compile_parallel(pairs) -> int:
     if config.get().compile_jobs == 1 or not sys.platform.startswith("linux") or \
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
+    if not usable():            # nothing a child compiles could reach this process
+        return 0
     pairs = [(disp, tuple(sig)) for disp, sig in pairs if tuple(sig) not in disp.overloads]
     shares = _shares(cold(pairs), 2)
     if len(shares) < 2:
@@ -316,7 +369,7 @@ def can_compile_in_background() -> bool:
     """Whether kernels can compile in a forked child while this process runs (Linux, fcntl, two or
     more cores, and ``compile_jobs`` above 1 in the configuration in force)."""
     return config.get().compile_jobs > 1 and sys.platform.startswith("linux") and fcntl is not None \
-        and (os.cpu_count() or 1) >= 2
+        and (os.cpu_count() or 1) >= 2 and usable()
 
 
 def cold(pairs) -> list:

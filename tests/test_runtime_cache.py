@@ -126,3 +126,47 @@ def test_a_stuck_compile_child_is_killed():
     assert time.monotonic() - t < 5
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)         # already reaped
+
+
+def _unusable_folders(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    dangling = tmp_path / "dangling"
+    os.symlink(tmp_path / "gone" / "deeper", dangling)
+    (tmp_path / "gone").write_text("a file where the link's folder should be")
+    theirs = tmp_path / "theirs"
+    (theirs / "kernels").mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(theirs / "kernels", 65534, 65534)      # owned by someone else
+        why = "belongs to another user"
+    else:
+        os.chmod(theirs / "kernels", 0o500)              # read-only
+        why = "is not writable"
+    return [(a_file, "cannot be created"), (dangling, "cannot be created"), (theirs, why)]
+
+
+def test_an_unusable_cache_folder_warns_once_and_compiles_in_memory(tmp_path, configure):
+    # a file, a dangling link, a folder of another user: kernels still compile (strict_kernels is
+    # on in the suite: no numpy fallback), in memory, with one warning naming the folder
+    import warnings
+    import graphc as gc
+    from graphc.runtime.cache import CacheWarning
+    for folder, why in _unusable_folders(tmp_path):
+        configure(cache_dir=str(folder), tiered=True)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            for k in range(2):
+                g = gc.Graph()
+                with g.as_default():
+                    x = gc.placeholder("float32", (None, 3), name="x")
+                    y = gc.nn.softmax(gc.tanh(x) * (2.0 + k))
+                sess = gc.Session(graph=g)
+                out = sess.run(y, {x: np.ones((2, 3), np.float32)})
+                np.testing.assert_allclose(out, np.full((2, 3), 1 / 3, np.float32), rtol=1e-6)
+                exe = next(iter(sess._programs.values())).__self__
+                assert exe.tier_swaps == 0 and not exe._compiling       # nothing to tier through
+                assert any(not s.call.name.startswith("ref:") for s in exe.plan.steps if s.kind == "call")
+        msgs = [str(m.message) for m in w if issubclass(m.category, CacheWarning)]
+        assert len(msgs) == 1 and str(folder) in msgs[0] and why in msgs[0] and "GRAPHC_CACHE_DIR" in msgs[0]
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+    assert not os.listdir(tmp_path / "theirs" / "kernels")
