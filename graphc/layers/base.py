@@ -18,6 +18,7 @@ A layer is called in two ways:
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import re
 from typing import Any
@@ -30,6 +31,10 @@ from ..ir import Tensor
 _LAYER_CLASSES: dict[str, type] = {}
 _NAME_COUNTS: dict[str, int] = {}
 _NODE_IDS = itertools.count()
+# set while load_model rebuilds a model: [values left, values in all] of the file's weights. The
+# layers' weights are made as zeros, not drawn, and one that would not fit what is left is refused
+# before it is allocated (a config claiming Dense(10**7) is not 640 MB of memory)
+WEIGHTS_TO_COME: contextvars.ContextVar = contextvars.ContextVar("graphc_weights_to_come", default=None)
 
 
 def unique_object_name(base: str) -> str:
@@ -172,7 +177,17 @@ class Layer:
         from ..ops.state import Variable
         dtype = np.dtype(dtype or self.dtype)
         init = _init.get(initializer if initializer is not None else "zeros")
-        value = np.asarray(init(tuple(int(d) for d in shape), dtype=dtype)).astype(dtype)
+        shape = tuple(int(d) for d in shape)
+        budget = WEIGHTS_TO_COME.get()
+        if budget is not None:          # load_model: the file's arrays replace these values
+            size = int(np.prod(shape, dtype=np.int64))
+            if size > budget[0]:
+                raise ValueError(f"layer {self.name!r} declares a weight of shape {shape}, more values "
+                                 f"than the {budget[1]} the file holds in all")
+            budget[0] -= size
+            value = np.zeros(shape, dtype)
+        else:
+            value = np.asarray(init(shape, dtype=dtype)).astype(dtype)
         var = Variable(value, trainable=bool(trainable and self.trainable), name=name or "weight")
         self._weights.append(var)
         self._weight_trainable.append(bool(trainable))

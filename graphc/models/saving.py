@@ -19,6 +19,7 @@ import tempfile
 
 import numpy as np
 
+from ..layers.base import WEIGHTS_TO_COME
 from .serialization import deserialize_layer, serialize_layer
 
 FORMAT = "graphc-model-1"
@@ -34,6 +35,7 @@ def _write_atomic(path: str, arrays: dict) -> None:
             _savez(f, arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())    # as open() would create it (mkstemp makes it 0600)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +43,19 @@ def _write_atomic(path: str, arrays: dict) -> None:
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    try:                                # Linux: read it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)               # elsewhere: the classic read (set and restore)
+    os.umask(mask)
+    return mask
 
 
 def _savez(f, arrays: dict) -> None:
@@ -92,10 +107,27 @@ def _read(filepath):
     with open(filepath, "rb") as f:
         data = f.read()
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        config = json.loads(str(z["config"]))
+        try:
+            config = json.loads(str(z["config"]))
+        except RecursionError:
+            raise ValueError(f"{filepath}: the model config is nested too deeply to be a graphc "
+                             "model file") from None
         keys = sorted(k for k in z.files if k.startswith("weight_"))
         weights = [z[k] for k in keys]
     return config, weights
+
+
+def _check_weights(filepath, model, weights) -> None:
+    """The stored arrays must be the model's weights exactly: count, shapes and dtypes (never cast)."""
+    ws = model.weights
+    if len(ws) != len(weights):
+        raise ValueError(f"{filepath}: the model's config makes {len(ws)} weights but the file holds "
+                         f"{len(weights)} arrays; the file is damaged or not from this model")
+    for v, w in zip(ws, weights):
+        if tuple(v.shape) != w.shape or np.dtype(v.dtype) != w.dtype:
+            raise ValueError(f"{filepath}: weight {v.name!r} is {tuple(v.shape)} {np.dtype(v.dtype).name} "
+                             f"in the model's config but {w.shape} {w.dtype.name} in the file; the file "
+                             "is damaged or not from this model")
 
 
 def load_model(filepath, custom_objects=None, compile=True):
@@ -104,8 +136,21 @@ def load_model(filepath, custom_objects=None, compile=True):
     config, weights = _read(filepath)
     if config.get("format") != FORMAT:
         raise ValueError(f"{filepath} is not a graphc model file (format {config.get('format')!r})")
-    model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]},
-                              custom_objects)
+    total = sum(int(w.size) for w in weights)
+    token = WEIGHTS_TO_COME.set([total, total])    # no initial values drawn: the file's replace them
+    try:
+        model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]},
+                                  custom_objects)
+        _check_weights(filepath, model, weights)       # (builds the model if it is built lazily)
+    except RecursionError:
+        raise ValueError(f"{filepath}: the model config is nested too deeply to be a graphc model "
+                         "file") from None
+    except ValueError as e:
+        if str(e).startswith(str(filepath)):
+            raise
+        raise ValueError(f"{filepath}: {e}; the file is damaged or not from this model") from None
+    finally:
+        WEIGHTS_TO_COME.reset(token)
     model.set_weights(weights)
     cc = config.get("compile")
     if compile and cc:
@@ -132,4 +177,5 @@ def save_weights(model, filepath) -> None:
 
 def load_weights(model, filepath) -> None:
     _, weights = _read(filepath)
+    _check_weights(filepath, model, weights)
     model.set_weights(weights)
