@@ -250,17 +250,43 @@ def convert_feed(graph: Graph, n: int, value) -> np.ndarray:
     if isinstance(value, Tensor):
         raise FeedError(f"feed for '{name}' is a symbolic tensor ({value.name}); feed numpy arrays or "
                         "Python values (run the tensor first)")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as e:         # ragged nested lists
+        raise FeedError(f"feed for '{name}' is not a rectangular array ({e}); feed a numpy array of "
+                        f"shape {_shape_str(spec.shape)}") from None
     if arr.dtype != spec.dtype:
         if arr.dtype == object or not (np.can_cast(arr.dtype, spec.dtype, "same_kind") or arr.dtype.kind == "b"):
             raise DtypeError(f"feed for '{name}' has dtype {arr.dtype}, but '{name}' is "
                              f"{spec.dtype.name}; convert it with .astype('{spec.dtype.name}')")
-        arr = arr.astype(spec.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = arr.astype(spec.dtype)
+        _check_cast(name, arr, cast, spec.dtype)
+        arr = cast
     if arr.ndim != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, arr.shape)):
         raise ShapeError(f"feed for '{name}' has shape {arr.shape}, but '{name}' expects "
                          f"{_shape_str(spec.shape)} (None = any size)")
     _dt.as_dtype(arr.dtype)
     return arr
+
+
+def _check_cast(name: str, arr: np.ndarray, cast: np.ndarray, dtype: np.dtype) -> None:
+    """A narrowing cast of a feed must not change values: integers out of range would wrap
+    (2**40 + 5 became 5 in int32) and finite floats beyond float32's range would become inf."""
+    if not arr.size:
+        return
+    if dtype.kind in "iu" and arr.dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            bad = hi if hi > info.max else lo
+            raise FeedError(f"feed for '{name}' holds {bad}, outside {dtype.name}'s range "
+                            f"[{info.min}, {info.max}]; '{name}' is {dtype.name}: use a wider dtype")
+    elif dtype.kind == "f" and arr.dtype.kind == "f":
+        grew = np.isinf(cast) & np.isfinite(arr)
+        if grew.any():
+            raise FeedError(f"feed for '{name}' holds {float(arr[grew].flat[0])!r}, beyond {dtype.name}'s range "
+                            f"(it would become inf); '{name}' is {dtype.name}")
 
 
 def _shape_str(shape) -> str:

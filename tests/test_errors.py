@@ -319,3 +319,37 @@ def test_reset_default_graph_inside_block_message():
         with pytest.raises(gc.GraphError) as ei:
             gc.reset_default_graph()
     assert "as_default" in str(ei.value)
+
+
+def test_feeds_that_would_change_value_when_cast_are_refused():
+    # int64 beyond int32 wrapped (2**40 + 5 became 5), float64 1e300 became inf; ragged lists
+    xi = gc.placeholder("int32", (None,), name="xi")
+    yf = gc.placeholder("float32", (None,), name="yf")
+    sess = gc.Session()
+    with pytest.raises(gc.FeedError, match=r"'xi' holds 1099511627781, outside int32's range"):
+        sess.run(xi * 1, {xi: np.array([1, 2 ** 40 + 5])})
+    with pytest.raises(gc.FeedError, match=r"'yf' holds 1e\+300, beyond float32's range"):
+        sess.run(yf * 1.0, {yf: np.array([0.5, 1e300])})
+    with pytest.raises(gc.FeedError, match=r"'yf' is not a rectangular array"):
+        sess.run(yf * 1.0, {yf: [[1.0, 2.0], [3.0]]})
+    call = sess.make_callable(xi * 1, [xi])
+    with pytest.raises(gc.FeedError, match="outside int32's range"):
+        call(np.array([-2 ** 33]))
+    # in range, and infinities that were infinities: converted as before
+    assert sess.run(xi * 1, {xi: np.array([2 ** 31 - 1])}).tolist() == [2 ** 31 - 1]
+    assert np.isinf(sess.run(yf * 1.0, {yf: np.array([np.inf])})).all()
+
+
+def test_fit_and_evaluate_refuse_inputs_they_would_misread():
+    from graphc.layers import Dense
+    from graphc.models import Sequential
+    m = Sequential([Dense(3, activation="softmax", input_dim=4)])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"sparse labels must be whole class indices, got 0\.7"):
+        m.fit(x, np.array([0.7, 1.0, 2.0, 9.7]), verbose=0)
+    m.fit(x, np.array([0.0, 1.0, 2.0, 1.0]), verbose=0)        # whole floats are fine
+    with pytest.raises(ValueError, match="evaluate: model .* got 0 samples"):
+        m.evaluate(x[:0], np.zeros(0, np.int32), verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        m.fit(x, np.zeros(4, np.int32), batch_size=-3, verbose=0)

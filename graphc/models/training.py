@@ -166,6 +166,11 @@ class TrainingMixin:
             if _losses.is_sparse(fn):
                 if arr.ndim == len(t.shape) and arr.shape[-1] == 1:
                     arr = arr[..., 0]
+                if arr.dtype.kind == "f" and arr.size and not np.array_equal(arr, np.floor(arr)):
+                    bad = arr[arr != np.floor(arr)].flat[0]
+                    raise ValueError(f"model {self.name!r}: sparse labels must be whole class indices, "
+                                     f"got {float(bad)!r} (loss {getattr(fn, '__name__', fn)!r}); pass "
+                                     "integer labels, or one-hot targets with a categorical loss")
                 arr = arr.astype(np.int32) if arr.dtype != np.int64 else arr
             else:
                 arr = arr.astype(np.float32) if arr.dtype != np.float64 or t.dtype != np.float64 \
@@ -496,6 +501,8 @@ class TrainingMixin:
         steps = _positive_int("evaluate", "steps", steps, None)
         prog = self._get_program("test", xs, ys)
         n = len(xs[0])
+        if n == 0:
+            raise ValueError(f"evaluate: model {self.name!r} got 0 samples; there is nothing to average")
         n_batches = (n + batch_size - 1) // batch_size
         n_batches = min(n_batches, steps) if steps else n_batches
         cb = _callback_list(callbacks, self, n_batches, verbose)
