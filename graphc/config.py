@@ -29,6 +29,7 @@ so a later override does not change a session that already exists.
 | compile_jobs     | GRAPHC_COMPILE_JOBS    | 2                           | processes compiling a cold plan's kernels (1: this process only) |
 | strict_kernels   | GRAPHC_STRICT_KERNELS  | 0                           | a kernel that fails and would fall back to the numpy reference raises instead of warning |
 | tiered           | GRAPHC_TIERED          | 1                           | a plan whose kernels are not compiled yet runs its numpy references while they compile in a child process (0: wait for them) |
+| shape_sets       | GRAPHC_SHAPE_SETS      | 64                          | bound plans (buffers, driver) a compiled program keeps, one per set of feed shapes; the least recently run is dropped (re-planned if it comes back, never recompiled) |
 | data_dir         | GRAPHC_DATA            | (none)                      | where ``graphc.datasets`` looks for data files given no path |
 """
 from __future__ import annotations
@@ -84,6 +85,7 @@ FIELDS = {f.name: f for f in (
     _Field("compile_jobs", "GRAPHC_COMPILE_JOBS", _count),
     _Field("strict_kernels", "GRAPHC_STRICT_KERNELS", _flag),
     _Field("tiered", "GRAPHC_TIERED", _flag),
+    _Field("shape_sets", "GRAPHC_SHAPE_SETS", _count),
     _Field("data_dir", "GRAPHC_DATA", str.strip),
 )}
 
@@ -106,6 +108,7 @@ class Config:
     compile_jobs: int = 2
     strict_kernels: bool = False
     tiered: bool = True
+    shape_sets: int = 64
     data_dir: str | None = None
 
     def __post_init__(self):
@@ -114,7 +117,7 @@ class Config:
             if f.choices and value not in f.choices:
                 raise ValueError(f"graphc config: {f.name} must be one of "
                                  f"{', '.join(map(repr, f.choices))} ({f.var}), got {value!r}")
-        for name in ("threads", "compile_jobs"):
+        for name in ("threads", "compile_jobs", "shape_sets"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"graphc config: {name} must be a positive int "

@@ -50,6 +50,7 @@ class Executable:
         self.feeds = [int(f) for f in feeds]
         self._bound: dict[tuple, Bound | None] = {}     # shape set -> its first binding
         self._free: dict[tuple, list] = {}               # shape set -> bindings no run is using
+        self._used: dict[tuple, int] = {}                # shape set -> run key of its latest run
         self._lock = threading.Lock()                    # planning and binding
         self.extra_bindings = 0     # buffer sets bound because every other was in use by a thread
         self._compiling: list[threading.Thread] = []     # tiered execution's background compiles
@@ -76,9 +77,20 @@ class Executable:
                 if b is not None:
                     self._free[key] = [b]
                 self._bound[key] = b
+                self._used[key] = -1
+                self._evict()
         if b is not None:
             self._last = b
         return b
+
+    def _evict(self) -> None:
+        """Keep at most ``config.shape_sets`` bound shape sets, dropping the least recently run (a
+        server seeing many batch sizes grew by every one: 500 sizes of one small graph held ~1 GB
+        of buffers). A dropped shape set is planned again if it comes back; kernels stay compiled."""
+        while len(self._bound) > self.config.shape_sets:
+            old = min(list(self._used.items()), key=lambda kv: kv[1])[0]    # a copy: runs write it
+            for d in (self._bound, self._free, self._used):
+                d.pop(old, None)
 
     def _bind(self, key: tuple) -> Bound:
         """Lower and bind shape set ``key``. Tiered execution (``config.tiered``): when some of the
@@ -115,6 +127,8 @@ class Executable:
                           f"{e}); this plan keeps running its numpy references", KernelFallbackWarning)
             return
         with self._lock:
+            if key not in self._bound:  # dropped meanwhile (config.shape_sets)
+                return
             self._bound[key] = b
             self._free[key] = [b]       # runs in flight finish on the reference tier's buffers
             self._last = b
@@ -185,6 +199,7 @@ class Executable:
         Thread-safe: concurrent runs use separate buffer sets (``_acquire``)."""
         key = tuple([v.shape for v in F])
         free = self._free.get(key)
+        self._used[key] = run_key
         try:
             b = free.pop()
         except (AttributeError, IndexError):     # a new shape set, or every binding in use
