@@ -20,11 +20,11 @@ def test_from_env_reads_every_variable_and_names_a_bad_one():
     env = {"GRAPHC_EXECUTOR": "reference", "GRAPHC_CACHE_DIR": "/tmp/x", "GRAPHC_FAST_MATH": "0",
            "GRAPHC_PARALLEL": "yes", "GRAPHC_THREADS": "3", "GRAPHC_DRIVER": "NUMBA",
            "GRAPHC_COMPILE_JOBS": "1", "GRAPHC_STRICT_KERNELS": "true", "GRAPHC_TIERED": "off",
-           "GRAPHC_DATA": "/data"}
+           "GRAPHC_SHAPE_SETS": "8", "GRAPHC_DATA": "/data"}
     cfg = config.from_env(env)
     assert (cfg.executor, cfg.cache_dir, cfg.fast_math, cfg.parallel, cfg.threads, cfg.driver,
-            cfg.compile_jobs, cfg.strict_kernels, cfg.tiered, cfg.data_dir) == \
-        ("reference", "/tmp/x", False, True, 3, "numba", 1, True, False, "/data")
+            cfg.compile_jobs, cfg.strict_kernels, cfg.tiered, cfg.shape_sets, cfg.data_dir) == \
+        ("reference", "/tmp/x", False, True, 3, "numba", 1, True, False, 8, "/data")
     assert {f.var for f in config.FIELDS.values()} == set(env)
     # unset or empty: the defaults (threads 0 also means the default)
     d = config.from_env({"GRAPHC_THREADS": "0", "XDG_CACHE_HOME": "/xdg"})
