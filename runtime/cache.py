@@ -27,6 +27,7 @@ import glob
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
 import shutil
 import sys
@@ -67,8 +68,19 @@ def _graphc_version() -> str:
 
 
 def versions_key() -> str:
-    return (f"graphc={_graphc_version()} numba={numba.__version__} numpy={np.__version__} "
-            f"py={sys.version_info[0]}.{sys.version_info[1]} cache-format=1")
+    """What a cached kernel depends on besides its source: the versions of graphc, numba,
+    llvmlite, numpy and Python, and the CPU (its name and a hash of its features)."""
+    if not _VERSIONS:
+        import llvmlite
+        import llvmlite.binding as ll
+        cpu = f"{ll.get_host_cpu_name()}-{hashlib.sha256(ll.get_host_cpu_features().flatten().encode()).hexdigest()[:8]}"
+        _VERSIONS.append(f"graphc={_graphc_version()} numba={numba.__version__} llvmlite={llvmlite.__version__} "
+                         f"numpy={np.__version__} py={sys.version_info[0]}.{sys.version_info[1]} cpu={cpu} "
+                         "cache-format=2")
+    return _VERSIONS[0]
+
+
+_VERSIONS: list = []
 
 
 def cache_dir() -> str:
@@ -78,8 +90,11 @@ def cache_dir() -> str:
 
 
 def _kernel_dir(root: str | None = None) -> str:
-    d = os.path.join(root or cache_dir(), "kernels")
-    os.makedirs(d, exist_ok=True)
+    root = root or cache_dir()
+    d = os.path.join(root, "kernels")
+    if not os.path.isdir(d):
+        os.makedirs(root, mode=0o700, exist_ok=True)        # private: only this user reads or
+        os.makedirs(d, mode=0o700, exist_ok=True)           # writes what this process will run
     return d
 
 
@@ -109,9 +124,12 @@ def _unusable_because(root: str) -> str | None:
         kdir = _kernel_dir(root)
     except OSError as e:
         return f"cannot be created ({e.strerror}: {e.filename})"
-    owner = os.stat(kdir).st_uid
-    if hasattr(os, "geteuid") and owner != os.geteuid():
-        return f"belongs to another user (uid {owner})"
+    for d in (root, kdir):
+        st = os.stat(d)
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            return f"belongs to another user (uid {st.st_uid})"
+        if st.st_mode & 0o022:      # others could plant code this process would load
+            return f"is writable by other users (mode {st.st_mode & 0o777:o}: chmod 700 it)"
     try:
         fd, probe = tempfile.mkstemp(dir=kdir, prefix=".probe-")
         os.close(fd)
@@ -225,6 +243,66 @@ def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
             os.unlink(p)
 
 
+# -- integrity: graphc's own digests of numba's cache files ------------------------------------------
+# numba loads its cache entries unchecked (a flipped bit crashed every later process) and its index
+# is a pickle (a planted one runs code). Each kernel module has a JSON file of the SHA-256 of every
+# numba file of it, written after each compile under the module's lock; before numba may read any
+# of them, the files must match it exactly, or they are all deleted and compiled again.
+_SEEN: dict[str, dict] = {}     # module -> {file name: (mtime_ns, size, sha256)} verified or written here
+
+
+def _numba_files(kdir: str, modname: str) -> dict:
+    """{file name: path} of numba's cache files of ``modname`` (not numba's own temp files)."""
+    paths = glob.glob(os.path.join(kdir, "__pycache__", f"{modname}.*"))
+    return {os.path.basename(p): p for p in paths if ".tmp." not in os.path.basename(p)}
+
+
+def _digests(files: dict, modname: str) -> dict:
+    """{name: sha256} of ``files``, hashing only those changed since this process last saw them."""
+    seen = _SEEN.setdefault(modname, {})
+    out = {}
+    for name, path in files.items():
+        st = os.stat(path)
+        known = seen.get(name)
+        if known is None or known[:2] != (st.st_mtime_ns, st.st_size):
+            with open(path, "rb") as f:
+                known = seen[name] = (st.st_mtime_ns, st.st_size, hashlib.sha256(f.read()).hexdigest())
+        out[name] = known[2]
+    return out
+
+
+def _digest_file(kdir: str, modname: str) -> str:
+    return os.path.join(kdir, modname + ".sha256.json")
+
+
+def _verify_entries(kdir: str, modname: str) -> None:
+    """Before numba reads ``modname``'s cache files: they must be exactly the recorded ones."""
+    files = _numba_files(kdir, modname)
+    if not files:
+        return
+    try:
+        with open(_digest_file(kdir, modname)) as f:
+            recorded = json.load(f)
+        ok = isinstance(recorded, dict) and _digests(files, modname) == recorded
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        _drop_numba_files(kdir, modname)
+        _SEEN.pop(modname, None)
+        with contextlib.suppress(OSError):
+            os.unlink(_digest_file(kdir, modname))
+        STATS["rebuilt"] += 1
+
+
+def _record_entries(kdir: str, modname: str) -> None:
+    """After numba wrote ``modname``'s cache files: make them private and record their digests."""
+    files = _numba_files(kdir, modname)
+    for path in files.values():
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+    _atomic_write(_digest_file(kdir, modname), json.dumps(_digests(files, modname), sort_keys=True))
+
+
 def ensure_compiled(disp, sig: tuple):
     """Compile (or load from the disk cache) ``disp`` for argument types ``sig``; returns ``disp``.
 
@@ -237,9 +315,13 @@ def ensure_compiled(disp, sig: tuple):
     sig = tuple(sig)
     if sig in disp.overloads:
         return disp
-    with file_lock(key=disp.py_func.__module__):
+    modname = disp.py_func.__module__
+    kdir = os.path.dirname(getattr(sys.modules.get(modname), "__file__", None) or "")
+    with file_lock(key=modname):
         if sig in disp.overloads:
             return disp
+        if kdir:                # a module in the cache folder (not compiled in memory)
+            _verify_entries(kdir, modname)
         hits = sum(disp._cache_hits.values())
         try:
             disp.compile(sig)
@@ -260,6 +342,8 @@ def ensure_compiled(disp, sig: tuple):
             STATS["loaded"] += 1
         else:
             STATS["compiled"] += 1
+            if kdir:
+                _record_entries(kdir, modname)
     return disp
 
 

@@ -170,3 +170,89 @@ def test_an_unusable_cache_folder_warns_once_and_compiles_in_memory(tmp_path, co
         assert len(msgs) == 1 and str(folder) in msgs[0] and why in msgs[0] and "GRAPHC_CACHE_DIR" in msgs[0]
     assert (tmp_path / "a_file").read_text() == "not a folder"
     assert not os.listdir(tmp_path / "theirs" / "kernels")
+
+
+def test_every_cached_entry_is_verified_before_numba_reads_it(tmp_path):
+    # a flipped bit in a compiled entry crashed every later process; a planted index (numba's is a
+    # pickle) ran code on load. Both now fail graphc's digest check: the module's entries are
+    # deleted and compiled again, and the planted pickle is never unpickled.
+    first = _run(tmp_path)
+    np.testing.assert_allclose(first["out"], _expected(), rtol=1e-5)
+    pyc = tmp_path / "kernels" / "__pycache__"
+    data = sorted(glob.glob(str(pyc / "*.nbc")))
+    index = sorted(glob.glob(str(pyc / "*.nbi")))
+    assert data and index and all(os.stat(p).st_mode & 0o777 == 0o600 for p in data + index)
+    blob = bytearray(open(data[0], "rb").read())
+    blob[len(blob) // 2] ^= 0x10
+    open(data[0], "wb").write(bytes(blob))
+    marker = tmp_path / "planted-code-ran"
+
+    class Plant:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    import pickle
+    with open(index[-1], "wb") as f:
+        f.write(pickle.dumps(Plant()))
+    again = _run(tmp_path)
+    np.testing.assert_allclose(again["out"], _expected(), rtol=1e-5)
+    assert again["stats"]["rebuilt"] >= 2 and again["stats"]["compiled"] >= 1
+    assert not marker.exists()
+    assert _run(tmp_path)["stats"]["compiled"] == 0         # verified and warm again
+
+
+def test_the_cache_folder_is_private_and_one_others_can_write_is_refused(tmp_path, configure):
+    import stat
+    import warnings
+    import graphc as gc
+    from graphc.runtime.cache import CacheWarning
+    fresh = tmp_path / "fresh"
+    configure(cache_dir=str(fresh))
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        y = gc.exp(x) * 3.0
+    gc.Session(graph=g).run(y, {x: np.ones((1, 3), np.float32)})
+    for d in (fresh, fresh / "kernels"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    shared = tmp_path / "shared"
+    (shared / "kernels").mkdir(parents=True)
+    os.chmod(shared / "kernels", 0o777)
+    configure(cache_dir=str(shared))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = gc.Session(graph=g).run(y, {x: np.ones((1, 3), np.float32)})
+    np.testing.assert_allclose(out, np.exp(1.0) * 3.0, rtol=1e-6)
+    msgs = [str(m.message) for m in w if issubclass(m.category, CacheWarning)]
+    assert len(msgs) == 1 and "is writable by other users" in msgs[0]
+    assert os.listdir(shared / "kernels") == []
+
+
+def test_the_cache_key_names_llvmlite_and_the_cpu():
+    import llvmlite
+    from graphc.runtime.cache import versions_key
+    key = versions_key()
+    assert f"llvmlite={llvmlite.__version__}" in key and "cpu=" in key
+
+
+FOUR = r"""
+import sys, numpy as np, graphc as gc
+k = int(sys.argv[1])
+x = gc.placeholder("float32", (None, 5), name="x")
+f = [gc.tanh, gc.exp][k % 2]                       # two processes per graph
+y = gc.nn.softmax(f(x) * 1.5)
+gx, = gc.gradients(gc.reduce_sum(y * y), [x])
+v = np.linspace(-1, 1, 20, dtype=np.float32).reshape(4, 5)
+got = gc.Session().run([y, gx], {x: v})
+want = gc.Session(executor="reference").run([y, gx], {x: v})
+print(all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(got, want)))
+"""
+
+
+def test_four_processes_share_an_empty_cache(tmp_path):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "c"), GRAPHC_TIERED="0")
+    procs = [subprocess.Popen([sys.executable, "-c", FOUR, str(k)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip() == "True"
