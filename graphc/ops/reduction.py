@@ -162,8 +162,8 @@ def _prod_grad_ref(v, a):
     perm = rest + list(ax)
     xt = np.transpose(x, perm)
     lead = xt.shape[:len(rest)]
-    flat = xt.reshape(lead + (-1,))
-    n = flat.shape[-1]
+    n = int(np.prod([x.shape[i] for i in ax], dtype=np.int64))
+    flat = xt.reshape(lead + (n,))      # not (-1,): a size-0 kept dimension leaves -1 ambiguous
     left = np.ones_like(flat)
     right = np.ones_like(flat)
     if n > 1:
