@@ -319,8 +319,8 @@ def test_every_reduction_on_special_values(dt):
     g = gc.Graph()
     feeds, fetches, labels = {}, [], []
     with g.as_default():
-        for op in REDUCE:
-            r = mean_rows if op == "reduce_mean" else rows
+        for op in REDUCE + (("reduce_logsumexp", "reduce_variance") if dt in FLOATS else ()):
+            r = mean_rows if op in ("reduce_mean", "reduce_variance") else rows
             x, xt, x3 = (gc.placeholder(dt, s) for s in [(None, 6), (6, None), (2, None, 6)])
             feeds.update({x: r, xt: np.ascontiguousarray(r.T), x3: np.stack([r, r[::-1]])})
             f = getattr(gc, op)
@@ -336,6 +336,8 @@ def test_every_reduction_on_special_values(dt):
             f = getattr(gc, op)
             fetches += [f(x, axis=1), f(x3, axis=2)]
             labels += [f"{op}/last", f"{op}/3d"]
+        fetches += [gc.cumsum(x, 1), gc.cumsum(xt, 0, exclusive=True), gc.cumsum(x3, 1, reverse=True)]
+        labels += ["cumsum/last", "cumsum/lead/exclusive", "cumsum/mid/reverse"]
     # the integer mean (TensorFlow's truncating one) has no kernel: its reference runs, by design
     ints = {"reduce_mean", "fused_reduction"} if dt.startswith("int") else ()
     out, ref = run_both(fetches, feeds, allow_reference=ints)
