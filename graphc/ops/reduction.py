@@ -2,7 +2,8 @@
 the cumulative sum ``cumsum`` and ``sum_to_shape``.
 
 Every reduction record has attrs ``{"axis": sorted tuple of non-negative ints,
-"keepdims": bool}`` and fusion class ``reduction``. Reducing over a ``None``
+"keepdims": bool}`` and fusion class ``reduction`` (``cumsum``, a scan, has ``{"axis": int,
+"exclusive": bool, "reverse": bool}`` and fusion class ``opaque``). Reducing over a ``None``
 (unknown) dimension works: the reference sees the real size at run time.
 
     >>> import graphc as gc
