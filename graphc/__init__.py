@@ -25,7 +25,7 @@ from .session import Session
 from .ir import register_session_factory as _register_session_factory
 _register_session_factory(Session)    # Tensor.eval() without a session (ir does not import session)
 from .function import Function, function
-from . import nn
+from . import math, nn  # noqa: F811  (gc.math, as tf.math)
 from . import optimizers, regularizers, schedules
 from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
 

@@ -1,5 +1,5 @@
 """The ``gc.nn`` namespace (``tf.nn``): activations, softmax, losses, convolution, pooling, dropout,
-the fused LSTM cell.
+moments and batch normalization, the fused LSTM cell.
 
     >>> import graphc as gc
     >>> x = gc.placeholder("float32", (None, 8, 8, 3))
@@ -17,6 +17,7 @@ from .ops.nn import (avg_pool, avg_pool2d, bias_add, conv2d, conv2d_backprop_fil
                      conv2d_backprop_input, dropout, l2_loss, log_softmax, max_pool, max_pool2d,
                      sigmoid_cross_entropy_with_logits, softmax, softmax_cross_entropy_with_logits,
                      softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits)
+from .ops.normalization import batch_normalization, moments
 from .ops.rnn import lstm_cell
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "conv2d_backprop_filter", "max_pool2d", "avg_pool2d", "max_pool", "avg_pool", "dropout",
     "bias_add", "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits", "l2_loss",
-    "lstm_cell",
+    "lstm_cell", "moments", "batch_normalization",
 ]

@@ -151,6 +151,61 @@ class _FastCalls(ast.NodeTransformer):
 _FAST_CALLS = {"math.exp": "_vexp", "math.log": "_vlog", "math.tanh": "_vtanh"}
 
 
+class _IntOps(ast.NodeTransformer):
+    """In a step over integers only: ``a ** b`` -> ``_ipow(a, b)``, ``a // b`` -> ``_ifloordiv(a, b)``
+    (names into ``used``)."""
+
+    HELPER = {ast.Pow: "_ipow", ast.FloorDiv: "_ifloordiv"}
+
+    def __init__(self, used: set):
+        self.used = used
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        name = self.HELPER.get(type(node.op))
+        if name is None:
+            return node
+        self.used.add(name)
+        return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[node.left, node.right], keywords=[])
+
+
+# Helpers a step's expression may call, put before the kernel when used, where numba's integer
+# arithmetic is not numpy's:
+# * ``_ipow``: numpy's integer power, by squaring with wrap-around (numba's int ** int goes through
+#   the float pow for exponents above 2**16: 7 ** (2**31 - 1) gave 0 in int32, (-1) ** (2**63 - 1)
+#   gave 1). Products wrap in int64; the step's cast to its dtype then wraps as a product in that
+#   dtype would. numpy and TensorFlow reject negative exponents; here 1 ** -n is 1, (-1) ** -n is
+#   +-1 and any other base gives 0 (the truncated reciprocal), without an error (docs/ops-contract.md,
+#   "Special values").
+# * ``_ifloordiv``: numba gives 0 for int64's min // -1, numpy the wrapped quotient, min itself.
+#   Division by zero gives 0, as numpy (which warns).
+SCALAR_HELPERS = {"_ipow": '''
+@njit(error_model="numpy")
+def _ipow(x, y):
+    b = np.int64(x)
+    e = np.int64(y)
+    if e < 0:
+        if b == 1:
+            return np.int64(1)
+        if b == -1:
+            return np.int64(1) if e % 2 == 0 else np.int64(-1)
+        return np.int64(0)
+    r = np.int64(1)
+    while e > 0:
+        if e & 1:
+            r *= b
+        b *= b
+        e >>= 1
+    return r
+''', "_ifloordiv": '''
+@njit(error_model="numpy")
+def _ifloordiv(x, y):
+    if y == -1:
+        return np.int64(0) - np.int64(x)      # wraps: -min is min
+    return x // y
+'''}
+
+
 # Vectorizable float32 exp/log/tanh/sigmoid (Cephes expf/logf polynomials, Eigen's rational tanh;
 # branches are selects, 2^n is built from exponent bits). Max error against the exact value over
 # dense sweeps: exp 2.1 ulp, log 2.4 ulp, tanh 4.7 ulp (< 4e-7 relative); NaN, +-inf, overflow,
@@ -271,11 +326,12 @@ def exp_prelude() -> str:
 
 
 def scalar_expr(op: str, attrs: dict, args: list[str], in_dtypes: list, out_dtype,
-                fast: set | None = None) -> str:
+                fast: set | None = None, helpers: set | None = None) -> str:
     """The scalar expression of one elementwise op over variable names ``args``.
 
     With ``fast`` (a set collecting the helper names used), float32 transcendentals use the
-    vectorizable approximations of ``FAST_MATH``."""
+    vectorizable approximations of ``FAST_MATH``. ``helpers`` collects the ``SCALAR_HELPERS``
+    the expression calls (a step over integers computes ``**`` and ``//`` with them)."""
     opdef = get_op(op)
     tmpl = opdef.scalar
     if tmpl is None or tmpl == "<program>":
@@ -292,6 +348,8 @@ def scalar_expr(op: str, attrs: dict, args: list[str], in_dtypes: list, out_dtyp
     tree = _Literals(f32).visit(tree)
     if use_fast:
         tree = _FastCalls(fast).visit(tree)
+    if all(np.dtype(d).kind in "iu" for d in in_dtypes) and np.dtype(out_dtype).kind in "iu":
+        tree = _IntOps(helpers if helpers is not None else set()).visit(tree)
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
@@ -311,10 +369,11 @@ def step_dtypes(program: tuple, in_dtypes: list) -> list:
 
 
 def program_lines(program: tuple, in_names: list[str], in_dtypes: list, prefix: str = "t",
-                  fast: set | None = None, names_out: list | None = None) -> tuple:
+                  fast: set | None = None, names_out: list | None = None,
+                  helpers: set | None = None) -> tuple:
     """Lines computing every step (``t0 = ...``); returns (lines, result name, result dtype).
 
-    ``fast``: see ``scalar_expr``; ``names_out`` receives the name of every env entry."""
+    ``fast``, ``helpers``: see ``scalar_expr``; ``names_out`` receives the name of every env entry."""
     names = list(in_names)
     dts = list(np.dtype(d) for d in in_dtypes)
     lines = []
@@ -323,7 +382,7 @@ def program_lines(program: tuple, in_names: list[str], in_dtypes: list, prefix: 
         ad = dict(attrs)
         a_dt = [dts[i] for i in args]
         out_dt = opdef.infer([TensorSpec((), d) for d in a_dt], ad).dtype
-        expr = scalar_expr(op, ad, [names[i] for i in args], a_dt, out_dt, fast)
+        expr = scalar_expr(op, ad, [names[i] for i in args], a_dt, out_dt, fast, helpers)
         nm = f"{prefix}{k}"
         lines.append(f"{nm} = {cast_to(expr, out_dt)}")
         names.append(nm)
@@ -353,13 +412,15 @@ def ew_source(program: tuple, in_dtypes: list, out_dtype, pattern: tuple, parall
     ivars = [f"i{d}" for d in range(rank)]
     used: set | None = set() if config.get().fast_math else None
     names: list = []
+    helpers: set = set()
     body, res, res_dt = program_lines(program, [f"x{k}" for k in range(n)], in_dtypes,
-                                      fast=used, names_out=names)
+                                      fast=used, names_out=names, helpers=helpers)
     flags = ", parallel=True" if parallel else ""
     if used:
         flags += ", fastmath={'contract'}"
     src = Source()
-    src.extend([FAST_MATH if used else "", f"@njit(cache=True, nogil=True, error_model='numpy'{flags})"])
+    src.extend([FAST_MATH if used else ""] + [SCALAR_HELPERS[h] for h in sorted(helpers)] +
+               [f"@njit(cache=True, nogil=True, error_model='numpy'{flags})"])
     hoisted, inner = [], []         # loads of fully broadcast inputs go before the loops
     for k in range(n):
         bits = pattern[k]

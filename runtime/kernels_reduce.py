@@ -1,5 +1,6 @@
-"""Reduction kernels: reduce_sum/mean/max/min/prod/any/all into the planned buffer, and
-``fused_reduction`` (generated elementwise prologue into scratch, then the reduction).
+"""Reduction kernels: reduce_sum/mean/max/min/prod/any/all into the planned buffer,
+``fused_reduction`` (generated elementwise prologue into scratch, then the reduction), and numba
+kernels for reduce_logsumexp, reduce_variance and cumsum over a block of consecutive axes.
 
 Reductions use numpy's own reduction loops with ``out=`` (pairwise float
 summation, SIMD): bit-identical to the references and allocation-free. The
@@ -13,6 +14,8 @@ accumulating in float64, which is also more accurate.
     True
 """
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -198,3 +201,129 @@ def bind_fused_reduction(ctx: NodeCtx):
     red = _reducer(rop, rattrs["axis"], rattrs["keepdims"])
     return Call(steps=[step, (red, [Scratch(0, p_shape), Out()])], name=f"ew[{label}]+{rop}",
                 scratch=[(p_dt, p_shape)], warm=[warm])
+
+
+# -- logsumexp, variance, cumsum over a block of consecutive axes --------------------------------------
+# The input is viewed as (lead, mid, tail) with the reduced (or scanned) axes in the middle; each kernel
+# keeps one row of per-column state for the tail, so the inner loops run along contiguous memory
+# (a trailing reduction is tail 1, a leading one lead 1). Sums are in float64, as in sum_mid.
+@fam.kernel(parallel=False)
+def logsumexp_mid(x, out):
+    # out[i, j] = m + log(sum over r of exp(x[i, r, j] - m)), m the max over r where it is finite,
+    # else 0 (TensorFlow's form: all -inf gives -inf, an inf gives inf, a NaN NaN)
+    a, k, c = x.shape
+    m = np.empty(c, dtype=np.float64)
+    acc = np.empty(c, dtype=np.float64)
+    for i in range(a):
+        for j in range(c):
+            m[j] = -np.inf
+        for r in range(k):
+            xr = x[i, r]
+            for j in range(c):
+                v = np.float64(xr[j])
+                m[j] = v if (v > m[j] or v != v) else m[j]
+        for j in range(c):
+            m[j] = m[j] if (m[j] - m[j] == 0.0) else 0.0
+            acc[j] = 0.0
+        for r in range(k):
+            xr = x[i, r]
+            for j in range(c):
+                acc[j] += math.exp(np.float64(xr[j]) - m[j])
+        orow = out[i]
+        for j in range(c):
+            orow[j] = math.log(acc[j]) + m[j]
+
+
+@fam.kernel(parallel=False)
+def variance_mid(x, out):
+    # out[i, j] = the mean over r of (x[i, r, j] - mean)^2: two passes, in float64
+    a, k, c = x.shape
+    mean = np.empty(c, dtype=np.float64)
+    acc = np.empty(c, dtype=np.float64)
+    for i in range(a):
+        for j in range(c):
+            mean[j] = 0.0
+            acc[j] = 0.0
+        for r in range(k):
+            xr = x[i, r]
+            for j in range(c):
+                mean[j] += xr[j]
+        for j in range(c):
+            mean[j] = mean[j] / k
+        for r in range(k):
+            xr = x[i, r]
+            for j in range(c):
+                d = xr[j] - mean[j]
+                acc[j] += d * d
+        orow = out[i]
+        for j in range(c):
+            orow[j] = acc[j] / k
+
+
+@fam.kernel(parallel=False)
+def cumsum_mid(x, out, exclusive, reverse, start):
+    # running sums along the middle axis in x's dtype and order (np.cumsum's rounding); start is
+    # -0.0 for floats, so that the first sum is the first element itself (np.cumsum([-0.0]) is -0.0)
+    a, k, c = x.shape
+    acc = np.empty(c, dtype=x.dtype)
+    for i in range(a):
+        for j in range(c):
+            acc[j] = start
+        for t in range(k):
+            r = k - 1 - t if reverse else t
+            xr = x[i, r]
+            orow = out[i, r]
+            if exclusive:
+                for j in range(c):
+                    orow[j] = acc[j] if t > 0 else 0
+                    acc[j] += xr[j]
+            else:
+                for j in range(c):
+                    acc[j] += xr[j]
+                    orow[j] = acc[j]
+
+
+def _mid_view(shape, axes) -> tuple | None:
+    """``shape`` as (lead, mid, tail) with ``axes`` (consecutive) in the middle; None otherwise."""
+    axes = sorted(axes)
+    if not axes or axes != list(range(axes[0], axes[0] + len(axes))) or 0 in shape:
+        return None
+    a0, a1 = axes[0], axes[-1] + 1
+    return tuple(int(np.prod(shape[i:j], dtype=np.int64)) for i, j in ((0, a0), (a0, a1), (a1, len(shape))))
+
+
+def _permute_into(x, out, perm):
+    np.copyto(out, x.transpose(perm))
+
+
+@kernel_for("reduce_logsumexp", "reduce_variance")
+def bind_mid_reduction(ctx: NodeCtx):
+    """One numba call over a (lead, mid, tail) view. Axes that are not consecutive are moved to
+    the end first (a transposed copy into scratch); empty inputs (-inf, NaN) run the reference."""
+    shape, axis = tuple(ctx.in_shapes[0]), tuple(ctx.attrs["axis"])
+    if np.dtype(ctx.out_dtype) not in (np.float32, np.float64) or 0 in shape or not axis:
+        return None
+    k = fam.get("logsumexp_mid" if ctx.op == "reduce_logsumexp" else "variance_mid")
+    sig = (arr_t(ctx.out_dtype, 3), arr_t(ctx.out_dtype, 2))
+    view = _mid_view(shape, axis)
+    if view is not None:
+        return Call(steps=[(k, [In(0, view), Out((view[0], view[2]))])], name=ctx.op, warm=[(k, sig)])
+    perm = tuple(i for i in range(len(shape)) if i not in axis) + axis
+    moved = tuple(shape[i] for i in perm)
+    view = _mid_view(moved, range(len(shape) - len(axis), len(shape)))
+    return Call(steps=[(_permute_into, [In(0), Scratch(0, moved), Const(perm)]),
+                       (k, [Scratch(0, view), Out((view[0], view[2]))])],
+                name=ctx.op, scratch=[(ctx.out_dtype, moved)], warm=[(k, sig)])
+
+
+@kernel_for("cumsum")
+def bind_cumsum(ctx: NodeCtx):
+    view = _mid_view(ctx.in_shapes[0], (ctx.attrs["axis"],))
+    dt = np.dtype(ctx.out_dtype)
+    if view is None or dt.name not in ("float32", "float64", "int32", "int64"):
+        return None
+    k = fam.get("cumsum_mid")
+    start = dt.type(-0.0) if dt.kind == "f" else dt.type(0)
+    sig = (arr_t(dt, 3), arr_t(dt, 3), numba.types.boolean, numba.types.boolean, numba.from_dtype(dt))
+    return Call(steps=[(k, [In(0, view), Out(view), Const(bool(ctx.attrs["exclusive"])),
+                            Const(bool(ctx.attrs["reverse"])), Const(start)])], name="cumsum", warm=[(k, sig)])

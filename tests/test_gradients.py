@@ -114,6 +114,15 @@ case("reduce_prod", lambda x: gc.reduce_prod(x[0], axis=1), u(2, 3, lo=0.5, hi=1
 case("reduce_prod", lambda x: gc.reduce_prod(x[0]), np.array([[0.5, -1.2, 0.0], [1.3, 0.9, -0.7]]))  # a zero
 case("reduce_prod", lambda x: gc.reduce_prod(x[0], axis=0, keepdims=True),
      np.array([[0.0, 1.1, 0.0], [1.3, 0.0, -0.7]]))  # zeros in a column
+case("reduce_logsumexp", lambda x: gc.reduce_logsumexp(x[0], axis=1), u(2, 3, 2, lo=-3, hi=3))
+case("reduce_logsumexp", lambda x: gc.reduce_logsumexp(x[0], axis=(0, 2), keepdims=True), u(2, 3, 2))
+case("reduce_logsumexp", lambda x: gc.reduce_logsumexp(x[0]), np.array([[500.0, 499.0], [-400.0, 0.0]]))
+case("reduce_variance", lambda x: gc.reduce_variance(x[0], axis=1), u(2, 3, 2))
+case("reduce_variance", lambda x: gc.reduce_variance(x[0], axis=(0, 2), keepdims=True), u(2, 3, 2))
+case("reduce_variance", lambda x: gc.reduce_std(x[0]), u(2, 3))            # sqrt(variance)
+case("cumsum", lambda x: gc.cumsum(x[0], axis=1), u(2, 4))
+case("cumsum", lambda x: gc.cumsum(x[0], axis=0, exclusive=True, reverse=True), u(3, 2))
+case("cumsum", lambda x: gc.cumsum(x[0], axis=-1, reverse=True), u(2, 2, 3))
 
 # -- layout --------------------------------------------------------------------------------------------
 case("reshape", lambda x: gc.reshape(x[0], (3, -1)), u(2, 3, 2))
@@ -126,6 +135,7 @@ case("concat", lambda x: gc.concat([x[0], x[1]], axis=0), u(1, 3), u(2, 3))
 case("concat_split", lambda x: apply("concat_split", [x[0], x[1], x[2]], {"axis": 1, "index": 1}),
      u(2, 5), u(2, 2), u(2, 3))
 case("stack", lambda x: gc.stack([x[0], x[1]], axis=1), u(2, 3), u(2, 3))
+case("strided_slice", lambda x: gc.concat(gc.split(x[0], [1, -1, 2], axis=1)[::-1], axis=1), u(2, 6))  # split
 case("strided_slice", lambda x: x[0][1:, ::2], u(3, 5))
 case("strided_slice", lambda x: x[0][:, -1, None], u(3, 4))
 case("strided_slice", lambda x: x[0][::-2, 1:3], u(5, 4))

@@ -267,6 +267,38 @@ def test_mean_gradient_over_several_unknown_dims(rng):
     np.testing.assert_allclose(run(g, {x: a}), np.full((3, 5), 1 / 15))
 
 
+EMPTY_GRAD_CASES = [((33, 0, 1), 2), ((33, 0, 1), 0), ((33, 0, 1), 1), ((33, 0, 1), None), ((0, 3), 1),
+                    ((2, 0), 0), ((3, 0, 2), (0, 2)), ((None, 0, 1), 2), ((None, 4, 0), (0, 1))]
+
+
+@pytest.mark.parametrize("op", ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"])
+@pytest.mark.parametrize("shape,axis", EMPTY_GRAD_CASES)
+def test_reduction_gradients_with_size0_dims(op, shape, axis):
+    # issue #23: reduce_prod's gradient reshaped to (..., -1), ambiguous when a kept dimension is 0
+    x = gc.placeholder("float64", shape)
+    y = getattr(gc, op)(x, axis=axis, keepdims=True)
+    g = gc.gradients(gc.reduce_sum(y * 2.0), x)[0]
+    a = np.ones([33 if d is None else d for d in shape])
+    for executor in ("reference", "compiled"):
+        got = gc.Session(executor=executor).run(g, {x: a})
+        assert got.shape == a.shape and got.dtype == np.float64
+
+
+def test_prod_gradient_of_an_empty_reduction_next_to_kept_dims():
+    # reduce_prod over a size-0 axis is 1 (the empty product) and its gradient is empty; over a
+    # non-empty axis of a tensor with a size-0 kept dimension, the gradient is empty too; the
+    # other reduced elements still give the product of the others
+    x = gc.placeholder("float64", (2, None, 3))
+    y = gc.reduce_prod(x, axis=(0, 2))
+    g = gc.gradients(gc.reduce_sum(y), x)[0]
+    for executor in ("reference", "compiled"):
+        sess = gc.Session(executor=executor)
+        out, grad = sess.run([y, g], {x: np.ones((2, 0, 3))})
+        assert out.shape == (0,) and grad.shape == (2, 0, 3)
+        a = np.arange(1.0, 7.0).reshape(2, 1, 3)
+        np.testing.assert_allclose(sess.run(g, {x: a}), 720.0 / a)
+
+
 def test_integer_reductions_have_no_gradient():
     x = gc.constant([1.0, 2.0])
     y = gc.cast(gc.reduce_sum(gc.cast(x, "int32")), "float32")

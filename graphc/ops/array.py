@@ -21,12 +21,12 @@ import numpy as np
 
 from ..errors import DtypeError, ShapeError
 from ..ir import Tensor, TensorSpec
-from .registry import (OpDef, apply, broadcast_shapes, convert_to_tensor, normalize_axis, operands,
-                       register, same_dtype)
+from .registry import (OpDef, apply, broadcast_shapes, convert_to_tensor, normalize_axis, one_axis,
+                       operands, register, same_dtype)
 
 __all__ = [
     "reshape", "transpose", "expand_dims", "squeeze", "concat", "stack", "unstack", "pad", "broadcast_to",
-    "broadcast_like", "tile", "reshape_like", "newaxis",
+    "broadcast_like", "tile", "reshape_like", "newaxis", "split",
 ]
 
 newaxis = None  # x[:, gc.newaxis] inserts an axis, as in numpy
@@ -452,6 +452,74 @@ def unstack(value, num=None, axis=0, name=None) -> list:
     return [apply("strided_slice", [x],
                   {"key": tuple(("s", None, None, None) if j != ax else i for j in range(x.ndim))},
                   name=name or "unstack") for i in range(n)]
+
+
+def split(value, num_or_size_splits, axis=0, num=None, name="split") -> list:
+    """Split ``value`` along ``axis`` into a list of tensors (TensorFlow's ``tf.split``).
+
+    ``num_or_size_splits``: an int ``n`` (``n`` equal parts; the size must divide by ``n``), or a
+    list of sizes summing to the dimension, one of which may be -1 (the rest). A composition: each
+    part is a ``strided_slice`` of ``value`` (a view in the compiled runtime, no copy), and the parts'
+    gradients are summed into one buffer (``strided_slice_grad_n``).
+
+        >>> import graphc as gc
+        >>> x = gc.constant([[1, 2, 3, 4, 5, 6]])
+        >>> [gc.Session().run(t).tolist() for t in gc.split(x, 3, axis=1)]
+        [[[1, 2]], [[3, 4]], [[5, 6]]]
+        >>> [t.shape for t in gc.split(x, [1, -1, 2], axis=1)]
+        [(1, 1), (1, 3), (1, 2)]
+    """
+    x = convert_to_tensor(value)
+    who = f"split '{name or 'split'}'"
+    ax = one_axis(axis, x, who)
+    n = x.shape[ax]
+    if isinstance(num_or_size_splits, Tensor):
+        raise TypeError(f"{who}: num_or_size_splits must be a Python int or list of ints, not a tensor")
+    if isinstance(num_or_size_splits, (int, np.integer)):
+        k = int(num_or_size_splits)
+        if k < 1:
+            raise ShapeError(f"{who}: num_or_size_splits={k}; the number of parts must be >= 1")
+        if n is None:
+            raise ShapeError(f"{who}: dimension {ax} of shape {_fmt(x.shape)} is unknown, so {k} equal "
+                             "parts have no static size; pass the sizes as a list (the last may be -1)")
+        if n % k:
+            raise ShapeError(f"{who}: dimension {ax} of shape {_fmt(x.shape)} has size {n}, which does "
+                             f"not divide into {k} equal parts; pass a list of sizes instead")
+        sizes = [n // k] * k
+    else:
+        sizes = _ints(num_or_size_splits, f"{who}: num_or_size_splits")
+        if not sizes or any(d < -1 for d in sizes) or list(sizes).count(-1) > 1:
+            raise ShapeError(f"{who}: size_splits {list(sizes)} must be non-negative sizes, at most one "
+                             "of them -1 (the rest of the dimension)")
+        sizes = list(sizes)
+        known = sum(d for d in sizes if d != -1)
+        if -1 in sizes:
+            if n is not None:
+                if known > n:
+                    raise ShapeError(f"{who}: size_splits {sizes} add up to more than dimension {ax}'s "
+                                     f"size {n} (shape {_fmt(x.shape)})")
+                sizes[sizes.index(-1)] = n - known
+        elif n is not None and known != n:
+            raise ShapeError(f"{who}: size_splits {sizes} add up to {known}, but dimension {ax} of "
+                             f"shape {_fmt(x.shape)} has size {n}; make them add up, or use -1 for one")
+    if num is not None and int(num) != len(sizes):
+        raise ShapeError(f"{who}: num={num} but num_or_size_splits makes {len(sizes)} parts")
+    # bounds from the start up to a -1 (the rest of an unknown dimension), from the end after it
+    rest = sizes.index(-1) if -1 in sizes else len(sizes)
+    bounds = []
+    for i, d in enumerate(sizes):
+        if d == 0:
+            bounds.append((0, 0))               # empty wherever it is
+        elif i < rest:
+            bounds.append((sum(sizes[:i]), sum(sizes[:i + 1])))
+        else:
+            after = sum(sizes[i + 1:])
+            bounds.append((sum(sizes[:i]) if i == rest else -sum(sizes[i:]), -after if after else None))
+    parts = []
+    for begin, end in bounds:
+        key = tuple(("s", begin, end, None) if j == ax else ("s", None, None, None) for j in range(x.ndim))
+        parts.append(apply("strided_slice", [x], {"key": key}, name=name or "split"))
+    return parts
 
 
 # ================================================================================================

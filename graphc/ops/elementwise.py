@@ -102,7 +102,8 @@ _unary("rsqrt", lambda x: 1.0 / np.sqrt(x), "(1.0 / math.sqrt({0}))",
 _unary("square", np.square, "({0} * {0})", lambda x, y, dy, a: [dy * 2.0 * x[0]], kinds="fi")
 _unary("reciprocal", np.reciprocal, "(1.0 / {0})", lambda x, y, dy, a: [-dy * y * y])
 # piecewise-constant ops: no gradient (None), as in TensorFlow
-_unary("sign", np.sign, "(({0} > 0) - ({0} < 0))", None, kinds="fi")
+# sign(NaN) is NaN (numpy, TensorFlow): the comparisons alone would give 0
+_unary("sign", np.sign, "({0} if {0} != {0} else ({0} > 0) - ({0} < 0))", None, kinds="fi")
 _unary("floor", np.floor, "math.floor({0})", None)
 _unary("ceil", np.ceil, "math.ceil({0})", None)
 _unary("round", np.round, "np.round({0})", None)
@@ -116,7 +117,8 @@ _unary("sigmoid", lambda x: np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))),
        lambda x, y, dy, a: [dy * y * (1.0 - y)], scalar_f32="_vsigmoid({0})")
 # relu's gradient reads its output (y > 0 exactly when x > 0, NaN included), as TF's ReluGrad
 # does: the pre-activation then has one use and fuses into a conv/matmul epilogue with the relu
-_unary("relu", lambda x: np.maximum(x, 0), "max({0}, 0)",
+# relu(-0.0) is +0.0, relu(NaN) NaN: numpy's maximum(x, 0) (a tie returns the second operand)
+_unary("relu", lambda x: np.maximum(x, 0), "({0} if {0} > 0 or {0} != {0} else 0)",
        lambda x, y, dy, a: [where(greater(y, 0), dy, 0)], kinds="fi")
 _unary("relu6", lambda x: np.clip(x, 0, 6), "min(max({0}, 0), 6)",
        lambda x, y, dy, a: [where(logical_and(greater(x[0], 0), less(x[0], 6)), dy, 0)])
@@ -142,10 +144,12 @@ def _param_unary(name, ref, scalar, grad, doc=""):
 _param_unary("leaky_relu", lambda x, a: np.where(x > 0, x, x * a["alpha"]),
              "({0} if {0} > 0 else {0} * {alpha})",
              lambda x, y, dy, a: [where(greater(x[0], 0), dy, dy * a["alpha"])])
-_param_unary("elu", lambda x, a: np.where(x > 0, x, a["alpha"] * np.expm1(np.minimum(x, 0))),
+# expm1 of the non-positive part only (no overflow warnings); np.where rather than np.minimum(x, 0),
+# which turns -0.0 into +0.0: elu(-0.0) is alpha * expm1(-0.0) = -0.0, as the kernel and TF give
+_param_unary("elu", lambda x, a: np.where(x > 0, x, a["alpha"] * np.expm1(np.where(x > 0, 0, x))),
              "({0} if {0} > 0 else {alpha} * math.expm1({0}))",
              lambda x, y, dy, a: [where(greater(x[0], 0), dy, dy * (y + a["alpha"]))])
-_param_unary("selu", lambda x, a: _SELU_S * np.where(x > 0, x, _SELU_A * np.expm1(np.minimum(x, 0))),
+_param_unary("selu", lambda x, a: _SELU_S * np.where(x > 0, x, _SELU_A * np.expm1(np.where(x > 0, 0, x))),
              f"({_SELU_S!r} * ({{0}} if {{0}} > 0 else {_SELU_A!r} * math.expm1({{0}})))",
              lambda x, y, dy, a: [where(greater(x[0], 0), dy * _SELU_S, dy * (y + _SELU_S * _SELU_A))])
 
@@ -192,10 +196,12 @@ _binary("mod", np.mod, "({0} % {1})",
 _binary("pow", np.power, "({0} ** {1})",
         lambda x, y, dy, a: [_gx(x[0], dy * x[1] * pow(x[0], x[1] - 1.0)),
                              _gx(x[1], dy * y * log(where(greater(x[0], 0), x[0], 1)))])
-_binary("maximum", np.maximum, "max({0}, {1})",
+# numpy's maximum/minimum propagate a NaN from either side (Python's max(1, nan) is 1) and, on
+# ties (+0.0 and -0.0), return the second operand, as numpy's loops do
+_binary("maximum", np.maximum, "({0} if {0} > {1} or {0} != {0} else {1})",
         lambda x, y, dy, a: [_gx(x[0], where(greater_equal(x[0], x[1]), dy, 0)),
                              _gx(x[1], where(less(x[0], x[1]), dy, 0))], commutative=True)
-_binary("minimum", np.minimum, "min({0}, {1})",
+_binary("minimum", np.minimum, "({0} if {0} < {1} or {0} != {0} else {1})",
         lambda x, y, dy, a: [_gx(x[0], where(less_equal(x[0], x[1]), dy, 0)),
                              _gx(x[1], where(greater(x[0], x[1]), dy, 0))], commutative=True)
 _binary("squared_difference", lambda p, q: np.square(p - q), "(({0} - {1}) * ({0} - {1}))",

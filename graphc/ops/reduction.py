@@ -1,7 +1,9 @@
-"""Reductions (reduce_sum/mean/max/min/prod/any/all, argmax/argmin) and ``sum_to_shape``.
+"""Reductions (reduce_sum/mean/max/min/prod/any/all, reduce_logsumexp/variance/std, argmax/argmin),
+the cumulative sum ``cumsum`` and ``sum_to_shape``.
 
 Every reduction record has attrs ``{"axis": sorted tuple of non-negative ints,
-"keepdims": bool}`` and fusion class ``reduction``. Reducing over a ``None``
+"keepdims": bool}`` and fusion class ``reduction`` (``cumsum``, a scan, has ``{"axis": int,
+"exclusive": bool, "reverse": bool}`` and fusion class ``opaque``). Reducing over a ``None``
 (unknown) dimension works: the reference sees the real size at run time.
 
     >>> import graphc as gc
@@ -17,6 +19,10 @@ Gradient conventions:
 * ``reduce_prod``'s gradient is the product of all *other* elements (exact also
   when the input contains zeros); it is computed by the helper op
   ``reduce_prod_grad``, which has no second-order gradient.
+* ``reduce_logsumexp``'s gradient is ``dy * exp(x - y)`` (the softmax over the axes),
+  ``reduce_variance``'s ``dy * 2 (x - mean) / n``; ``reduce_std`` is ``sqrt(reduce_variance)``
+  (TensorFlow's definition: its gradient is not finite where the variance is 0).
+* ``cumsum``'s gradient is the cumulative sum of ``dy`` the other way (``reverse`` flipped).
 * ``reduce_any``/``reduce_all``/``argmax``/``argmin`` are not differentiable.
 """
 from __future__ import annotations
@@ -28,11 +34,12 @@ import numpy as np
 from .. import dtypes as _dt
 from ..errors import DtypeError, ShapeError
 from ..ir import Tensor, TensorSpec
-from .registry import OpDef, apply, convert_to_tensor, normalize_axis, register
+from .registry import OpDef, apply, convert_to_tensor, normalize_axis, one_axis, register
 
 __all__ = [
     "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_any",
-    "reduce_all", "argmax", "argmin", "sum_to_shape", "count_nonzero",
+    "reduce_all", "argmax", "argmin", "sum_to_shape", "count_nonzero", "reduce_logsumexp",
+    "reduce_variance", "reduce_std", "cumsum",
 ]
 
 
@@ -162,8 +169,8 @@ def _prod_grad_ref(v, a):
     perm = rest + list(ax)
     xt = np.transpose(x, perm)
     lead = xt.shape[:len(rest)]
-    flat = xt.reshape(lead + (-1,))
-    n = flat.shape[-1]
+    n = int(np.prod([x.shape[i] for i in ax], dtype=np.int64))
+    flat = xt.reshape(lead + (n,))      # not (-1,): a size-0 kept dimension leaves -1 ambiguous
     left = np.ones_like(flat)
     right = np.ones_like(flat)
     if n > 1:
@@ -211,6 +218,91 @@ register(OpDef("reduce_any", fusion="reduction", reduce=True, differentiable=Fal
 register(OpDef("reduce_all", fusion="reduction", reduce=True, differentiable=False,
                infer=_reduce_infer("b", "reduce_all"), reference=_np_reduce(np.all),
                doc="Logical and over attrs['axis']."))
+
+
+# -- logsumexp, variance: float reductions with a kernel each (runtime/kernels_reduce.py) ---------------
+def _logsumexp_ref(v, a):
+    # TensorFlow's stable form: the max is subtracted first, except where it is not finite (all
+    # -inf, an inf or a NaN), where 0 is; an empty reduction is log(0) = -inf
+    x, ax, kd = v[0], a["axis"], a["keepdims"]
+    if any(x.shape[i] == 0 for i in ax):
+        return np.full(_reduced_shape(x.shape, ax, kd), -np.inf, x.dtype)
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=ax, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+        r = np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True)) + m
+    return (r if kd else np.squeeze(r, axis=ax)).astype(x.dtype, copy=False)
+
+
+def _logsumexp_grad(inputs, output, dy, a):
+    (x,) = inputs
+    ops = _ops()
+    return [ops.multiply(_keep(dy, x, a), ops.exp(ops.subtract(x, _keep(output, x, a))))]
+
+
+def _variance_ref(v, a):
+    x, ax = v[0], a["axis"]
+    if any(x.shape[i] == 0 for i in ax):
+        return np.full(_reduced_shape(x.shape, ax, a["keepdims"]), np.nan, x.dtype)
+    with np.errstate(all="ignore"):
+        return np.var(x, axis=ax, keepdims=a["keepdims"]).astype(x.dtype, copy=False)
+
+
+def _variance_grad(inputs, output, dy, a):
+    (x,) = inputs
+    ops = _ops()
+    centered = ops.subtract(x, reduce_mean(x, axis=a["axis"], keepdims=True))
+    scale = ops.divide(_count(x, a["axis"]), 2.0)
+    return [ops.divide(ops.multiply(_keep(dy, x, a), centered), scale)]
+
+
+register(OpDef("reduce_logsumexp", fusion="reduction", infer=_reduce_infer("f", "reduce_logsumexp"),
+               reference=_logsumexp_ref, grad=_logsumexp_grad,
+               doc="log(sum(exp(x))) over attrs['axis'], computed stably (empty: -inf)."))
+register(OpDef("reduce_variance", fusion="reduction", infer=_reduce_infer("f", "reduce_variance"),
+               reference=_variance_ref, grad=_variance_grad,
+               doc="Population variance (mean of squared deviations) over attrs['axis'] (empty: NaN)."))
+
+
+# -- cumsum -------------------------------------------------------------------------------------------
+def _cumsum_infer(specs, a):
+    (x,) = specs
+    if x.dtype.kind not in "fi":
+        raise DtypeError(f"cumsum does not accept dtype {x.dtype.name}; use gc.cast(x, 'int32') or "
+                         "a float dtype first")
+    if len(x.shape) == 0:
+        raise ShapeError("cumsum needs a tensor of rank >= 1, got a scalar; reshape it to (1,) first")
+    _check_axis(x, (a["axis"],))
+    return TensorSpec(x.shape, x.dtype)
+
+
+def _cumsum_ref(v, a):
+    x, ax = v[0], a["axis"]
+    if a["reverse"]:
+        x = np.flip(x, ax)
+    r = np.cumsum(x, axis=ax, dtype=x.dtype)
+    if a["exclusive"]:          # shifted by one: the first is 0, each other the sum before it
+        shifted = np.zeros_like(r)
+        take = [slice(None)] * x.ndim
+        put = list(take)
+        take[ax], put[ax] = slice(None, -1), slice(1, None)
+        shifted[tuple(put)] = r[tuple(take)]
+        r = shifted
+    if a["reverse"]:
+        r = np.flip(r, ax)
+    return np.ascontiguousarray(r)
+
+
+def _cumsum_grad(inputs, output, dy, a):
+    (x,) = inputs
+    if x.dtype.kind != "f":
+        return [None]
+    return [apply("cumsum", [dy], {**a, "reverse": not a["reverse"]})]
+
+
+register(OpDef("cumsum", fusion="opaque", infer=_cumsum_infer, reference=_cumsum_ref, grad=_cumsum_grad,
+               doc="Running sum along attrs['axis'] (exclusive: of the elements before; reverse: "
+                   "from the end), accumulated in the input's dtype."))
 
 
 def _arg_infer(what):
@@ -344,6 +436,61 @@ def count_nonzero(input_tensor, axis=None, keepdims=False, dtype="int64", name=N
     x = convert_to_tensor(input_tensor)
     nz = ops.not_equal(x, ops.zeros_like(x)) if x.dtype.kind != "b" else x
     return reduce_sum(ops.cast(nz, dtype), axis=axis, keepdims=keepdims, name=name)
+
+
+def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None) -> Tensor:
+    """``log(sum(exp(x)))`` over ``axis``, without overflow: the max is subtracted first (as
+    TensorFlow does; an all ``-inf`` slice gives ``-inf``, an empty one ``-inf``). Float tensors.
+
+        >>> import graphc as gc
+        >>> x = gc.constant([[0.0, 0.0, 0.0], [1000.0, 1000.0, 0.0]])
+        >>> [round(v, 3) for v in gc.Session().run(gc.reduce_logsumexp(x, axis=1)).tolist()]
+        [1.099, 1000.693]
+    """
+    return _reduce("reduce_logsumexp", input_tensor, axis, keepdims, name)
+
+
+def reduce_variance(input_tensor, axis=None, keepdims=False, name=None) -> Tensor:
+    """Variance over ``axis``: the mean of the squared deviations from the mean (divisor ``n``,
+    as TensorFlow and ``np.var``). Float tensors; an empty reduction gives NaN.
+
+        >>> import graphc as gc
+        >>> x = gc.constant([[1.0, 2.0], [3.0, 4.0]])
+        >>> gc.Session().run(gc.reduce_variance(x)).item(), gc.Session().run(gc.reduce_variance(x, 0)).tolist()
+        (1.25, [1.0, 1.0])
+    """
+    return _reduce("reduce_variance", input_tensor, axis, keepdims, name)
+
+
+def reduce_std(input_tensor, axis=None, keepdims=False, name=None) -> Tensor:
+    """Standard deviation over ``axis``: ``sqrt(reduce_variance(x))``, TensorFlow's definition (a
+    composition: the variance kernel, then an elementwise sqrt; its gradient is infinite where the
+    variance is 0).
+
+        >>> import graphc as gc
+        >>> gc.Session().run(gc.reduce_std(gc.constant([[1.0, 2.0], [3.0, 4.0]]), axis=0)).tolist()
+        [1.0, 1.0]
+    """
+    return _ops().sqrt(reduce_variance(input_tensor, axis, keepdims), name=name)
+
+
+def cumsum(x, axis=0, exclusive=False, reverse=False, name=None) -> Tensor:
+    """Cumulative sum along ``axis`` (TensorFlow's ``tf.math.cumsum``). ``exclusive``: each
+    element is the sum of the ones before it (the first is 0); ``reverse``: summed from the end.
+    Accumulates in the input's dtype, in order (as ``np.cumsum``).
+
+        >>> import graphc as gc
+        >>> x = gc.constant([1, 2, 3])
+        >>> s = gc.Session()
+        >>> s.run(gc.cumsum(x)).tolist(), s.run(gc.cumsum(x, exclusive=True)).tolist()
+        ([1, 3, 6], [0, 1, 3])
+        >>> s.run(gc.cumsum(x, reverse=True)).tolist(), s.run(gc.cumsum(x, exclusive=True, reverse=True)).tolist()
+        ([6, 5, 3], [5, 3, 0])
+    """
+    t = convert_to_tensor(x)
+    ax = one_axis(axis, t, f"cumsum '{name or 'cumsum'}'")
+    return apply("cumsum", [t], {"axis": ax, "exclusive": bool(exclusive), "reverse": bool(reverse)},
+                 name=name)
 
 
 def _arg(op, input, axis, output_type, name, dimension):

@@ -221,6 +221,20 @@ def normalize_axis(axis, rank: int, what: str = "axis") -> tuple:
     return tuple(sorted(out))
 
 
+def one_axis(axis, x: Tensor, who: str) -> int:
+    """``axis`` (a Python int, negative from the end) of ``x`` as a non-negative int; errors
+    name ``who`` (e.g. ``"split 'split'"``), the input's shape and the valid range."""
+    if isinstance(axis, Tensor) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{who}: axis must be a Python int, got {axis!r}")
+    if x.ndim == 0:
+        raise ShapeError(f"{who}: the input is a scalar; it needs rank >= 1 (reshape it to (1,) first)")
+    try:
+        return normalize_axis(int(axis), x.ndim)[0]
+    except ShapeError as e:
+        raise ShapeError(f"{who}: {e} (input shape {_fmt(x.shape)}); valid axes are "
+                         f"{-x.ndim}..{x.ndim - 1}") from None
+
+
 def convert_to_tensor(value, dtype=None, name: str | None = None, graph: Graph | None = None) -> Tensor:
     """Return ``value`` as a Tensor: tensors pass through (dtype checked), values become constants.
 
