@@ -1,0 +1,275 @@
+"""Converters of ONNX's neural-network ops (Conv, pooling, normalizations), added to ``CONVERTERS``.
+
+ONNX is NCHW, graphc's convolutions and pools NHWC: a converter transposes around them (the
+optimizer removes transpose pairs between consecutive layers). Explicit pads become a ``gc.pad``.
+
+    >>> from graphc.onnx.converters import CONVERTERS
+    >>> "Conv" in CONVERTERS and "BatchNormalization" in CONVERTERS
+    True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import graphc as gc
+
+from .converters import _float, _scalar, op
+
+
+def _spatial(cx, x, what):
+    if x.ndim not in (3, 4):
+        raise cx.unsupported(f"{what} over {x.ndim - 2} spatial dimensions is not supported (1 or 2 are)")
+    return x.ndim - 2
+
+
+def _pads(cx, x, kernel, strides, dil, nsp):
+    auto = cx.attr("auto_pad", "NOTSET")
+    pads = list(cx.attr("pads", [0] * (2 * nsp)))
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * nsp)
+        for i in range(nsp):
+            d = x.shape[2 + i]
+            if d is None:
+                raise cx.unsupported("auto_pad with an unknown spatial size", kind="dynamic")
+            out = -(-d // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - d)
+            lo = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            pads[i], pads[i + nsp] = lo, total - lo
+    elif auto == "VALID":
+        pads = [0] * (2 * nsp)
+    elif auto != "NOTSET":
+        raise cx.unsupported(f"auto_pad {auto!r} is not supported")
+    return pads
+
+
+def _to_nhwc(x, nsp):
+    if nsp == 1:
+        x = gc.expand_dims(x, 2)
+    return gc.transpose(x, [0, 2, 3, 1])
+
+
+def _from_nhwc(y, nsp):
+    y = gc.transpose(y, [0, 3, 1, 2])
+    return gc.squeeze(y, [2]) if nsp == 1 else y
+
+
+def _pad_nhwc(x, pads, nsp, value=0.0):
+    if not any(pads):
+        return x
+    if nsp == 1:
+        p = [[0, 0], [0, 0], [pads[0], pads[1]], [0, 0]]
+    else:
+        p = [[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]]
+    return gc.pad(x, p, constant_values=np.asarray(value).astype(x.dtype).item())
+
+
+@op("Conv")
+def _conv(cx, ins):
+    x, w = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    _float(cx, x)
+    nsp = _spatial(cx, x, "Conv")
+    if int(cx.attr("group", 1)) != 1:
+        raise cx.unsupported("group != 1 (grouped/depthwise convolution) is not supported")
+    kernel = list(cx.attr("kernel_shape", w.shape[2:]))
+    strides = list(cx.attr("strides", [1] * nsp))
+    dil = list(cx.attr("dilations", [1] * nsp))
+    if any(s != 1 for s in strides) and any(d != 1 for d in dil):
+        raise cx.unsupported("strides and dilations both > 1 are not supported")
+    pads = _pads(cx, x, kernel, strides, dil, nsp)
+    xh = _pad_nhwc(_to_nhwc(x, nsp), pads, nsp)
+    wf = gc.transpose(gc.expand_dims(w, 2) if nsp == 1 else w, [2, 3, 1, 0])   # OIHW -> HWIO
+    if nsp == 1:
+        strides, dil = [1] + strides, [1] + dil
+    y = gc.nn.conv2d(xh, wf, strides=tuple(strides), padding="VALID", dilations=tuple(dil))
+    if b is not None:
+        y = y + b
+    return _from_nhwc(y, nsp)
+
+
+def _pool_common(cx, x, what):
+    nsp = _spatial(cx, x, what)
+    kernel = list(cx.attr("kernel_shape"))
+    strides = list(cx.attr("strides", [1] * nsp))
+    if cx.attr("ceil_mode", 0):
+        raise cx.unsupported("ceil_mode=1 is not supported")
+    if any(d != 1 for d in cx.attr("dilations", [1] * nsp)):
+        raise cx.unsupported("dilations are not supported for pooling")
+    pads = _pads(cx, x, kernel, strides, [1] * nsp, nsp)
+    if nsp == 1:
+        kernel, strides = [1] + kernel, [1] + strides
+    return nsp, kernel, strides, pads
+
+
+@op("MaxPool")
+def _maxpool(cx, ins):
+    x = _float(cx, ins[0])
+    if len(cx.node.output) > 1 and cx.node.output[1]:
+        raise cx.unsupported("the Indices output is not supported")
+    if cx.attr("storage_order", 0):
+        raise cx.unsupported("storage_order=1 is not supported")
+    nsp, k, s, pads = _pool_common(cx, x, "MaxPool")
+    xh = _pad_nhwc(_to_nhwc(x, nsp), pads, nsp, value=-np.inf)
+    return _from_nhwc(gc.nn.max_pool2d(xh, tuple(k), tuple(s), padding="VALID"), nsp)
+
+
+@op("AveragePool")
+def _avgpool(cx, ins):
+    x = _float(cx, ins[0])
+    nsp, k, s, pads = _pool_common(cx, x, "AveragePool")
+    xh = _to_nhwc(x, nsp)
+    if any(pads) and not cx.attr("count_include_pad", 0):
+        # average of the real elements only: divide window sums of the padded input by window counts
+        ones = gc.ones_like(xh)
+        num = gc.nn.avg_pool2d(_pad_nhwc(xh, pads, nsp), tuple(k), tuple(s), padding="VALID")
+        den = gc.nn.avg_pool2d(_pad_nhwc(ones, pads, nsp), tuple(k), tuple(s), padding="VALID")
+        return _from_nhwc(num / den, nsp)
+    y = gc.nn.avg_pool2d(_pad_nhwc(xh, pads, nsp), tuple(k), tuple(s), padding="VALID")
+    return _from_nhwc(y, nsp)
+
+
+@op("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(cx, ins):
+    x = _float(cx, ins[0])
+    axes = tuple(range(2, x.ndim))
+    fn = gc.reduce_mean if cx.node.op_type == "GlobalAveragePool" else gc.reduce_max
+    return fn(x, axis=axes, keepdims=True)
+
+
+def _bcast_channel(t, ndim):
+    """A per-channel (C,) tensor shaped (C, 1, ..., 1) to broadcast against (N, C, ...)."""
+    return gc.reshape(t, [-1] + [1] * (ndim - 2)) if ndim > 2 else t
+
+
+@op("BatchNormalization")
+def _batchnorm(cx, ins):
+    x, scale, bias, mean, var = ins[:5]
+    _float(cx, x)
+    if cx.attr("training_mode", 0) or len([o for o in cx.node.output if o]) > 1:
+        raise cx.unsupported("training mode (batch statistics outputs) is not supported; inference only")
+    eps = _scalar(cx, x, cx.attr("epsilon", 1e-5))
+    r = x.ndim
+    inv = gc.rsqrt(_bcast_channel(var, r) + eps) * _bcast_channel(scale, r)
+    return (x - _bcast_channel(mean, r)) * inv + _bcast_channel(bias, r)
+
+
+@op("InstanceNormalization")
+def _instnorm(cx, ins):
+    x, scale, bias = ins
+    _float(cx, x)
+    axes = tuple(range(2, x.ndim))
+    m = gc.reduce_mean(x, axis=axes, keepdims=True)
+    v = gc.reduce_mean(gc.square(x - m), axis=axes, keepdims=True)
+    y = (x - m) * gc.rsqrt(v + _scalar(cx, x, cx.attr("epsilon", 1e-5)))
+    return y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)
+
+
+@op("LayerNormalization")
+def _layernorm(cx, ins):
+    x, scale = ins[0], ins[1]
+    b = ins[2] if len(ins) > 2 else None
+    _float(cx, x)
+    if len([o for o in cx.node.output if o]) > 1:
+        raise cx.unsupported("the Mean and InvStdDev outputs are not supported")
+    if int(cx.attr("stash_type", 1)) != 1 and x.dtype != np.float64:
+        raise cx.unsupported("stash_type other than float32 is not supported")
+    ax = int(cx.attr("axis", -1)) % x.ndim
+    axes = tuple(range(ax, x.ndim))
+    m = gc.reduce_mean(x, axis=axes, keepdims=True)   # a moments op would compute both in one pass
+    d = x - m
+    v = gc.reduce_mean(d * d, axis=axes, keepdims=True)
+    y = d * gc.rsqrt(v + _scalar(cx, x, cx.attr("epsilon", 1e-5))) * scale
+    return y + b if b is not None else y
+
+
+@op("RMSNormalization")
+def _rmsnorm(cx, ins):
+    x, scale = ins[0], ins[1]
+    _float(cx, x)
+    ax = int(cx.attr("axis", -1)) % x.ndim
+    if int(cx.attr("stash_type", 1)) != 1 and x.dtype != np.float64:
+        raise cx.unsupported("stash_type other than float32 is not supported")
+    axes = tuple(range(ax, x.ndim))
+    ms = gc.reduce_mean(x * x, axis=axes, keepdims=True)
+    return x * gc.rsqrt(ms + _scalar(cx, x, cx.attr("epsilon", 1e-5))) * scale
+
+
+@op("MeanVarianceNormalization")
+def _mvn(cx, ins):
+    x = _float(cx, ins[0])
+    axes = tuple(a % x.ndim for a in cx.attr("axes", [0, 2, 3]))
+    m = gc.reduce_mean(x, axis=axes, keepdims=True)
+    d = x - m
+    v = gc.reduce_mean(d * d, axis=axes, keepdims=True)
+    return d / (gc.sqrt(v) + _scalar(cx, x, 1e-9))
+
+
+@op("LpNormalization")
+def _lpnorm(cx, ins):
+    x = _float(cx, ins[0])
+    ax, p = int(cx.attr("axis", -1)), int(cx.attr("p", 2))
+    if p == 1:
+        n = gc.reduce_sum(gc.abs(x), axis=ax, keepdims=True)
+    elif p == 2:
+        n = gc.sqrt(gc.reduce_sum(x * x, axis=ax, keepdims=True))
+    else:
+        raise cx.unsupported(f"p={p} is not supported (1 or 2)")
+    return gc.where(gc.equal(n, _scalar(cx, x, 0)), gc.zeros_like(x), x / n)
+
+
+@op("LSTM")
+def _lstm(cx, ins):
+    """Unrolled over the (static) time axis; each step is graphc's fused ``lstm_cell``."""
+    ins = list(ins) + [None] * (8 - len(ins))
+    x, w, r, b, seq_lens, h0, c0, peep = ins
+    _float(cx, x)
+    for a in ("clip", "activation_alpha", "activation_beta"):
+        if cx.attr(a) is not None:
+            raise cx.unsupported(f"attribute {a} is not supported")
+    if cx.attr("input_forget", 0):
+        raise cx.unsupported("input_forget=1 is not supported")
+    if cx.attr("direction", "forward") != "forward":
+        raise cx.unsupported(f"direction {cx.attr('direction')!r} is not supported (forward is)")
+    acts = cx.attr("activations")
+    if acts is not None and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
+        raise cx.unsupported(f"activations {acts} are not supported (Sigmoid, Tanh, Tanh are)")
+    if peep is not None:
+        raise cx.unsupported("peephole weights (input P) are not supported")
+    layout = int(cx.attr("layout", 0))
+    if layout:
+        x = gc.transpose(x, [1, 0, 2])
+    t_len, batch, d = x.shape
+    if t_len is None:
+        raise cx.unsupported("an unknown sequence length (graphc unrolls the time loop)", kind="dynamic")
+    if seq_lens is not None:
+        lens = np.asarray(cx.value(seq_lens, "sequence_lens"))
+        if not np.all(lens == t_len):
+            raise cx.unsupported("sequence_lens shorter than the time axis are not supported")
+    u = int(cx.attr("hidden_size", r.shape[-1]))
+
+    def ifco(m):   # ONNX gate order i o f c (rows) -> graphc's lstm_cell columns i f c o
+        return gc.concat([m[:, :u], m[:, 2 * u:3 * u], m[:, 3 * u:], m[:, u:2 * u]], axis=1)
+
+    wt = ifco(gc.transpose(w[0]))           # (d, 4u)
+    rt = ifco(gc.transpose(r[0]))           # (u, 4u)
+    zx = gc.matmul(gc.reshape(x, [-1, d]), wt)
+    if b is not None:
+        bias = b[0][None, :]
+        zx = zx + ifco(bias[:, :4 * u] + bias[:, 4 * u:])
+    zx = gc.reshape(zx, [t_len, -1, 4 * u])
+    h = None if h0 is None else h0[0]
+    c = None if c0 is None else c0[0]
+    hs = []
+    for t in range(t_len):
+        z = zx[t]
+        if h is not None:
+            z = z + gc.matmul(h, rt)
+        hc = gc.nn.lstm_cell(z, c)
+        h, c = hc[:, :u], hc[:, u:]
+        hs.append(h)
+    y = gc.expand_dims(gc.stack(hs, axis=0), 1)   # (T, 1, B, u)
+    yh, yc = gc.expand_dims(h, 0), gc.expand_dims(c, 0)
+    if layout:
+        y = gc.transpose(y, [2, 0, 1, 3])
+        yh, yc = gc.transpose(yh, [1, 0, 2]), gc.transpose(yc, [1, 0, 2])
+    return [y, yh, yc]

@@ -1,0 +1,123 @@
+"""``InferenceSession``: run an ONNX model through graphc's optimizer and compiled runtime.
+
+The API is onnxruntime's (``run``, ``get_inputs``, ``get_outputs``), so switching is one import.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OnnxError, UnsupportedError
+from .importer import build, load
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """An input or output of the model: ``name``, ``shape`` (ints, or names for symbolic dims), ``type``."""
+    name: str
+    shape: list
+    type: str
+
+
+_TYPE = {"float32": "tensor(float)", "float64": "tensor(double)", "int32": "tensor(int32)",
+         "int64": "tensor(int64)", "bool": "tensor(bool)"}
+
+
+class InferenceSession:
+    """An ONNX model built into a graphc graph and run by a ``gc.Session`` (passes.optimize + compiled
+    kernels; ``executor="reference"`` runs the numpy reference interpreter).
+
+        >>> import graphc.onnx as gco                             # doctest: +SKIP
+        >>> sess = gco.InferenceSession("model.onnx")             # doctest: +SKIP
+        >>> y, = sess.run(None, {sess.get_inputs()[0].name: x})   # doctest: +SKIP
+
+    Models whose shapes are computed from the input sizes (a Reshape fed by Shape of a symbolic
+    dimension) are built again for each new set of input shapes.
+    """
+
+    def __init__(self, path_or_bytes, sess_options=None, providers=None, *, executor: str | None = None,
+                 optimize: bool = True):
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            raise TypeError("InferenceSession: pass the model's file path (graphc reads external data "
+                            "relative to it)")
+        self.path = os.fspath(path_or_bytes)
+        self._model = load(self.path)
+        self._executor, self._optimize = executor, optimize
+        self._built = {}
+        try:
+            b = build(self._model, self.path)
+            self._generic = b
+        except UnsupportedError as e:
+            if e.kind != "dynamic":
+                raise
+            self._generic = None
+            b = None
+        from .importer import value_info
+        g = self._model.graph
+        inits = {t.name for t in g.initializer}
+        self._inputs = [value_info(vi, self.path) for vi in g.input if vi.name not in inits]
+        self._outputs = [value_info(vi, self.path) for vi in g.output]
+        self._sym = {vi.name: [d.dim_param or None if not d.HasField("dim_value") else d.dim_value
+                               for d in vi.type.tensor_type.shape.dim] for vi in list(g.input) + list(g.output)}
+        if b is not None:
+            self._sessions = {None: self._session(b)}
+        else:
+            self._sessions = {}
+
+    def _session(self, b):
+        import graphc as gc
+        return b, gc.Session(b.graph, executor=self._executor, optimize=self._optimize)
+
+    def get_inputs(self):
+        return [NodeArg(n, self._sym.get(n) or list(s or ()), _TYPE[dt.name]) for n, s, dt in self._inputs]
+
+    def get_outputs(self):
+        return [NodeArg(n, self._sym.get(n) or list(s or ()), _TYPE[dt.name]) for n, s, dt in self._outputs]
+
+    def get_providers(self):
+        return ["GraphcExecutionProvider"]
+
+    def run(self, output_names, input_feed: dict, run_options=None):
+        """Outputs ``output_names`` (all when None) as a list of numpy arrays, given {input name: array}."""
+        names = [n for n, _, _ in self._inputs]
+        missing = [n for n in names if n not in input_feed]
+        extra = [n for n in input_feed if n not in names]
+        if missing or extra:
+            raise OnnxError(self.path, reason=f"run: inputs {missing} missing, {extra} unknown; the model's "
+                            f"inputs are {names}")
+        feeds = {}
+        for n, shape, dt in self._inputs:
+            v = np.asarray(input_feed[n])
+            if v.dtype != dt:
+                raise OnnxError(self.path, reason=f"run: input {n!r} has dtype {v.dtype.name}, the model "
+                                f"expects {dt.name}")
+            if shape is not None and (v.ndim != len(shape) or any(
+                    s is not None and s != d for s, d in zip(shape, v.shape))):
+                raise OnnxError(self.path, reason=f"run: input {n!r} has shape {v.shape}, the model expects "
+                                f"{tuple(shape)} (None: any size)")
+            feeds[n] = v
+        if None in self._sessions:
+            b, sess = self._sessions[None]
+        else:
+            key = tuple(feeds[n].shape for n in names)
+            if key not in self._sessions:
+                self._sessions[key] = self._session(build(self._model, self.path,
+                                                          {n: feeds[n].shape for n in names}))
+            b, sess = self._sessions[key]
+        outs = [n for n, _, _ in self._outputs] if output_names is None else list(output_names)
+        bad = [n for n in outs if n not in b.outputs]
+        if bad:
+            raise OnnxError(self.path, reason=f"run: unknown outputs {bad}; the model's outputs are "
+                            f"{list(b.outputs)}")
+        fd = {b.inputs[n]: v for n, v in feeds.items()}
+        vals = sess.run([b.outputs[n] for n in outs], fd)
+        return [np.asarray(v) for v in vals]
+
+    @property
+    def graph(self):
+        """The graphc graph built from the model (for its generic input shapes, when it has one)."""
+        if None in self._sessions:
+            return self._sessions[None][0].graph
+        raise OnnxError(self.path, reason="the model is built per input shape; run it first")
