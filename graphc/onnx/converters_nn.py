@@ -169,8 +169,6 @@ def _layernorm(cx, ins):
     x, scale = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else None
     _float(cx, x)
-    if len([o for o in cx.node.output if o]) > 1:
-        raise cx.unsupported("the Mean and InvStdDev outputs are not supported")
     if int(cx.attr("stash_type", 1)) != 1 and x.dtype != np.float64:
         raise cx.unsupported("stash_type other than float32 is not supported")
     ax = int(cx.attr("axis", -1)) % x.ndim
@@ -178,8 +176,9 @@ def _layernorm(cx, ins):
     m = gc.reduce_mean(x, axis=axes, keepdims=True)   # a moments op would compute both in one pass
     d = x - m
     v = gc.reduce_mean(d * d, axis=axes, keepdims=True)
-    y = d * gc.rsqrt(v + _scalar(cx, x, cx.attr("epsilon", 1e-5))) * scale
-    return y + b if b is not None else y
+    inv = gc.rsqrt(v + _scalar(cx, x, cx.attr("epsilon", 1e-5)))
+    y = d * inv * scale
+    return [y + b if b is not None else y, m, inv]
 
 
 @op("RMSNormalization")

@@ -98,6 +98,7 @@ class Built:
     outputs: dict
     input_info: list    # [(name, shape with None for symbolic dims, dtype)]
     output_info: list
+    baked: tuple = ()   # inputs built in as constants (``input_values``): not fed
 
 
 def value_info(vi, path):
@@ -120,8 +121,9 @@ def opset_of(model, path) -> int:
         if imp.domain in ("", "ai.onnx"):
             version = imp.version
     if version is None:
-        raise UnsupportedError(path, None, None, "the model imports no opset of the default ONNX domain",
-                               kind="opset")
+        domains = sorted({imp.domain for imp in model.opset_import})
+        raise UnsupportedError(path, None, None, f"the model imports only the domains {domains}, which are "
+                               "not supported (graphc reads ops of the default ONNX domain)", kind="opset")
     if not MIN_OPSET <= version <= MAX_OPSET:
         raise UnsupportedError(path, None, None, f"opset {version} is not supported (graphc reads "
                                f"opsets {MIN_OPSET}..{MAX_OPSET} of the default domain)", kind="opset")
@@ -209,8 +211,10 @@ def tensor_value(t, path, node=None):
     return np.ascontiguousarray(arr, dtype=dt)
 
 
-def build(model, path="<model>", input_shapes: dict | None = None) -> Built:
-    """Build a graphc graph from ModelProto ``model``; ``input_shapes`` fixes symbolic dimensions.
+def build(model, path="<model>", input_shapes: dict | None = None, input_values: dict | None = None) -> Built:
+    """Build a graphc graph from ModelProto ``model``; ``input_shapes`` fixes symbolic dimensions,
+    ``input_values`` makes inputs constants (for inputs a graph needs to know when it is built,
+    such as Reshape's shape or Slice's starts fed as graph inputs).
 
     Raises UnsupportedError naming the node and op for anything graphc cannot express.
     """
@@ -245,7 +249,10 @@ def build(model, path="<model>", input_shapes: dict | None = None) -> Built:
             elif shape is None:
                 raise UnsupportedError(path, None, None, f"input {name!r} has no shape; graphc needs the rank "
                                        "of every input", kind="dynamic")
-            ph = placeholder(dt, shape, name=_safe(name))
+            if input_values and name in input_values:
+                ph = constant(np.asarray(input_values[name], dtype=dt), name=_safe(name))
+            else:
+                ph = placeholder(dt, shape, name=_safe(name))
             env[name] = ph
             inputs[name] = ph
             input_info.append((name, shape, dt))
@@ -300,7 +307,7 @@ def build(model, path="<model>", input_shapes: dict | None = None) -> Built:
                                 f"produces {t.dtype.name}")
             outputs[name] = t
             output_info.append((name, t.shape if shape is None else shape, dt))
-    return Built(g, inputs, outputs, input_info, output_info)
+    return Built(g, inputs, outputs, input_info, output_info, tuple(input_values or ()))
 
 
 def _safe(name: str) -> str:

@@ -13,6 +13,10 @@ from .errors import OnnxError, UnsupportedError
 from .importer import build, load
 
 
+_MAX_BAKED = 64      # integer inputs up to this many elements may be specialized on
+_MAX_BUILDS = 64     # graphs kept per session before the cache starts over
+
+
 @dataclass(frozen=True)
 class NodeArg:
     """An input or output of the model: ``name``, ``shape`` (ints, or names for symbolic dims), ``type``."""
@@ -45,7 +49,7 @@ class InferenceSession:
         self.path = os.fspath(path_or_bytes)
         self._model = load(self.path)
         self._executor, self._optimize = executor, optimize
-        self._built = {}
+        self._value_inputs = None   # inputs whose values the graph is specialized on, once needed
         try:
             b = build(self._model, self.path)
             self._generic = b
@@ -101,19 +105,43 @@ class InferenceSession:
         if None in self._sessions:
             b, sess = self._sessions[None]
         else:
-            key = tuple(feeds[n].shape for n in names)
-            if key not in self._sessions:
-                self._sessions[key] = self._session(build(self._model, self.path,
-                                                          {n: feeds[n].shape for n in names}))
-            b, sess = self._sessions[key]
+            b, sess = self._specialized(names, feeds)
         outs = [n for n, _, _ in self._outputs] if output_names is None else list(output_names)
         bad = [n for n in outs if n not in b.outputs]
         if bad:
             raise OnnxError(self.path, reason=f"run: unknown outputs {bad}; the model's outputs are "
                             f"{list(b.outputs)}")
-        fd = {b.inputs[n]: v for n, v in feeds.items()}
+        fd = {b.inputs[n]: v for n, v in feeds.items() if n not in b.baked}
         vals = sess.run([b.outputs[n] for n in outs], fd)
         return [np.asarray(v) for v in vals]
+
+    def _specialized(self, names, feeds):
+        """The graph built for these input shapes; if it needs the values of some small integer
+        inputs (a shape, slice bounds, axes fed as inputs), built for those values too."""
+        shapes = {n: feeds[n].shape for n in names}
+        key = tuple(shapes[n] for n in names)
+        if self._value_inputs is None:
+            if key not in self._sessions:
+                try:
+                    b = build(self._model, self.path, shapes)
+                    self._sessions[key] = self._session(b)
+                except UnsupportedError as e:
+                    if e.kind != "dynamic":
+                        raise
+                    self._value_inputs = [n for n, _, dt in self._inputs if dt.kind in "iu"
+                                          and feeds[n].size <= _MAX_BAKED]
+                    if not self._value_inputs:
+                        raise
+            if self._value_inputs is None:
+                return self._sessions[key]
+        vals = {n: feeds[n] for n in self._value_inputs}
+        vkey = key + tuple((n, v.shape, v.tobytes()) for n, v in vals.items())
+        if vkey not in self._sessions:
+            if len(self._sessions) > _MAX_BUILDS:
+                self._sessions = {}
+            b = build(self._model, self.path, shapes, vals)
+            self._sessions[vkey] = self._session(b)
+        return self._sessions[vkey]
 
     @property
     def graph(self):
