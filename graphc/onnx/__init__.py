@@ -1,13 +1,18 @@
 """ONNX interop: export graphc models to ONNX files, and run ONNX models through graphc's compiler.
 
-Needs the ``onnx`` package (``pip install graphc[onnx]``).
+Needs the ``onnx`` package (``pip install graphc[onnx]``; the tests also use onnxruntime).
 
-    >>> import graphc.onnx as gco                                          # doctest: +SKIP
-    >>> gco.export(model, "mlp.onnx")                                      # a Keras-style model
-    >>> sess = gco.InferenceSession("mlp.onnx")                            # as onnxruntime's
-    >>> probs, = sess.run(None, {sess.get_inputs()[0].name: x_test})
-
-``export_graph(outputs, inputs, path)`` exports a TensorFlow-1 style graph.
+    >>> import os, tempfile, numpy as np
+    >>> import graphc.onnx as gco
+    >>> from graphc.models import Sequential; from graphc.layers import Dense
+    >>> model = Sequential([Dense(2, input_dim=3, activation="softmax")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+    >>> gco.export(model, path)                        # a Keras-style model; export_graph for TF-1 graphs
+    >>> sess = gco.InferenceSession(path)              # onnxruntime's API: swap the import to switch
+    >>> x = np.ones((4, 3), np.float32)
+    >>> y, = sess.run(None, {sess.get_inputs()[0].name: x})
+    >>> bool(np.allclose(y, model.predict(x), atol=1e-6))
+    True
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ A converter builds graphc ops (or a composition of them) for one ONNX node; ``cx
 importer's ``Context`` (attributes, opset, constant values, errors naming the node). A missing
 optional input is ``None``. Anything graphc cannot express raises ``cx.unsupported(...)``.
 
-    >>> sorted(CONVERTERS)[:4]
-    ['Abs', 'Acos', 'Add', 'And']
+    >>> all(op in CONVERTERS for op in ("Conv", "MatMul", "Reshape", "Softmax", "LSTM"))
+    True
 """
 from __future__ import annotations
 
@@ -263,8 +263,8 @@ def _pow(cx, ins):
     a, b = ins
     if b.dtype != a.dtype:
         b = gc.cast(b, a.dtype)
-    if a.dtype.kind != "f":
-        raise cx.unsupported("integer Pow is not supported", kind="dtype")
+    if a.dtype.kind == "b":
+        raise cx.unsupported("bool Pow is not supported", kind="dtype")
     return gc.pow(a, b)
 
 
@@ -677,11 +677,16 @@ def _reduce(cx, ins):
 @op("ArgMax", "ArgMin")
 def _arg(cx, ins):
     x = ins[0]
-    if cx.attr("select_last_index", 0):
-        raise cx.unsupported("select_last_index=1 is not supported")
     ax = int(cx.attr("axis", 0)) % x.ndim
     fn = gc.argmax if cx.node.op_type == "ArgMax" else gc.argmin
-    y = fn(x, axis=ax, output_type="int64")
+    if cx.attr("select_last_index", 0):   # the first index of the reversed axis, counted from the end
+        d = x.shape[ax]
+        if d is None:
+            raise cx.unsupported("select_last_index=1 over an unknown size", kind="dynamic")
+        rev = x[(slice(None),) * ax + (slice(None, None, -1),)]
+        y = cx.constant(np.asarray(d - 1, np.int64)) - fn(rev, axis=ax, output_type="int64")
+    else:
+        y = fn(x, axis=ax, output_type="int64")
     return gc.expand_dims(y, ax) if cx.attr("keepdims", 1) else y
 
 
@@ -751,3 +756,81 @@ def _hardmax(cx, ins):
     if d is None:
         raise cx.unsupported("an unknown size along the axis", kind="dynamic")
     return gc.one_hot(gc.argmax(x, axis=ax, output_type="int64"), d, axis=ax, dtype=x.dtype)
+
+
+@op("GatherElements")
+def _gather_elements(cx, ins):
+    """Gathers of single elements: flat offsets (a constant grid plus the indices times the axis
+    stride) into the flattened data; needs static shapes."""
+    x, idx = ins
+    ax = int(cx.attr("axis", 0)) % x.ndim
+    if None in x.shape or None in idx.shape:
+        raise cx.unsupported("unknown dimensions (GatherElements needs static shapes)", kind="dynamic")
+    strides = [int(np.prod(x.shape[d + 1:], dtype=np.int64)) for d in range(x.ndim)]
+    grid = np.indices(idx.shape, dtype=np.int64)
+    base = sum(grid[d] * strides[d] for d in range(x.ndim) if d != ax)
+    i = gc.cast(idx, "int64")
+    i = gc.where(gc.less(i, _scalar(cx, i, 0)), i + _scalar(cx, i, x.shape[ax]), i)
+    flat = cx.constant(np.asarray(base, np.int64)) + i * _scalar(cx, i, strides[ax])
+    return gc.gather(gc.reshape(x, [-1]), flat, axis=0)
+
+
+def _nll(cx, logp, target, weight):
+    """NegativeLogLikelihoodLoss of log-probabilities ``logp`` (N, C, ...) at ``target`` (N, ...)."""
+    c = logp.shape[1]
+    if c is None:
+        raise cx.unsupported("an unknown class count", kind="dynamic")
+    t = gc.cast(target, "int64")
+    ii = cx.attr("ignore_index")
+    mask = None
+    if ii is not None:
+        mask = gc.not_equal(t, _scalar(cx, t, ii))
+        t = gc.where(mask, t, gc.zeros_like(t))
+    picked = gc.reduce_sum(gc.one_hot(t, c, axis=1, dtype=logp.dtype) * logp, axis=1)
+    loss = -picked
+    w = gc.gather(weight, t) if weight is not None else None
+    if mask is not None:
+        m = gc.cast(mask, logp.dtype)
+        w = m if w is None else w * m
+    if w is not None:
+        loss = loss * w
+    red = cx.attr("reduction", "mean")
+    if red == "none":
+        return loss
+    if red == "sum":
+        return gc.reduce_sum(loss)
+    if red != "mean":
+        raise cx.unsupported(f"reduction {red!r} is not supported")
+    return gc.reduce_mean(loss) if w is None else gc.reduce_sum(loss) / gc.reduce_sum(w)
+
+
+@op("NegativeLogLikelihoodLoss")
+def _nll_op(cx, ins):
+    x = _float(cx, ins[0])
+    return _nll(cx, x, ins[1], ins[2] if len(ins) > 2 else None)
+
+
+@op("SoftmaxCrossEntropyLoss")
+def _sce(cx, ins):
+    x = _float(cx, ins[0])
+    logp = gc.nn.log_softmax(x, axis=1)   # (N, C, d...): softmax over the classes
+    loss = _nll(cx, logp, ins[1], ins[2] if len(ins) > 2 else None)
+    return [loss, logp]
+
+
+@op("CumSum")
+def _cumsum(cx, ins):
+    """A product with a triangular 0/1 matrix along the axis (a cumsum op would be one pass)."""
+    x = _float(cx, ins[0], "input (integer CumSum)")
+    ax = int(np.asarray(cx.value(ins[1], "axis")).reshape(())) % x.ndim
+    d = x.shape[ax]
+    if d is None:
+        raise cx.unsupported("an unknown size along the axis", kind="dynamic")
+    i, j = np.indices((d, d))
+    rev, exc = cx.attr("reverse", 0), cx.attr("exclusive", 0)
+    m = (i > j if exc else i >= j) if rev else (i < j if exc else i <= j)
+    if x.ndim == 1:
+        return gc.matmul(gc.expand_dims(x, 0), cx.constant(m.astype(x.dtype)))[0]
+    perm = [k for k in range(x.ndim) if k != ax] + [ax]
+    y = gc.matmul(gc.transpose(x, perm), cx.constant(m.astype(x.dtype)))
+    return gc.transpose(y, list(np.argsort(perm)))

@@ -69,8 +69,19 @@ def _conv(cx, ins):
     b = ins[2] if len(ins) > 2 else None
     _float(cx, x)
     nsp = _spatial(cx, x, "Conv")
-    if int(cx.attr("group", 1)) != 1:
-        raise cx.unsupported("group != 1 (grouped/depthwise convolution) is not supported")
+    groups = int(cx.attr("group", 1))
+    if groups != 1:   # one convolution per group of channels (a grouped conv op would be one kernel)
+        cin, cout = x.shape[1], w.shape[0]
+        if cin is None or cin % groups or cout % groups:
+            raise cx.unsupported(f"group={groups} with {cin} input / {cout} output channels")
+        ci, co = cin // groups, cout // groups
+        outs = []
+        for k in range(groups):
+            cx.attrs = {**cx.attrs, "group": 1}
+            outs.append(_conv(cx, [x[:, k * ci:(k + 1) * ci], w[k * co:(k + 1) * co],
+                                   None if b is None else b[k * co:(k + 1) * co]]))
+        cx.attrs = {**cx.attrs, "group": groups}
+        return gc.concat(outs, axis=1)
     kernel = list(cx.attr("kernel_shape", w.shape[2:]))
     strides = list(cx.attr("strides", [1] * nsp))
     dil = list(cx.attr("dilations", [1] * nsp))

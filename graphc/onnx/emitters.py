@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import OnnxError
-from .export import _ONNX_TYPE, emitter
+from .export import _ONNX_TYPE, EMITTERS, emitter  # noqa: F401  (EMITTERS: the table filled here)
 
 _BIG = np.iinfo(np.int64).max
 

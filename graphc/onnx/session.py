@@ -128,7 +128,7 @@ class InferenceSession:
                 except UnsupportedError as e:
                     if e.kind != "dynamic":
                         raise
-                    self._value_inputs = [n for n, _, dt in self._inputs if dt.kind in "iu"
+                    self._value_inputs = [n for n, _, dt in self._inputs if dt.kind in "iub"
                                           and feeds[n].size <= _MAX_BAKED]
                     if not self._value_inputs:
                         raise
