@@ -651,7 +651,7 @@ def _reduce(cx, ins):
         raise cx.unsupported("bool input is not supported", kind="dtype")
     empty = any(x.shape[a] == 0 for a in (ax if ax is not None else range(x.ndim)))
     if empty and name in ("ReduceMax", "ReduceMin", "ReduceLogSumExp", "ReduceMean"):
-        raise cx.unsupported("reducing an empty dimension", kind="attribute")
+        raise cx.unsupported("reducing an empty dimension is not supported for this op", kind="attribute")
     if name in _RED:
         return _RED[name](x, axis=ax, keepdims=keep)
     if name == "ReduceL1":
