@@ -124,6 +124,20 @@ def test_export_graph_tf1_style(tmp_path):
         assert np.max(np.abs(a - b)) <= TOL and np.max(np.abs(a - c)) <= TOL
 
 
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_export_at_other_opsets(opset, tmp_path, exported):
+    m = exported["transformer"][0]
+    path = str(tmp_path / f"t{opset}.onnx")
+    gco.export(m, path, opset=opset)
+    assert onnx.load(path).opset_import[0].version == opset
+    x = np.random.default_rng(5).standard_normal((2, 16, 32)).astype(np.float32)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert np.max(np.abs(got - m.predict(x))) <= TOL
+    with pytest.raises(gco.OnnxError, match="cannot export at opset 11"):
+        gco.export(m, str(tmp_path / "old.onnx"), opset=11)
+
+
 def test_export_graph_names_an_op_without_emitter(tmp_path):
     g = gc.Graph()
     with g.as_default():

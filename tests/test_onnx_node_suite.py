@@ -39,10 +39,16 @@ def test_node_suite_passes_and_never_wrong(results):
     counts = Counter(s for s, _ in results.values())
     wrong = {k: d for k, (s, d) in results.items() if s == "wrong"}
     ops = _unsupported_ops(results)
-    print(f"\nonnx node tests: {dict(counts)}\nunsupported ops ({len(ops)}): {', '.join(sorted(ops))}")
+    import onnx
+    from graphc.onnx import supported_ops
+    used = {n.op_type for p in runner.node_test_dirs()
+            for n in onnx.load(p, load_external_data=False).graph.node}
+    no_converter = sorted(used - set(supported_ops()))
+    print(f"\nonnx node tests: {dict(counts)}\nops without a converter ({len(no_converter)}): "
+          f"{', '.join(no_converter)}\nops named by unsupported tests ({len(ops)}): {', '.join(sorted(ops))}")
     if os.environ.get("GRAPHC_ONNX_REPORT"):
         with open(os.environ["GRAPHC_ONNX_REPORT"], "w") as f:
-            json.dump({"counts": dict(counts), "unsupported_ops": dict(ops),
+            json.dump({"counts": dict(counts), "unsupported_ops": dict(ops), "no_converter": no_converter,
                        "results": {k: list(v) for k, v in sorted(results.items())}}, f, indent=1)
     assert not wrong, f"{len(wrong)} wrong results: " + "; ".join(f"{k}: {d}" for k, d in sorted(wrong.items())[:10])
     assert counts["passed"] >= MIN_PASSED, dict(counts)

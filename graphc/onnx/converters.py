@@ -108,12 +108,6 @@ def _atanh(cx, ins):
     return gc.log((one + x) / (one - x)) * _scalar(cx, x, 0.5)
 
 
-@op("Acos", "Asin", "Atan")
-def _no_inverse_trig(cx, ins):
-    raise cx.unsupported(f"op {cx.node.op_type} is not supported (graphc has no inverse trigonometric op)",
-                         kind="op")
-
-
 @op("Elu")
 def _elu(cx, ins):
     return gc.elu(_float(cx, ins[0]), alpha=float(cx.attr("alpha", 1.0)))

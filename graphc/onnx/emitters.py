@@ -21,26 +21,47 @@ def _i64(ex, values, base="c"):
     return ex.const(np.asarray(values, np.int64), base)
 
 
-def _opset(ex):
-    return getattr(ex, "opset", 17)
+def _simple(op, onnx_op):
+    """Register the emitter of a graphc op that is one ONNX op with the same inputs."""
+    EMITTERS[op] = lambda ex, n, ins, a: ex.node(onnx_op, ins, base=ex.g.name(n))
 
 
-_SIMPLE = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max",
-           "minimum": "Min", "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "exp": "Exp", "log": "Log",
-           "sqrt": "Sqrt", "neg": "Neg", "abs": "Abs", "erf": "Erf", "reciprocal": "Reciprocal",
-           "floor": "Floor", "ceil": "Ceil", "sin": "Sin", "cos": "Cos", "sign": "Sign", "softplus": "Softplus",
-           "softsign": "Softsign", "equal": "Equal", "less": "Less", "greater": "Greater",
-           "less_equal": "LessOrEqual", "greater_equal": "GreaterOrEqual", "logical_and": "And",
-           "logical_or": "Or", "logical_not": "Not", "where": "Where", "identity": "Identity",
-           "stop_gradient": "Identity", "round": "Round"}
-
-
-def _simple(op_type):
-    return lambda ex, n, ins, a: ex.node(op_type, ins, base=ex.g.name(n))
-
-
-for _op, _onnx in _SIMPLE.items():
-    emitter(_op)(_simple(_onnx))
+_simple("add", "Add")
+_simple("sub", "Sub")
+_simple("mul", "Mul")
+_simple("div", "Div")
+_simple("pow", "Pow")
+_simple("maximum", "Max")
+_simple("minimum", "Min")
+_simple("relu", "Relu")
+_simple("tanh", "Tanh")
+_simple("sigmoid", "Sigmoid")
+_simple("exp", "Exp")
+_simple("log", "Log")
+_simple("sqrt", "Sqrt")
+_simple("neg", "Neg")
+_simple("abs", "Abs")
+_simple("erf", "Erf")
+_simple("reciprocal", "Reciprocal")
+_simple("floor", "Floor")
+_simple("ceil", "Ceil")
+_simple("sin", "Sin")
+_simple("cos", "Cos")
+_simple("sign", "Sign")
+_simple("softplus", "Softplus")
+_simple("softsign", "Softsign")
+_simple("equal", "Equal")
+_simple("less", "Less")
+_simple("greater", "Greater")
+_simple("less_equal", "LessOrEqual")
+_simple("greater_equal", "GreaterOrEqual")
+_simple("logical_and", "And")
+_simple("logical_or", "Or")
+_simple("logical_not", "Not")
+_simple("where", "Where")
+_simple("identity", "Identity")
+_simple("stop_gradient", "Identity")
+_simple("round", "Round")
 
 
 @emitter("square")
@@ -184,20 +205,27 @@ def _pad(ex, n, ins, a):
     return ex.node("Pad", [ins[0], _i64(ex, p), cv], base=ex.g.name(n), mode=mode)
 
 
-_RED = {"reduce_sum": "ReduceSum", "reduce_mean": "ReduceMean", "reduce_max": "ReduceMax",
-        "reduce_min": "ReduceMin", "reduce_prod": "ReduceProd"}
+def _reduction(op, kind):
+    """Register the emitter of graphc reduction ``op`` as ONNX ``kind`` (axes an input from opset 13
+    for ReduceSum, 18 for the others)."""
+    EMITTERS[op] = lambda ex, n, ins, a: _reduce(ex, n, ins, a, kind)
 
 
-@emitter(*_RED)
-def _reduce(ex, n, ins, a):
-    kind = _RED[ex.g.op(n)]
+def _reduce(ex, n, ins, a, kind):
     axes = a.get("axis")
     keep = int(bool(a.get("keepdims", False)))
     if axes is None:
         return ex.node(kind, ins, base=ex.g.name(n), keepdims=keep)
-    if kind == "ReduceSum" or _opset(ex) >= 18:
+    if kind == "ReduceSum" or ex.opset >= 18:
         return ex.node(kind, [ins[0], _i64(ex, list(axes))], base=ex.g.name(n), keepdims=keep)
     return ex.node(kind, ins, base=ex.g.name(n), axes=[int(v) for v in axes], keepdims=keep)
+
+
+_reduction("reduce_sum", "ReduceSum")
+_reduction("reduce_mean", "ReduceMean")
+_reduction("reduce_max", "ReduceMax")
+_reduction("reduce_min", "ReduceMin")
+_reduction("reduce_prod", "ReduceProd")
 
 
 @emitter("argmax", "argmin")

@@ -26,6 +26,7 @@ import numpy as np
 from .errors import OnnxError, require_onnx
 
 DEFAULT_OPSET = 17
+MIN_EXPORT_OPSET = 13    # Squeeze/Unsqueeze/ReduceSum take axes as inputs from 13 on
 EMITTERS: dict = {}
 _ONNX_TYPE = {"float32": 1, "float64": 11, "int32": 6, "int64": 7, "bool": 9}
 
@@ -41,8 +42,9 @@ def emitter(*ops):
 class _Exporter:
     """Emit the ONNX graph for ``fetches`` of graphc ``graph`` fed at ``feeds``."""
 
-    def __init__(self, graph, feeds, fetches, state, path, dyn_dims=None, absorbed=None):
+    def __init__(self, graph, feeds, fetches, state, path, dyn_dims=None, absorbed=None, opset=DEFAULT_OPSET):
         self.g, self.feeds, self.fetches, self.state, self.path = graph, feeds, fetches, state, path
+        self.opset = _check_opset(opset, path)
         self.dyn_dims = dyn_dims or {}      # sample size -> (input name, axis): a symbolic non-batch dim
         self.absorbed = absorbed or {}      # output node -> (emit function, nodes it covers, its inputs)
         self.nodes, self.inits, self.names, self._used = [], [], {}, set()
@@ -149,6 +151,15 @@ class _Exporter:
         return inputs, outputs
 
 
+def _check_opset(opset, path):
+    onnx = require_onnx()
+    top = onnx.defs.onnx_opset_version()
+    if not MIN_EXPORT_OPSET <= int(opset) <= top:
+        raise OnnxError(os.fspath(path), reason=f"cannot export at opset {opset}: graphc emits opsets "
+                        f"{MIN_EXPORT_OPSET}..{top} (the installed onnx's newest)")
+    return int(opset)
+
+
 def _save(model, path):
     """Check and write ``model`` atomically (temp file in the same folder, then rename)."""
     onnx = require_onnx()
@@ -200,11 +211,12 @@ def export_graph(outputs, inputs, path, *, session=None, opset=None, input_names
     outs, ins = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
     g = outs[0].graph
     state = dict(session.state) if session is not None else {}
-    ex = _Exporter(g, [t.node for t in ins], [t.node for t in outs], state, os.fspath(path))
+    ex = _Exporter(g, [t.node for t in ins], [t.node for t in outs], state, os.fspath(path),
+                   opset=opset or DEFAULT_OPSET)
     in_names = input_names or [g.name(t.node) for t in ins]
     out_names = output_names or [g.name(t.node).replace("/", "_") for t in outs]
     vi_in, vi_out = ex.run(in_names, out_names)
-    _save(_make_model(ex, vi_in, vi_out, opset or DEFAULT_OPSET, "graphc"), path)
+    _save(_make_model(ex, vi_in, vi_out, ex.opset, "graphc"), path)
 
 
 def _sample_len(model, taken):
@@ -266,7 +278,8 @@ def export(model, path, opset=None) -> None:
         raise OnnxError(os.fspath(path), reason="export supports one symbolic non-batch dimension "
                         f"(the model's inputs have {len(dyn)})")
     absorbed = emitters.absorb_lstm_layers(model, g, feeds, fetches, dict(state.session.state), path)
-    ex = _Exporter(g, feeds, fetches, dict(state.session.state), os.fspath(path), dyn_dims, absorbed)
+    ex = _Exporter(g, feeds, fetches, dict(state.session.state), os.fspath(path), dyn_dims, absorbed,
+                   opset=opset or DEFAULT_OPSET)
     if dyn:
         leftover = [n for n in g.topo_order(fetches, stop=set(feeds)) if g.op(n) in ("lstm_cell",)
                     and not any(n in v[1] for v in absorbed.values())]
@@ -275,4 +288,4 @@ def export(model, path, opset=None) -> None:
                             "activations cannot be exported with a variable sequence length")
     out_names = [f"output_{k}" for k in range(len(fetches))] if len(fetches) > 1 else ["output"]
     vi_in, vi_out = ex.run(in_names, out_names)
-    _save(_make_model(ex, vi_in, vi_out, opset or DEFAULT_OPSET, getattr(model, "name", "graphc")), path)
+    _save(_make_model(ex, vi_in, vi_out, ex.opset, getattr(model, "name", "graphc")), path)
