@@ -138,6 +138,56 @@ def test_export_at_other_opsets(opset, tmp_path, exported):
         gco.export(m, str(tmp_path / "old.onnx"), opset=11)
 
 
+def _more_layers():
+    from graphc.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense,
+                               Dropout, Embedding, Flatten, GlobalAveragePooling2D, LayerNormalization,
+                               Reshape, SimpleRNN)
+    from graphc.models import Sequential
+    r = np.random.default_rng(6)
+    return {
+        "embedding_gru": (lambda: Sequential([Embedding(50, 8, input_length=6), GRU(5), Dense(3)]),
+                          r.integers(0, 50, (4, 6)).astype(np.float32)),
+        "simple_rnn": (lambda: Sequential([SimpleRNN(5, input_shape=(6, 4)), Dense(3, activation="sigmoid")]),
+                       r.standard_normal((4, 6, 4)).astype(np.float32)),
+        "same_conv_batchnorm_pools": (
+            lambda: Sequential([Conv2D(4, 3, padding="same", strides=2, input_shape=(9, 9, 3)),
+                                BatchNormalization(), Activation("elu"), AveragePooling2D(2, padding="same"),
+                                GlobalAveragePooling2D(), Dropout(0.5), Dense(2, activation="tanh")]),
+            r.standard_normal((3, 9, 9, 3)).astype(np.float32)),
+        "stacked_lstm_backwards": (
+            lambda: Sequential([LSTM(4, return_sequences=True, input_shape=(5, 3)), LSTM(3, go_backwards=True),
+                                Dense(2)]), r.standard_normal((2, 5, 3)).astype(np.float32)),
+        "gelu_layernorm_reshape": (
+            lambda: Sequential([Dense(6, activation="gelu", input_dim=4), LayerNormalization(), Reshape((2, 3)),
+                                Flatten(), Dense(2, activation="softmax")]),
+            r.standard_normal((3, 4)).astype(np.float32)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_more_layers()))
+def test_more_layers_export_and_import(name, tmp_path):
+    make, x = _more_layers()[name]
+    m = make()
+    m.compile("sgd", "mse")
+    _perturb(m, np.random.default_rng(7))
+    path = str(tmp_path / f"{name}.onnx")
+    gco.export(m, path)
+    want = m.predict(x)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    back = gco.InferenceSession(path, executor="reference").run(None, {sess.get_inputs()[0].name: x})[0]
+    assert np.max(np.abs(got - want)) <= TOL and np.max(np.abs(back - want)) <= TOL
+
+
+def test_variable_length_gru_is_refused_clearly(tmp_path):
+    from graphc.layers import GRU, Dense, Input
+    from graphc.models import Model
+    x = Input(shape=(None, 4))
+    m = Model(x, Dense(2)(GRU(3)(x)))
+    with pytest.raises(gco.OnnxError, match="variable sequence length"):
+        gco.export(m, str(tmp_path / "g.onnx"))
+
+
 def test_export_graph_names_an_op_without_emitter(tmp_path):
     g = gc.Graph()
     with g.as_default():

@@ -227,28 +227,24 @@ def _lpnorm(cx, ins):
     return gc.where(gc.equal(n, _scalar(cx, x, 0)), gc.zeros_like(x), x / n)
 
 
-@op("LSTM")
-def _lstm(cx, ins):
-    """Unrolled over the (static) time axis; each step is graphc's fused ``lstm_cell``."""
+def _rnn_inputs(cx, ins, gates):
+    """Common checks and inputs of RNN/GRU/LSTM: time-major x (T, B, D), W, R, B, initial h (or None)."""
     ins = list(ins) + [None] * (8 - len(ins))
-    x, w, r, b, seq_lens, h0, c0, peep = ins
+    x, w, r, b, seq_lens, h0 = ins[:6]
     _float(cx, x)
     for a in ("clip", "activation_alpha", "activation_beta"):
         if cx.attr(a) is not None:
             raise cx.unsupported(f"attribute {a} is not supported")
-    if cx.attr("input_forget", 0):
-        raise cx.unsupported("input_forget=1 is not supported")
     if cx.attr("direction", "forward") != "forward":
         raise cx.unsupported(f"direction {cx.attr('direction')!r} is not supported (forward is)")
     acts = cx.attr("activations")
-    if acts is not None and [a.lower() for a in acts] != ["sigmoid", "tanh", "tanh"]:
-        raise cx.unsupported(f"activations {acts} are not supported (Sigmoid, Tanh, Tanh are)")
-    if peep is not None:
-        raise cx.unsupported("peephole weights (input P) are not supported")
-    layout = int(cx.attr("layout", 0))
-    if layout:
+    default = {1: ["tanh"], 3: ["sigmoid", "tanh"], 4: ["sigmoid", "tanh", "tanh"]}[gates]
+    if acts is not None and [a.lower() for a in acts] != default:
+        raise cx.unsupported(f"activations {acts} are not supported ({default} are)")
+    if cx.attr("layout", 0):
         x = gc.transpose(x, [1, 0, 2])
-    t_len, batch, d = x.shape
+        h0 = None if h0 is None else gc.transpose(h0, [1, 0, 2])
+    t_len = x.shape[0]
     if t_len is None:
         raise cx.unsupported("an unknown sequence length (graphc unrolls the time loop)", kind="dynamic")
     if seq_lens is not None:
@@ -256,6 +252,83 @@ def _lstm(cx, ins):
         if not np.all(lens == t_len):
             raise cx.unsupported("sequence_lens shorter than the time axis are not supported")
     u = int(cx.attr("hidden_size", r.shape[-1]))
+    return x, w, r, b, (None if h0 is None else h0[0]), t_len, u, ins[6:]
+
+
+def _rnn_outputs(cx, hs, h, extra=()):
+    """Y (T, 1, B, u) and Y_h (1, B, u) (and more final states), in the node's layout."""
+    y = gc.expand_dims(gc.stack(hs, axis=0), 1)
+    finals = [gc.expand_dims(t, 0) for t in (h,) + tuple(extra)]
+    if cx.attr("layout", 0):
+        y = gc.transpose(y, [2, 0, 1, 3])
+        finals = [gc.transpose(t, [1, 0, 2]) for t in finals]
+    return [y] + finals
+
+
+def _input_part(x, w, d, t_len, k, u):
+    """x @ W_k^T + Wb_k for gate block k, time-major (T, B, u)."""
+    z = gc.matmul(gc.reshape(x, [-1, d]), gc.transpose(w[0][k * u:(k + 1) * u]))
+    return gc.reshape(z, [t_len, -1, u])
+
+
+@op("RNN")
+def _rnn(cx, ins):
+    x, w, r, b, h, t_len, u, _ = _rnn_inputs(cx, ins, 1)
+    d = x.shape[2]
+    zx = _input_part(x, w, d, t_len, 0, u)
+    if b is not None:
+        zx = zx + (b[0][:u] + b[0][u:])
+    rt = gc.transpose(r[0])
+    hs = []
+    for t in range(t_len):
+        z = zx[t] if h is None else zx[t] + gc.matmul(h, rt)
+        h = gc.tanh(z)
+        hs.append(h)
+    return _rnn_outputs(cx, hs, h)
+
+
+@op("GRU")
+def _gru(cx, ins):
+    x, w, r, b, h, t_len, u, _ = _rnn_inputs(cx, ins, 3)
+    d = x.shape[2]
+    lbr = int(cx.attr("linear_before_reset", 0))
+    xz, xr, xh = (_input_part(x, w, d, t_len, k, u) for k in range(3))
+    if b is not None:   # ONNX gate order z, r, h; B = [Wb | Rb]
+        wb, rb = b[0][:3 * u], b[0][3 * u:]
+        xz, xr = xz + (wb[:u] + rb[:u]), xr + (wb[u:2 * u] + rb[u:2 * u])
+        xh = xh + wb[2 * u:]
+        rbh = rb[2 * u:]
+    else:
+        rbh = None
+    rz, rr, rh = (gc.transpose(r[0][k * u:(k + 1) * u]) for k in range(3))
+    one = _scalar(cx, x, 1.0)
+    hs = []
+    for t in range(t_len):
+        if h is None:
+            h = gc.zeros_like(xz[t])
+        z = gc.sigmoid(xz[t] + gc.matmul(h, rz))
+        rg = gc.sigmoid(xr[t] + gc.matmul(h, rr))
+        if lbr:
+            hr = gc.matmul(h, rh)
+            hr = hr + rbh if rbh is not None else hr
+            hh = gc.tanh(xh[t] + rg * hr)
+        else:
+            hr = gc.matmul(rg * h, rh)
+            hh = gc.tanh(xh[t] + (hr + rbh if rbh is not None else hr))
+        h = (one - z) * hh + z * h
+        hs.append(h)
+    return _rnn_outputs(cx, hs, h)
+
+
+@op("LSTM")
+def _lstm(cx, ins):
+    """Unrolled over the (static) time axis; each step is graphc's fused ``lstm_cell``."""
+    x, w, r, b, h, t_len, u, (c0, peep) = _rnn_inputs(cx, ins, 4)
+    if cx.attr("input_forget", 0):
+        raise cx.unsupported("input_forget=1 is not supported")
+    if peep is not None:
+        raise cx.unsupported("peephole weights (input P) are not supported")
+    d = x.shape[2]
 
     def ifco(m):   # ONNX gate order i o f c (rows) -> graphc's lstm_cell columns i f c o
         return gc.concat([m[:, :u], m[:, 2 * u:3 * u], m[:, 3 * u:], m[:, u:2 * u]], axis=1)
@@ -267,8 +340,7 @@ def _lstm(cx, ins):
         bias = b[0][None, :]
         zx = zx + ifco(bias[:, :4 * u] + bias[:, 4 * u:])
     zx = gc.reshape(zx, [t_len, -1, 4 * u])
-    h = None if h0 is None else h0[0]
-    c = None if c0 is None else c0[0]
+    c = None if c0 is None else (gc.transpose(c0, [1, 0, 2]) if cx.attr("layout", 0) else c0)[0]
     hs = []
     for t in range(t_len):
         z = zx[t]
@@ -277,9 +349,43 @@ def _lstm(cx, ins):
         hc = gc.nn.lstm_cell(z, c)
         h, c = hc[:, :u], hc[:, u:]
         hs.append(h)
-    y = gc.expand_dims(gc.stack(hs, axis=0), 1)   # (T, 1, B, u)
-    yh, yc = gc.expand_dims(h, 0), gc.expand_dims(c, 0)
-    if layout:
-        y = gc.transpose(y, [2, 0, 1, 3])
-        yh, yc = gc.transpose(yh, [1, 0, 2]), gc.transpose(yc, [1, 0, 2])
-    return [y, yh, yc]
+    return _rnn_outputs(cx, hs, h, (c,))
+
+
+@op("DepthToSpace", "SpaceToDepth")
+def _depth_space(cx, ins):
+    x = ins[0]
+    bs = int(cx.attr("blocksize"))
+    if x.ndim != 4 or None in x.shape[1:]:
+        raise cx.unsupported("needs a 4-D input with static C, H, W", kind="dynamic")
+    _, c, h, w = x.shape
+    if cx.node.op_type == "SpaceToDepth":
+        y = gc.reshape(x, [-1, c, h // bs, bs, w // bs, bs])
+        y = gc.transpose(y, [0, 3, 5, 1, 2, 4])
+        return gc.reshape(y, [-1, c * bs * bs, h // bs, w // bs])
+    if cx.attr("mode", "DCR") == "DCR":
+        y = gc.transpose(gc.reshape(x, [-1, bs, bs, c // (bs * bs), h, w]), [0, 3, 4, 1, 5, 2])
+    else:
+        y = gc.transpose(gc.reshape(x, [-1, c // (bs * bs), bs, bs, h, w]), [0, 1, 4, 2, 5, 3])
+    return gc.reshape(y, [-1, c // (bs * bs), h * bs, w * bs])
+
+
+@op("GroupNormalization")
+def _groupnorm(cx, ins):
+    x, scale, bias = ins
+    _float(cx, x)
+    g = int(cx.attr("num_groups"))
+    if None in x.shape[1:]:
+        raise cx.unsupported("needs static channel and spatial sizes", kind="dynamic")
+    c = x.shape[1]
+    if int(cx.attr("stash_type", 1)) != 1 and x.dtype != np.float64:
+        raise cx.unsupported("stash_type other than float32 is not supported")
+    xg = gc.reshape(x, [-1, g, int(np.prod(x.shape[1:], dtype=np.int64)) // g])
+    m = gc.reduce_mean(xg, axis=2, keepdims=True)
+    dlt = xg - m
+    v = gc.reduce_mean(dlt * dlt, axis=2, keepdims=True)
+    y = gc.reshape(dlt * gc.rsqrt(v + _scalar(cx, x, cx.attr("epsilon", 1e-5))), [-1] + list(x.shape[1:]))
+    if cx.opset < 21:   # scale and bias per group
+        scale = gc.reshape(gc.tile(gc.reshape(scale, [g, 1]), [1, c // g]), [c])
+        bias = gc.reshape(gc.tile(gc.reshape(bias, [g, 1]), [1, c // g]), [c])
+    return y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)

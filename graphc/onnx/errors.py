@@ -23,8 +23,9 @@ class OnnxError(GraphcError, ValueError):
 class UnsupportedError(OnnxError):
     """A valid ONNX model that uses an op, attribute, dtype or opset graphc does not support.
 
-    ``kind`` is ``"op"``, ``"attribute"``, ``"dtype"``, ``"opset"`` or ``"dynamic"`` (a value
-    graphc needs at build time, e.g. a shape computed from data).
+    ``kind`` is ``"op"``, ``"attribute"``, ``"dtype"``, ``"opset"``, ``"dynamic"`` (a value
+    graphc needs at build time, e.g. a shape computed from data) or ``"build"`` (graphc's own
+    shape/dtype checks refused the ops a converter built; the message carries graphc's error).
     """
 
     def __init__(self, path, node=None, op=None, reason="", kind="op"):

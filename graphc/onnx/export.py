@@ -219,6 +219,23 @@ def export_graph(outputs, inputs, path, *, session=None, opset=None, input_names
     _save(_make_model(ex, vi_in, vi_out, ex.opset, "graphc"), path)
 
 
+def _unrolled_over(g, feeds, fetches, absorbed, t_len) -> bool:
+    """Whether a node outside the absorbed layers picks single steps of a ``t_len``-long axis (an
+    unrolled loop, which would fix the exported length)."""
+    covered = set().union(*(v[1] for v in absorbed.values())) if absorbed else set()
+    for n in g.topo_order(fetches, stop=set(feeds)):
+        if n in covered or g.op(n) != "strided_slice":
+            continue
+        shape, dim = g.spec(g.inputs(n)[0]).shape, 0
+        for k in g.attrs(n)["key"]:
+            if k is None:
+                continue
+            if not isinstance(k, tuple) and dim < len(shape) and shape[dim] == t_len:
+                return True
+            dim += 1
+    return False
+
+
 def _sample_len(model, taken):
     for cand in (13, 17, 19, 23, 29, 31, 37, 41, 43, 47):
         if cand not in taken:
@@ -280,12 +297,10 @@ def export(model, path, opset=None) -> None:
     absorbed = emitters.absorb_lstm_layers(model, g, feeds, fetches, dict(state.session.state), path)
     ex = _Exporter(g, feeds, fetches, dict(state.session.state), os.fspath(path), dyn_dims, absorbed,
                    opset=opset or DEFAULT_OPSET)
-    if dyn:
-        leftover = [n for n in g.topo_order(fetches, stop=set(feeds)) if g.op(n) in ("lstm_cell",)
-                    and not any(n in v[1] for v in absorbed.values())]
-        if leftover:
-            raise OnnxError(os.fspath(path), reason="a recurrent layer other than an LSTM with default "
-                            "activations cannot be exported with a variable sequence length")
+    if dyn and _unrolled_over(g, feeds, fetches, absorbed, t_len):
+        raise OnnxError(os.fspath(path), reason="a recurrent layer other than an LSTM with default "
+                        "activations (forward, no return_state) cannot be exported with a variable "
+                        "sequence length: graphc unrolls it per length; give the model a fixed length")
     out_names = [f"output_{k}" for k in range(len(fetches))] if len(fetches) > 1 else ["output"]
     vi_in, vi_out = ex.run(in_names, out_names)
     _save(_make_model(ex, vi_in, vi_out, ex.opset, getattr(model, "name", "graphc")), path)

@@ -285,8 +285,8 @@ def build(model, path="<model>", input_shapes: dict | None = None, input_values:
             except Exception as e:  # graphc's own shape/dtype checks: name the ONNX node too
                 from ..errors import GraphcError
                 if isinstance(e, (GraphcError, ValueError, TypeError)):
-                    raise UnsupportedError(path, label, node.op_type, f"graphc cannot build it: "
-                                           f"{type(e).__name__}: {e}", kind="attribute") from e
+                    raise UnsupportedError(path, label, node.op_type, f"not supported: graphc cannot build "
+                                           f"it: {type(e).__name__}: {e}", kind="build") from e
                 raise
             if not isinstance(outs, (list, tuple)):
                 outs = [outs]
