@@ -311,3 +311,20 @@ def test_cli_onnx_errors_are_one_line(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert cli.main(["dump", str(bad)]) == 2
     assert "bad.onnx" in capsys.readouterr().err
+
+
+def test_graph_is_built_per_value_of_inputs_a_converter_needs(tmp_path):
+    """Reshape's shape fed as a graph input: the graph is built for each value it gets."""
+    from onnx import TensorProto, helper
+    n = helper.make_node("Reshape", ["x", "shape"], ["y"], name="rs")
+    g = helper.make_graph([n], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6]),
+                                     helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    p = str(tmp_path / "rs.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), p)
+    s = gco.InferenceSession(p, executor="reference")
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    for shape in ([3, 4], [4, -1], [3, 4]):
+        y, = s.run(None, {"x": x, "shape": np.array(shape, np.int64)})
+        assert np.array_equal(y, x.reshape(shape))
+    assert s._value_inputs == ["shape"] and len(s._sessions) == 2

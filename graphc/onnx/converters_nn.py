@@ -389,3 +389,113 @@ def _groupnorm(cx, ins):
         scale = gc.reshape(gc.tile(gc.reshape(scale, [g, 1]), [1, c // g]), [c])
         bias = gc.reshape(gc.tile(gc.reshape(bias, [g, 1]), [1, c // g]), [c])
     return y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)
+
+
+# -- Resize / Upsample: separable, one (out, in) interpolation matrix per resized axis -------------------
+def _source_coords(mode, out_len, in_len, scale):
+    """ONNX's coordinate_transformation_mode: each output index's position in the input."""
+    y = np.arange(out_len, dtype=np.float64)
+    out_w = scale * in_len
+    if mode == "align_corners":
+        return np.zeros(out_len) if out_w == 1 else y * (in_len - 1) / (out_w - 1)
+    if mode == "asymmetric":
+        return y / scale
+    if mode == "pytorch_half_pixel":
+        return np.full(out_len, -0.5) if out_w == 1 else (y + 0.5) / scale - 0.5
+    if mode == "half_pixel":
+        return (y + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        offset = in_len / 2 * (1 - out_len / out_w)
+        return offset + (y + 0.5) / scale - 0.5
+    raise ValueError(mode)
+
+
+def _kernel(mode, ratio, nearest, a):
+    """Weights of the window around a source position, ``ratio`` its distance past the window's left
+    centre (1.0 at exact integers: the left pixel wins)."""
+    if mode == "nearest":
+        if ratio == 1.0:
+            return [0.0, 1.0]
+        right = {"round_prefer_floor": ratio > 0.5, "round_prefer_ceil": ratio >= 0.5, "floor": False,
+                 "ceil": True}[nearest]
+        return [0.0, 1.0] if right else [1.0, 0.0]
+    if mode == "linear":
+        return [1 - ratio, ratio]
+    r, s = ratio, 1 - ratio   # cubic convolution (Keys), coefficient a
+    return [((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+            ((a + 2) * r - (a + 3)) * r * r + 1,
+            ((a + 2) * s - (a + 3)) * s * s + 1,
+            ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a]
+
+
+def resize_matrix(mode, coord, in_len, out_len, scale, nearest="round_prefer_floor", a=-0.75, exclude=False):
+    """The (out_len, in_len) matrix of a 1-D resize (edge samples repeat past the borders).
+
+        >>> resize_matrix("linear", "align_corners", 2, 3, 1.5).tolist()
+        [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    """
+    x = _source_coords(coord, out_len, in_len, scale)
+    m = np.zeros((out_len, in_len))
+    for i, xo in enumerate(x):
+        fl = np.floor(xo)
+        exact = xo == fl
+        w = np.asarray(_kernel(mode, 1.0 if exact else xo - fl, nearest, a))
+        n = len(w)
+        start = int(fl) - n // 2 + (0 if exact else 1)
+        idx = np.arange(start, start + n)
+        if exclude:
+            w = np.where((idx < 0) | (idx >= in_len), 0.0, w)
+            w = w / (w.sum() or 1.0)
+        np.add.at(m[i], np.clip(idx, 0, in_len - 1), w)
+    return m
+
+
+@op("Resize", "Upsample")
+def _resize(cx, ins):
+    x = ins[0]
+    if None in x.shape:
+        raise cx.unsupported("Resize needs static input shapes", kind="dynamic")
+    legacy = cx.node.op_type == "Upsample" or cx.opset < 11
+    mode = cx.attr("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic") or (legacy and mode == "cubic"):
+        raise cx.unsupported(f"mode {mode!r} is not supported")
+    coord = "asymmetric" if legacy else cx.attr("coordinate_transformation_mode", "half_pixel")
+    nearest = "floor" if legacy else cx.attr("nearest_mode", "round_prefer_floor")
+    if coord == "tf_crop_and_resize":
+        raise cx.unsupported("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
+    if cx.attr("antialias", 0):
+        raise cx.unsupported("antialias=1 is not supported")
+    if legacy:
+        scales = list(cx.attr("scales")) if cx.attr("scales") is not None else \
+            [float(v) for v in np.asarray(cx.value(ins[1], "scales")).reshape(-1)]
+        sizes = None
+    else:
+        sc = ins[2] if len(ins) > 2 else None
+        sz = ins[3] if len(ins) > 3 else None
+        scales = None if sc is None or 0 in sc.shape else [float(v) for v in np.asarray(cx.value(sc, "scales")).reshape(-1)]
+        sizes = None if sz is None else [int(v) for v in np.asarray(cx.value(sz, "sizes")).reshape(-1)]
+    axes = [a % x.ndim for a in cx.attr("axes", range(x.ndim))]
+    if sizes is not None:
+        factors = [s / x.shape[a] for s, a in zip(sizes, axes)]
+        policy = cx.attr("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            f = min(factors) if policy == "not_larger" else max(factors)
+            factors = [f] * len(axes)
+            sizes = [int(f * x.shape[a] + 0.5) for a in axes]
+    else:
+        factors = scales
+        sizes = [int(f * x.shape[a]) for f, a in zip(factors, axes)]
+    y = x
+    for a, f, n in zip(axes, factors, sizes):
+        if n == x.shape[a] and f == 1.0:
+            continue
+        m = resize_matrix(mode, coord, x.shape[a], n, f, nearest, float(cx.attr("cubic_coeff_a", -0.75)),
+                          bool(cx.attr("exclude_outside", 0)))
+        if mode == "nearest":   # one source per output: a gather, exact for every dtype
+            y = gc.gather(y, cx.constant(m.argmax(axis=1).astype(np.int64)), axis=a)
+            continue
+        _float(cx, x)
+        perm = [k for k in range(x.ndim) if k != a] + [a]
+        t = gc.matmul(gc.transpose(y, perm), cx.constant(m.T.astype(x.dtype)))
+        y = gc.transpose(t, [int(v) for v in np.argsort(perm)])
+    return gc.identity(y)

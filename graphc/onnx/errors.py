@@ -30,6 +30,7 @@ class UnsupportedError(OnnxError):
 
     def __init__(self, path, node=None, op=None, reason="", kind="op"):
         self.kind = kind
+        self.inputs = []   # kind "dynamic": the graph inputs whose values were needed
         super().__init__(path, node, op, reason)
 
 

@@ -136,6 +136,7 @@ class Context:
     def __init__(self, graph, path, opset):
         self.graph, self.path, self.opset = graph, path, opset
         self.node, self.label = None, None
+        self.input_of = {}   # placeholder node -> ONNX input name
         self.attrs = {}
         self._consts: dict = {}
 
@@ -160,11 +161,14 @@ class Context:
         if g.op(t.node) == "constant":
             v = g.attrs(t.node)["value"]
         else:
-            anc = g.ancestors([t.node])
-            if any(g.op(n) in ("placeholder", "variable") for n in anc | {t.node}):
-                raise self.unsupported(f"{what} must be known when the model is built (a constant or "
-                                       "computed from static shapes); data-dependent values are not "
-                                       "supported", kind="dynamic")
+            anc = g.ancestors([t.node]) | {t.node}
+            fed = sorted(self.input_of[n] for n in anc if n in self.input_of)
+            if fed:
+                e = self.unsupported(f"{what} must be known when the model is built (a constant or "
+                                     "computed from static shapes); values computed from the inputs "
+                                     f"{fed} are not supported", kind="dynamic")
+                e.inputs = fed   # InferenceSession may build the graph for these inputs' values
+                raise e
             v = evaluate(g, [t.node]).values[0]
         self._consts[t.node] = v
         return v
@@ -257,6 +261,7 @@ def build(model, path="<model>", input_shapes: dict | None = None, input_values:
             inputs[name] = ph
             input_info.append((name, shape, dt))
         cx = Context(g, path, opset)
+        cx.input_of = {t.node: name for name, t in inputs.items() if name not in (input_values or {})}
         for k, node in enumerate(graph.node):
             domain = node.domain or ""
             label = node.name or next((o for o in node.output if o), f"#{k}")

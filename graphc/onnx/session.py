@@ -13,7 +13,7 @@ from .errors import OnnxError, UnsupportedError
 from .importer import build, load
 
 
-_MAX_BAKED = 64      # integer inputs up to this many elements may be specialized on
+_MAX_BAKED = 64      # inputs up to this many elements may be specialized on (when a converter needs them)
 _MAX_BUILDS = 64     # graphs kept per session before the cache starts over
 
 
@@ -49,7 +49,7 @@ class InferenceSession:
         self.path = os.fspath(path_or_bytes)
         self._model = load(self.path)
         self._executor, self._optimize = executor, optimize
-        self._value_inputs = None   # inputs whose values the graph is specialized on, once needed
+        self._value_inputs = []     # inputs whose values the graph is specialized on, once needed
         try:
             b = build(self._model, self.path)
             self._generic = b
@@ -116,32 +116,26 @@ class InferenceSession:
         return [np.asarray(v) for v in vals]
 
     def _specialized(self, names, feeds):
-        """The graph built for these input shapes; if it needs the values of some small integer
-        inputs (a shape, slice bounds, axes fed as inputs), built for those values too."""
+        """The graph built for these input shapes; when a converter needs the value of an input
+        (a shape, slice bounds, axes or scales fed as inputs), built for that value too."""
         shapes = {n: feeds[n].shape for n in names}
-        key = tuple(shapes[n] for n in names)
-        if self._value_inputs is None:
-            if key not in self._sessions:
-                try:
-                    b = build(self._model, self.path, shapes)
-                    self._sessions[key] = self._session(b)
-                except UnsupportedError as e:
-                    if e.kind != "dynamic":
-                        raise
-                    self._value_inputs = [n for n, _, dt in self._inputs if dt.kind in "iub"
-                                          and feeds[n].size <= _MAX_BAKED]
-                    if not self._value_inputs:
-                        raise
-            if self._value_inputs is None:
+        while True:
+            vals = {n: feeds[n] for n in self._value_inputs}
+            key = tuple(shapes[n] for n in names) + tuple((n, v.shape, v.tobytes()) for n, v in vals.items())
+            if key in self._sessions:
                 return self._sessions[key]
-        vals = {n: feeds[n] for n in self._value_inputs}
-        vkey = key + tuple((n, v.shape, v.tobytes()) for n, v in vals.items())
-        if vkey not in self._sessions:
+            try:
+                b = build(self._model, self.path, shapes, vals)
+            except UnsupportedError as e:
+                new = [n for n in e.inputs if n not in self._value_inputs]
+                if e.kind != "dynamic" or not new or any(feeds[n].size > _MAX_BAKED for n in new):
+                    raise
+                self._value_inputs = sorted(set(self._value_inputs) | set(new))
+                continue
             if len(self._sessions) > _MAX_BUILDS:
                 self._sessions = {}
-            b = build(self._model, self.path, shapes, vals)
-            self._sessions[vkey] = self._session(b)
-        return self._sessions[vkey]
+            self._sessions[key] = self._session(b)
+            return self._sessions[key]
 
     @property
     def graph(self):
