@@ -565,23 +565,28 @@ def _pad(cx, ins):
         value = np.asarray(cx.value(ins[2], "constant_value")).reshape(-1)[0] if len(ins) > 2 and ins[2] is not None \
             else 0
         axes = _ints(cx, ins[3], "axes") if len(ins) > 3 and ins[3] is not None else list(range(x.ndim))
-    if mode not in ("constant", "reflect", "edge"):
-        raise cx.unsupported(f"mode {mode!r} is not supported (constant, reflect, edge are)")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise cx.unsupported(f"mode {mode!r} is not supported (constant, reflect, edge, wrap are)")
     k = len(axes)
     p = [[0, 0] for _ in range(x.ndim)]
     for i, a in enumerate(axes):
         p[a % x.ndim] = [pads[i], pads[i + k]]
     if any(v < 0 for pr in p for v in pr):
         raise cx.unsupported("negative pads (cropping) are not supported")
-    if mode == "edge":
+    if mode in ("edge", "wrap"):   # concatenate repeated edges (edge) or the far end's slices (wrap)
         for a, (lo, hi) in enumerate(p):
-            parts = []
-            if lo:
-                parts.append(gc.tile(x[(slice(None),) * a + (slice(0, 1),)], [1] * a + [lo] + [1] * (x.ndim - a - 1)))
-            parts.append(x)
-            if hi:
-                parts.append(gc.tile(x[(slice(None),) * a + (slice(-1, None),)], [1] * a + [hi] + [1] * (x.ndim - a - 1)))
-            x = gc.concat(parts, axis=a) if len(parts) > 1 else x
+            if not (lo or hi):
+                continue
+            d, ones = x.shape[a], [1] * x.ndim
+            if d is None or (mode == "wrap" and max(lo, hi) > d):
+                raise cx.unsupported(f"{mode} padding of dimension {a} (size {d}) by {lo}, {hi}")
+            pre = (slice(None),) * a
+            if mode == "edge":
+                left = gc.tile(x[pre + (slice(0, 1),)], ones[:a] + [lo] + ones[a + 1:])
+                right = gc.tile(x[pre + (slice(d - 1, d),)], ones[:a] + [hi] + ones[a + 1:])
+            else:
+                left, right = x[pre + (slice(d - lo, d),)], x[pre + (slice(0, hi),)]
+            x = gc.concat(([left] if lo else []) + [x] + ([right] if hi else []), axis=a)
         return gc.identity(x)
     return gc.pad(x, p, mode=mode.upper(), constant_values=np.asarray(value).astype(x.dtype).item())
 

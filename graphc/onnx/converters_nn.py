@@ -102,11 +102,21 @@ def _pool_common(cx, x, what):
     nsp = _spatial(cx, x, what)
     kernel = list(cx.attr("kernel_shape"))
     strides = list(cx.attr("strides", [1] * nsp))
-    if cx.attr("ceil_mode", 0):
-        raise cx.unsupported("ceil_mode=1 is not supported")
     if any(d != 1 for d in cx.attr("dilations", [1] * nsp)):
         raise cx.unsupported("dilations are not supported for pooling")
     pads = _pads(cx, x, kernel, strides, [1] * nsp, nsp)
+    if cx.attr("ceil_mode", 0):
+        if what != "MaxPool":   # the partial last window would average fewer elements
+            raise cx.unsupported("ceil_mode=1 is not supported (it is for MaxPool)")
+        for i in range(nsp):    # pad the end so the last, partial window exists (-inf never wins)
+            size, k, st = x.shape[2 + i], kernel[i], strides[i]
+            if size is None:
+                raise cx.unsupported("ceil_mode=1 over an unknown spatial size", kind="dynamic")
+            total = size + pads[i] + pads[nsp + i]
+            out = -(-(total - k) // st) + 1
+            if (out - 1) * st >= size + pads[i]:   # a window may not start in the end padding
+                out -= 1
+            pads[nsp + i] += max(0, (out - 1) * st + k - total)
     if nsp == 1:
         kernel, strides = [1] + kernel, [1] + strides
     return nsp, kernel, strides, pads

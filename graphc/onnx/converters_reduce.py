@@ -36,7 +36,9 @@ def _reduce(cx, ins):
         return gc.identity(x)
     ax = None if axes is None else tuple(sorted(a % x.ndim for a in axes)) if x.ndim else None
     if x.dtype.kind == "b":
-        raise cx.unsupported("bool input is not supported", kind="dtype")
+        if name not in ("ReduceMax", "ReduceMin"):
+            raise cx.unsupported("bool input is not supported", kind="dtype")
+        return (gc.reduce_any if name == "ReduceMax" else gc.reduce_all)(x, axis=ax, keepdims=keep)
     empty = any(x.shape[a] == 0 for a in (ax if ax is not None else range(x.ndim)))
     if empty and name in ("ReduceMax", "ReduceMin", "ReduceLogSumExp", "ReduceMean"):
         raise cx.unsupported("reducing an empty dimension is not supported for this op", kind="attribute")
