@@ -236,7 +236,9 @@ def _unrolled_over(g, feeds, fetches, absorbed, t_len) -> bool:
     return False
 
 
-def _sample_len(model, taken):
+def _sample_len(taken):
+    """A prime sample length no static size of the model has (so a Reshape target equal to it can only
+    be the symbolic length)."""
     for cand in (13, 17, 19, 23, 29, 31, 37, 41, 43, 47):
         if cand not in taken:
             return cand
@@ -267,7 +269,7 @@ def export(model, path, opset=None) -> None:
             taken |= set(int(d) for d in w.shape)
     for t in model_inputs:
         taken |= {int(d) for d in t.shape if d is not None}
-    t_len = _sample_len(model, taken)
+    t_len = _sample_len(taken)
     xs = []
     dyn = []   # (input index, axis)
     for k, t in enumerate(model_inputs):

@@ -33,12 +33,26 @@ class InferenceSession:
     """An ONNX model built into a graphc graph and run by a ``gc.Session`` (passes.optimize + compiled
     kernels; ``executor="reference"`` runs the numpy reference interpreter).
 
-        >>> import graphc.onnx as gco                             # doctest: +SKIP
-        >>> sess = gco.InferenceSession("model.onnx")             # doctest: +SKIP
-        >>> y, = sess.run(None, {sess.get_inputs()[0].name: x})   # doctest: +SKIP
+        >>> import os, tempfile, numpy as np, graphc as gc, graphc.onnx as gco
+        >>> g = gc.Graph()
+        >>> with g.as_default():
+        ...     x = gc.placeholder("float32", (None, 2), name="x")
+        ...     y = gc.nn.softmax(x * 2.0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "softmax.onnx")
+        >>> gco.export_graph(y, x, path, output_names=["y"])
+        >>> sess = gco.InferenceSession(path)
+        >>> [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+        (['x'], ['y'])
+        >>> sess.get_inputs()[0].shape, sess.get_inputs()[0].type
+        (['batch', 2], 'tensor(float)')
+        >>> sess.run(["y"], {"x": np.zeros((1, 2), np.float32)})[0].tolist()
+        [[0.5, 0.5]]
 
     Models whose shapes are computed from the input sizes (a Reshape fed by Shape of a symbolic
-    dimension) are built again for each new set of input shapes.
+    dimension) are built for each new set of input shapes; when a converter needs the value of a
+    small input (Reshape's shape, Slice's bounds, Resize's scales fed as graph inputs), for each
+    value of that input too. ``sess_options`` and ``providers`` are accepted for onnxruntime
+    compatibility and ignored; ``executor="reference"`` runs graphc's numpy interpreter.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, *, executor: str | None = None,
@@ -52,12 +66,10 @@ class InferenceSession:
         self._value_inputs = []     # inputs whose values the graph is specialized on, once needed
         try:
             b = build(self._model, self.path)
-            self._generic = b
         except UnsupportedError as e:
             if e.kind != "dynamic":
                 raise
-            self._generic = None
-            b = None
+            b = None   # built at run time, for the fed shapes (and the values it needs)
         from .importer import value_info
         g = self._model.graph
         inits = {t.name for t in g.initializer}
