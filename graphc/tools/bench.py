@@ -62,12 +62,14 @@ def worker(name: str, mode: str, quick: bool) -> dict:
     from graphc.interpreter import evaluate
     from graphc.passes import optimize
 
-    from .workloads import build
+    from .workloads import build, load_target
+    if mode == "peers" and name.endswith(".onnx"):
+        return {"peers": {}}   # peers run the built-in workloads only
     if mode == "peers":   # a process of its own: thread pools of one framework slow the other down
         from .peers import import_peers, measure_peers
         import_peers()     # before graphc runs anything (torch after numba's pool: 500x slower)
         return {"peers": measure_peers(name, build(name, quick), quick, 0.2 if quick else 1.0)}
-    prog = build(name, quick)
+    prog = load_target(name) if name.endswith(".onnx") else build(name, quick)
     rec: dict = {"workload": name}
     best = None
     for _ in range(1 if mode in ("first", "cold") else (2 if quick else 3)):
@@ -191,9 +193,10 @@ def run(names: list[str], quick: bool = False, peers: bool = False, json_path: s
     """
     from .workloads import WORKLOADS, TargetError
     out = out or sys.stdout
-    bad = [n for n in names if n not in WORKLOADS]
+    bad = [n for n in names if n not in WORKLOADS and not (n.endswith(".onnx") and os.path.isfile(n))]
     if bad:
-        raise TargetError(f"unknown workload {bad[0]!r}; known: {', '.join(WORKLOADS)}")
+        raise TargetError(f"unknown workload {bad[0]!r} (not an existing .onnx file either); known: "
+                          f"{', '.join(WORKLOADS)}")
     import numba
     print(f"graphc bench{' --quick' if quick else ''}: {len(names)} workloads, numpy {np.__version__}, "
           f"numba {numba.__version__}, {os.cpu_count()} cores", file=out, flush=True)

@@ -206,6 +206,50 @@ def build(name: str, quick: bool = False) -> Program:
     return WORKLOADS[name](quick)
 
 
+# -- ONNX files ----------------------------------------------------------------------------------------------
+def onnx_program(path: str, batch: int = 8) -> Program:
+    """The graphc graph of an ONNX model (``graphc.onnx``'s importer), with sample inputs.
+
+    Symbolic dimensions get sample sizes (``batch`` for the first, 8 for others); a model whose
+    graph needs static shapes is built for those sizes.
+    """
+    try:
+        from graphc.onnx.importer import build, load
+        from graphc.onnx.errors import OnnxError
+    except ImportError as e:
+        raise TargetError(f"{path}: {e}") from None
+    rng = np.random.default_rng(0)
+    try:
+        model = load(path)
+        try:
+            b = build(model, path)
+        except OnnxError as e:
+            if getattr(e, "kind", None) != "dynamic":
+                raise
+            b = None
+        if b is None or any(None in (s or ()) for _, s, _ in b.input_info):
+            shapes = {}
+            info = b.input_info if b is not None else None
+            if info is None:
+                from graphc.onnx.importer import value_info
+                inits = {t.name for t in model.graph.initializer}
+                info = [value_info(vi, path) for vi in model.graph.input if vi.name not in inits]
+            for name, shape, _ in info:
+                shapes[name] = tuple(batch if i == 0 and d is None else (8 if d is None else d)
+                                     for i, d in enumerate(shape or ()))
+            if b is None:
+                b = build(model, path, shapes)
+        else:
+            shapes = {name: shape for name, shape, _ in b.input_info}
+    except OnnxError as e:
+        raise TargetError(str(e)) from None
+    feeds = [b.inputs[n].node for n, _, _ in b.input_info]
+    values = {b.inputs[n].node: _sample(shapes[n], dt, rng, batch) for n, _, dt in b.input_info}
+    fetches = [t.node for t in b.outputs.values()]
+    return Program(os.path.basename(path), b.graph, fetches, feeds, values,
+                   description=f"ONNX model {os.path.basename(path)}")
+
+
 # -- user targets -----------------------------------------------------------------------------------------
 def _load_module(path: str):
     modname = "graphc_target_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
@@ -262,7 +306,7 @@ def as_program(obj, name: str, train: bool = False) -> Program:
 
 
 def load_target(target: str, train: bool = False, quick: bool = True) -> Program:
-    """Resolve a dump target: ``file.py:name``, a saved model file, or a workload name.
+    """Resolve a dump target: ``file.py:name``, a saved model file, an ``.onnx`` file, or a workload name.
 
         >>> load_target("mlp").name
         'mlp_infer'
@@ -297,6 +341,12 @@ def load_target(target: str, train: bool = False, quick: bool = True) -> Program
         if not os.path.isfile(target):
             raise TargetError(f"{target}: file not found")
         raise TargetError(f"{target}: say which name to dump: {target}:NAME (a function or attribute)")
+    if target.endswith(".onnx"):
+        if not os.path.isfile(target):
+            raise TargetError(f"{target}: file not found")
+        if train:
+            raise TargetError(f"{target}: --train needs a graphc model; an ONNX file holds inference only")
+        return onnx_program(target)
     if os.path.isfile(target):
         from graphc.models import load_model
         try:
