@@ -28,5 +28,6 @@ from .function import Function, function
 from . import nn
 from . import optimizers, regularizers, schedules
 from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
+from . import distributed
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool
