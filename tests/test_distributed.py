@@ -160,3 +160,16 @@ def test_a_failing_rank_ends_the_whole_job_quickly(tmp_path, how):
         assert "MPI_Abort" in log
     else:
         assert "KILLED" in log or "signal 9" in log or "BAD TERMINATION" in log, log
+
+
+@needs_mpi
+def test_mnist_mlp_example_runs_distributed_and_reports_once():
+    env = dict(os.environ, GRAPHC_TIERED="0", GRAPHC_THREADS="1", OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
+    example = os.path.join(os.path.dirname(HERE), "examples", "mnist_mlp.py")
+    p = subprocess.run([_MPIEXEC, "-n", "2", sys.executable, example, "--distributed", "--epochs", "1",
+                        "--verbose", "0"], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = [l for l in p.stdout.splitlines() if l.startswith("held-out accuracy")]
+    assert len(lines) == 1, p.stdout                      # rank 0 only
+    assert float(lines[0].split()[2]) > 0.8, lines
