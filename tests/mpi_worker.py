@@ -2,7 +2,7 @@
 tests/mpi_worker.py MODE OUT``); every rank writes what it ends with under the folder OUT.
 
 Modes: ``train`` (data-parallel fit with shuffling and a checkpoint per epoch, a second fit without
-shuffling, and the Session-level allreduce op), ``resume`` (load the unshuffled fit's epoch-1
+shuffling, a third that rank 1 alone asks to stop, and the Session-level allreduce op), ``resume`` (load the unshuffled fit's epoch-1
 checkpoint and train its second epoch), ``raise`` / ``kill`` (rank 1 raises / is SIGKILLed after
 two steps of a long fit).
 """
@@ -56,6 +56,16 @@ def train(out):
         m2.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0,
                callbacks=[ModelCheckpoint(os.path.join(out, "plain_{epoch}.npz"))])
         save(out, "plain", m2)
+        # a stop asked for on rank 1 alone in the middle of epoch 1 stops both ranks after it
+        m3 = make_model(11)
+
+        def stop_on_rank1(batch, logs):
+            if r == 1 and batch == 1:
+                m3.stop_training = True
+        h3 = m3.fit(x, y, batch_size=BATCH, epochs=5, verbose=0,
+                    callbacks=[LambdaCallback(on_train_batch_end=stop_on_rank1)])
+        with open(os.path.join(out, f"stopped_rank{r}.json"), "w") as f:
+            json.dump(len(h3.history["loss"]), f)
     # the TF-1 level op in a Session graph: sum and mean of rank-dependent values, and the gradient
     v = gc.placeholder("float32", (3,))
     s, mean = gc.distributed.allreduce(v, op="sum"), gc.distributed.allreduce(v, op="mean")

@@ -132,6 +132,13 @@ def test_data_parallel_matches_single_process_training_on_the_concatenated_batch
 
 
 @needs_mpi
+def test_a_stop_asked_for_on_one_rank_stops_all_at_the_epoch_end(trained):
+    for r in (0, 1):
+        with open(os.path.join(trained, f"stopped_rank{r}.json")) as f:
+            assert json.load(f) == 1        # one epoch of five, on both ranks (no mismatched calls)
+
+
+@needs_mpi
 def test_allreduce_op_in_a_session_graph_sums_over_the_ranks(trained):
     for r in (0, 1):
         with open(os.path.join(trained, f"op_rank{r}.json")) as f:

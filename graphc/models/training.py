@@ -417,7 +417,8 @@ class TrainingMixin:
         trains data-parallel: ``batch_size`` samples per process and step, gradients averaged in
         one allreduce per step, rank 0's weights, optimizer state and shuffle seed everywhere,
         the epoch's loss and metrics averaged over all processes, progress and file-writing
-        callbacks on rank 0 only; an error on one process aborts the job (see
+        callbacks on rank 0 only; a stop asked for during an epoch (``stop_training``) takes
+        effect on every process at the epoch's end; an error on one process aborts the job (see
         ``graphc.distributed``).
 
             >>> import numpy as np
@@ -514,11 +515,12 @@ class TrainingMixin:
                     seen += k
                     if all_cbs.wants_batch_logs:
                         all_cbs.on_train_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
-                    if self.stop_training:
+                    if self.stop_training and dp is None:   # data-parallel: at the epoch's end
                         break
-                if dp is not None:  # the epoch's loss and metrics over all the processes' samples
-                    total = _dist.allreduce_array(np.append(sums, seen), op="sum")
-                    sums, seen = total[:-1], total[-1]
+                if dp is not None:  # the epoch's loss and metrics over all the processes' samples,
+                    # and a stop asked for on any process (all then stop together)
+                    total = _dist.allreduce_array(np.append(sums, [seen, self.stop_training]), op="sum")
+                    sums, seen, self.stop_training = total[:-2], total[-2], bool(total[-1])
                     self._average_non_trainable()
                 logs = dict(zip(prog.names, prog.means(sums, seen)))
                 if val_xs is not None and (epoch + 1) % validation_freq == 0:
