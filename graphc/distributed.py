@@ -162,7 +162,7 @@ class DataParallel:
     the processes of the MPI job (see the module docstring). ``batch_size`` is per process: a step
     trains on ``batch_size * size()`` samples, each process reading its own ``batch_size``; the
     last incomplete global batch of each pass over the data is dropped, so every process runs the
-    same number of steps.
+    same number of steps. With one process ``fit`` is exactly the plain one.
 
         >>> import numpy as np, graphc as gc
         >>> from graphc.models import Sequential
@@ -170,8 +170,8 @@ class DataParallel:
         >>> m = Sequential([Dense(1, input_dim=2)]); m.compile("sgd", "mse")
         >>> with gc.distributed.DataParallel() as dp:
         ...     h = m.fit(np.ones((8, 2)), np.ones(8), batch_size=4, verbose=0)
-        >>> dp.size, h.params["steps"]
-        (1, 2)
+        >>> dp.rank, dp.size, h.params["steps"]
+        (0, 1, 2)
     """
 
     def __init__(self):

@@ -93,8 +93,10 @@ def test_bucketed_gradients_use_one_allreduce_per_step():
     m.compile("adam", "mse")
     x, y = np.ones((8, 3), np.float32), np.ones((8, 2), np.float32)
     with gc.distributed.DataParallel():
-        m.fit(x, y, batch_size=4, verbose=0)
-    prog = [p for k, p in m._programs.items() if k[0] == "train_dp"][0]
+        h = m.fit(x, y, batch_size=3, verbose=0)   # one process: plain fit, partial batch kept
+    assert h.params["steps"] == 3 and not [k for k in m._programs if k[0] == "train_dp"]
+    prog = m._get_program("train_dp", m._x_list(x), m._y_list(y))   # what mpiexec -n 2 runs
+    m._run(prog, [x, y])
     g = m._state.graph
     reduces = [n for n in g.ancestors([prog.step.node]) if g.op(n) == "allreduce"]
     assert len(reduces) == 1

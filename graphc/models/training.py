@@ -473,7 +473,7 @@ class TrainingMixin:
         guard = _abort_on_error() if _distributed_job() else contextlib.nullcontext()
         with guard:
             from .. import distributed as _dist
-            dp = _dist.current()
+            dp = _dist.current() if _distributed_job() else None    # one process: plain fit
             rank, size = (_dist.rank(), _dist.size()) if dp is not None else (0, 1)
             prog = self._get_program("train" if dp is None else "train_dp", xs, ys)
             steps = steps_per_epoch or (n + batch_size - 1) // batch_size
