@@ -4,9 +4,10 @@
 
 For each model and process count it launches ``mpiexec -n N python examples/bench_distributed.py
 --worker MODEL`` (the mpiexec of graphc[mpi], next to this Python) with one thread per process
-(GRAPHC_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS = 1). With one process ``fit`` is the plain one (no allreduce). Each run trains one untimed epoch
-(kernels compile) and then ``--epochs`` timed ones over the same samples, ``--batch-size`` per
-process (a step trains N times as many), and times 50 bare ``MPI_Allreduce`` calls of the
+(GRAPHC_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS = 1); with one process ``fit`` is the
+plain one (no allreduce). Each run trains one untimed epoch (kernels compile) and then
+``--epochs`` timed ones over the same samples, ``--batch-size`` per process (a step trains N
+times as many), and times 50 bare ``MPI_Allreduce`` calls of the
 gradient buffer. Printed: epoch time (rank 0, mean of the timed epochs), samples per second,
 scaling efficiency ``T(1) / (N * T(N))`` (1.0: N processes finish an epoch N times faster), the
 bytes allreduced per step (all gradients, one float32 buffer) and one Allreduce's time.

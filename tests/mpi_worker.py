@@ -2,9 +2,9 @@
 tests/mpi_worker.py MODE OUT``); every rank writes what it ends with under the folder OUT.
 
 Modes: ``train`` (data-parallel fit with shuffling and a checkpoint per epoch, a second fit without
-shuffling, a third that rank 1 alone asks to stop, and the Session-level allreduce op), ``resume`` (load the unshuffled fit's epoch-1
-checkpoint and train its second epoch), ``raise`` / ``kill`` (rank 1 raises / is SIGKILLed after
-two steps of a long fit).
+shuffling, a third that rank 1 alone asks to stop, and the Session-level allreduce op),
+``resume`` (load the unshuffled fit's epoch-1 checkpoint and train its second epoch), ``raise`` /
+``kill`` (rank 1 raises / is SIGKILLed after two steps of a long fit).
 """
 import json
 import os

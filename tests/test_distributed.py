@@ -22,7 +22,8 @@ try:
     import mpi4py  # noqa: F401  (not mpi4py.MPI: that would initialize MPI in the test process)
     _MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     _MPIEXEC = _MPIEXEC if os.path.exists(_MPIEXEC) else shutil.which("mpiexec")
-    _SKIP = None if _MPIEXEC else "no mpiexec next to the Python executable nor on PATH (pip install graphc[mpi])"
+    _SKIP = None if _MPIEXEC else ("no mpiexec next to the Python executable nor on PATH "
+                                   "(pip install graphc[mpi])")
 except ImportError:
     _MPIEXEC, _SKIP = None, "mpi4py is not installed (pip install graphc[mpi] installs mpi4py and mpich)"
 needs_mpi = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
