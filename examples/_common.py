@@ -11,6 +11,7 @@ top-level ``passes/`` and ``runtime/`` folders, which only the installation maps
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -50,7 +51,25 @@ def parser(doc, epochs, batch_size=32):
                          "MNIST test set installed with graphc, split 8,000 train / 2,000 held out)")
     ap.add_argument("--verbose", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distributed", action="store_true",
+                    help="data-parallel training over the processes of an MPI job: run as "
+                         "`mpiexec -n 2 python examples/mnist_mlp.py --distributed` (batch size "
+                         "per process; needs pip install graphc[mpi])")
     return ap
+
+
+def training_scope(args):
+    """``graphc.distributed.DataParallel()`` with ``--distributed``, else a block that changes nothing."""
+    if not args.distributed:
+        return contextlib.nullcontext()
+    import graphc.distributed
+    return graphc.distributed.DataParallel()
+
+
+def is_chief() -> bool:
+    """Rank 0 of an MPI job, or the only process: the one that prints the report."""
+    import graphc.distributed
+    return graphc.distributed.rank() == 0
 
 
 def load_mnist(data=None, shape=(784,), one_hot=True):
@@ -70,6 +89,8 @@ def mean_after_first(times) -> float:
 
 
 def report(acc, loss, n, times, what="held-out accuracy"):
+    if not is_chief():
+        return
     print(f"{what}: {acc:.4f} (loss {loss:.4f}) on {n} samples")
     print("time per epoch: " + ", ".join(f"{t:.3f}s" for t in times) +
           f" (mean after the first: {mean_after_first(times):.3f}s)")

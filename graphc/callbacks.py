@@ -17,7 +17,13 @@ import numpy as np
 
 
 class Callback:
-    """Base class: override the ``on_*`` hooks; ``self.model`` is the model being trained."""
+    """Base class: override the ``on_*`` hooks; ``self.model`` is the model being trained.
+
+    ``rank_zero_only = True`` (a class or instance attribute) runs the callback only on rank 0
+    of a data-parallel job (``graphc.distributed.DataParallel``): callbacks that write files.
+    """
+
+    rank_zero_only = False
 
     def __init__(self):
         self.model = None
@@ -266,8 +272,12 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (or its weights) after every epoch, or only when ``monitor`` improves.
 
-    ``filepath`` may hold ``{epoch:02d}`` and log names (``{val_loss:.2f}``).
+    ``filepath`` may hold ``{epoch:02d}`` and log names (``{val_loss:.2f}``). The file holds
+    the optimizer state too, so ``load_model`` resumes training where it stopped. In a
+    data-parallel job only rank 0 saves.
     """
+
+    rank_zero_only = True
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
@@ -381,7 +391,10 @@ class ReduceLROnPlateau(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one CSV row per epoch (``epoch`` then the sorted log keys) to ``filename``."""
+    """Append one CSV row per epoch (``epoch`` then the sorted log keys) to ``filename`` (in a
+    data-parallel job, on rank 0 only)."""
+
+    rank_zero_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

@@ -153,6 +153,9 @@ case("lstm_cell_grad",                                                          
      lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3]], {}),
      u(2, 8), u(2, 2), u(2, 4), u(2, 4))
 case("lstm_cell_grad", lambda x: apply("lstm_cell_grad", [x[0], x[1], x[2]], {}), u(3, 4), u(3, 2), u(3, 2))
+# one process: the reduction over the job is the identity (tests/test_distributed.py runs two)
+case("allreduce", lambda x: gc.distributed.allreduce(x[0] * x[0], op="mean"), u(2, 3))
+case("allreduce", lambda x: gc.distributed.allreduce(x[0], op="sum") * x[0], u(4))
 case("gather", lambda x: gc.gather(x[0], gc.constant(np.array([2, 0, 2, 1], np.int32))), u(3, 2))
 case("gather", lambda x: gc.gather(x[0], x[1], axis=1), u(2, 4), np.array([[3, 0], [3, 3]], np.int32))
 case("scatter_add", lambda x: apply("scatter_add", [x[0], x[1], x[2]], {"axis": 0}),

@@ -150,3 +150,50 @@ def test_save_and_load_errors(tmp_path):
                                          r"the loss <function.*compile it again after loading"):
         m.save(path)
     assert not getattr(load_model(path), "compiled", False)
+
+
+def _resume_model(optimizer):
+    from graphc.utils import set_random_seed
+    set_random_seed(5)
+    m = Sequential([L.Dense(8, activation="tanh", input_dim=6), L.BatchNormalization(),
+                    L.Dense(3, activation="softmax")])
+    m.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("optimizer", [lambda: Adam(0.02, amsgrad=True),
+                                       lambda: __import__("graphc").optimizers.SGD(0.1, momentum=0.9)])
+def test_train_2_epochs_equals_train_1_save_load_train_1(tmp_path, optimizer):
+    """The model file holds the optimizer's iteration count and slots: training resumes exactly."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(96, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 96)]
+    a = _resume_model(optimizer())
+    a.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    b = _resume_model(optimizer())
+    b.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    b.save(tmp_path / "m.npz")
+    c = load_model(tmp_path / "m.npz")
+    assert c._state.session.run(c.optimizer.iterations) == 6
+    c.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, shuffle=False, verbose=0)
+    for u, v in zip(a.get_weights(), c.get_weights()):
+        np.testing.assert_allclose(u, v, rtol=0, atol=1e-6)
+    # without the optimizer state the optimizer restarts (iteration 0, zero slots): another result
+    b.save(tmp_path / "no_opt.npz", include_optimizer=False)
+    d = load_model(tmp_path / "no_opt.npz")
+    d.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, shuffle=False, verbose=0)
+    assert max(np.abs(u - v).max() for u, v in zip(a.get_weights(), d.get_weights())) > 1e-4
+
+
+def test_optimizer_state_that_does_not_fit_is_refused(tmp_path):
+    x, y = np.ones((8, 6), np.float32), np.eye(3, dtype="float32")[np.arange(8) % 3]
+    m = _resume_model(Adam(0.01))
+    m.fit(x, y, batch_size=4, verbose=0)
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["optimizer_00001"] = np.zeros((2, 2), np.float32)      # the first slot, wrong shape
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"bad.npz: optimizer variable .* is \(6, 8\) float32 but the "
+                                         r"file holds \(2, 2\) float32"):
+        load_model(tmp_path / "bad.npz")

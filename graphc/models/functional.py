@@ -391,9 +391,10 @@ class Model(TrainingMixin, Layer):
         return json.dumps(serialize_layer(self))
 
     def save(self, filepath, overwrite=True, include_optimizer=True) -> None:
-        """Save config, weights and compile settings in one ``.npz`` file, atomically."""
+        """Save config, weights, compile settings and (``include_optimizer``) the optimizer's
+        state (slots and iteration count) in one ``.npz`` file, atomically."""
         from .saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True) -> None:
         from .saving import save_weights

@@ -89,16 +89,41 @@ def _compile_config(model):
         return None
 
 
-def save_model(model, filepath, overwrite=True) -> None:
-    """Save ``model`` (architecture, weights, compile settings) to one file."""
+def _optimizer_variables(model):
+    """The optimizer state of a compiled model that has trained: ``iterations``, then each slot
+    as ``(index of its trainable weight, slot name)``; ``(None, [])`` before any training."""
+    opt = getattr(model, "optimizer", None)
+    state = getattr(model, "_state", None)
+    if not getattr(model, "compiled", False) or opt is None or state is None:
+        return None, []
+    st = opt._states.get(state.graph)
+    if st is None:
+        return None, []
+    slots = []
+    for i, w in enumerate(model.trainable_weights):
+        for name, var in st.slots.get(w.node, {}).items():
+            slots.append(((i, name), var))
+    return st.iterations, slots
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True) -> None:
+    """Save ``model`` (architecture, weights, compile settings and, with ``include_optimizer``,
+    the optimizer's iteration count and slots, so training resumes where it stopped) to one file."""
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
     config = {"format": FORMAT, **serialize_layer(model), "compile": _compile_config(model)}
     weights = model.get_weights()
-    arrays = {"config": _str_array(json.dumps(config))}
+    arrays = {"config": None}
     for i, w in enumerate(weights):
         arrays[f"weight_{i:05d}"] = w
+    iterations, slots = _optimizer_variables(model) if include_optimizer else (None, [])
+    if iterations is not None and config["compile"] is not None:
+        values = model._state.get_values([iterations] + [v for _, v in slots])
+        config["optimizer_state"] = {"slots": [list(key) for key, _ in slots]}
+        for i, v in enumerate(values):
+            arrays[f"optimizer_{i:05d}"] = v
+    arrays["config"] = _str_array(json.dumps(config))
     _write_atomic(filepath, arrays)
 
 
@@ -112,9 +137,37 @@ def _read(filepath):
         except RecursionError:
             raise ValueError(f"{filepath}: the model config is nested too deeply to be a graphc "
                              "model file") from None
-        keys = sorted(k for k in z.files if k.startswith("weight_"))
-        weights = [z[k] for k in keys]
-    return config, weights
+        weights = [z[k] for k in sorted(k for k in z.files if k.startswith("weight_"))]
+        opt_state = [z[k] for k in sorted(k for k in z.files if k.startswith("optimizer_"))]
+    return config, weights, opt_state
+
+
+def _restore_optimizer(filepath, model, spec, arrays) -> None:
+    """Recreate the optimizer's ``iterations`` and slots in the model's graph and give them the
+    saved values (a compiled model; ``fit`` then reuses them instead of starting from zero)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("slots"), list) \
+            or len(arrays) != 1 + len(spec["slots"]):
+        raise ValueError(f"{filepath}: the optimizer state lists {len(arrays)} arrays that do not fit "
+                         "its description; the file is damaged")
+    opt, state = model.optimizer, model._ensure_built()
+    trainable = model.trainable_weights
+    opt.build(trainable)
+    st = opt._states[state.graph]
+    variables = [st.iterations]
+    for entry in spec["slots"]:
+        try:
+            i, name = entry
+            variables.append(st.slots[trainable[int(i)].node][name])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ValueError(f"{filepath}: the optimizer state has a slot {entry!r} that "
+                             f"{type(opt).__name__} does not make for this model; the file is "
+                             "damaged or from another optimizer") from None
+    for v, a in zip(variables, arrays):
+        if tuple(v.shape) != a.shape or np.dtype(v.dtype) != a.dtype:
+            raise ValueError(f"{filepath}: optimizer variable {v.name!r} is {tuple(v.shape)} "
+                             f"{np.dtype(v.dtype).name} but the file holds {a.shape} {a.dtype.name}")
+    state.init_new_variables()
+    state.set_values(variables, arrays)
 
 
 def _check_weights(filepath, model, weights) -> None:
@@ -132,8 +185,9 @@ def _check_weights(filepath, model, weights) -> None:
 
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save(path)``: same architecture, weights and (if it
-    was compiled with serializable settings) the same compile settings (fresh optimizer state)."""
-    config, weights = _read(filepath)
+    was compiled with serializable settings) the same compile settings and optimizer state
+    (iteration count and slots, when the file holds them): ``fit`` continues where it stopped."""
+    config, weights, opt_state = _read(filepath)
     if config.get("format") != FORMAT:
         raise ValueError(f"{filepath} is not a graphc model file (format {config.get('format')!r})")
     total = sum(int(w.size) for w in weights)
@@ -165,6 +219,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         model.compile(optimizer=optimizers.deserialize(cc["optimizer"], custom_objects), loss=loss,
                       metrics=cc["metrics"], loss_weights=cc["loss_weights"],
                       weighted_metrics=cc.get("weighted_metrics"))
+        if "optimizer_state" in config:
+            _restore_optimizer(filepath, model, config["optimizer_state"], opt_state)
     return model
 
 
@@ -176,6 +232,6 @@ def save_weights(model, filepath) -> None:
 
 
 def load_weights(model, filepath) -> None:
-    _, weights = _read(filepath)
+    _, weights, _ = _read(filepath)
     _check_weights(filepath, model, weights)
     model.set_weights(weights)

@@ -9,6 +9,7 @@ Python only slices batches and averages the fetched numbers.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -260,7 +261,11 @@ class TrainingMixin:
         self._ratios = [(i, 1 + len(scalars) + k) for i, k in ratios]
         return yphs + ([sw] if sw is not None else []), total, names, scalars + weights
 
-    def _build_train(self, xs, ys):
+    def _build_train_dp(self, xs, ys):
+        """The data-parallel training step: gradients averaged over the MPI job's processes."""
+        return self._build_train(xs, ys, average_gradients=True)
+
+    def _build_train(self, xs, ys, average_gradients=False):
         from .. import ops
         from ..layers.base import _UpdateCollector
         phs = self._input_placeholders(xs)
@@ -284,11 +289,11 @@ class TrainingMixin:
                     self._lr_value = lr
                 opt.learning_rate = self._lr_var
                 try:
-                    step = opt.minimize(total, var_list=var_list)
+                    step = _minimize(opt, total, var_list, average_gradients)
                 finally:
                     opt.learning_rate = lr
             else:
-                step = opt.minimize(total, var_list=var_list)
+                step = _minimize(opt, total, var_list, average_gradients)
             step = ops.group(step, *updates) if updates else step
         else:
             step = ops.group(*updates) if updates else ops.no_op()
@@ -300,6 +305,33 @@ class TrainingMixin:
         outs = self._replay(phs, training=False)
         yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
         return _Program(phs + yphs, [total] + scalars, ["loss"] + names, ratios=self._ratios)
+
+    # -- data-parallel training (graphc.distributed) -------------------------------------------------
+    def _sync_from_rank0(self):
+        """Rank 0's weights and optimizer state (slots, iterations) on every process."""
+        from .. import distributed
+        if distributed.size() == 1:
+            return
+        state = self._ensure_built()
+        seen, variables = set(), []
+        for v in list(self.weights) + list(self.optimizer.variables):
+            if v.graph is state.graph and v.node not in seen:
+                seen.add(v.node)
+                variables.append(v)
+        state.set_values(variables, distributed.broadcast_arrays(state.get_values(variables)))
+
+    def _average_non_trainable(self):
+        """Average the non-trainable weights that training updates locally (BatchNorm's moving
+        statistics) over the processes, so every process keeps the same model."""
+        from .. import distributed
+        if distributed.size() == 1:
+            return
+        trainable = {v.node for v in self.trainable_weights}
+        state = self._ensure_built()
+        others = [v for v in self.weights if v.node not in trainable and np.dtype(v.dtype).kind == "f"]
+        if others:
+            state.set_values(others, [distributed.allreduce_array(a, op="mean").astype(a.dtype)
+                                      for a in state.get_values(others)])
 
     # -- learning rate (for callbacks) --------------------------------------------------------------
     def _sync_lr(self):
@@ -386,6 +418,14 @@ class TrainingMixin:
         weighted by its own sample weights only (``validation_data=(x, y, sample_weight)``, or
         the split-off part of ``sample_weight``). Metrics are not weighted.
 
+        Inside ``with graphc.distributed.DataParallel():`` (an ``mpiexec -n N`` job) ``fit``
+        trains data-parallel: ``batch_size`` samples per process and step, gradients averaged in
+        one allreduce per step, rank 0's weights, optimizer state and shuffle seed everywhere,
+        the epoch's loss and metrics averaged over all processes, progress and file-writing
+        callbacks on rank 0 only; a stop asked for during an epoch (``stop_training``) takes
+        effect on every process at the epoch's end; an error on one process aborts the job (see
+        ``graphc.distributed``).
+
             >>> import numpy as np
             >>> from graphc.models import Sequential
             >>> from graphc.layers import Dense
@@ -435,49 +475,70 @@ class TrainingMixin:
         ys = ys + [sw] if sw is not None else ys
         if val_xs is not None and val_sw is not None:
             val_ys = val_ys + [val_sw]
-        prog = self._get_program("train", xs, ys)
-        steps = steps_per_epoch or (n + batch_size - 1) // batch_size
-        history = cbks.History()
-        cb_list = list(callbacks or [])
-        all_cbs = cbks.CallbackList(cb_list + [history], add_progbar=verbose != 0, verbose=verbose,
-                                    model=self, epochs=epochs, steps=steps)
-        self.history = history
-        self.stop_training = False
-        all_cbs.on_train_begin()
-        from .. import initializers as _init   # one seeded stream: set_random_seed fixes shuffling
-        rng = np.random.default_rng(int(_init._GLOBAL[0].integers(2 ** 63)))
-        batches = _batch_stream(xs + ys, batch_size, rng if shuffle else None)
-        step_fn = prog.callable(self._state.session)
-        n_values = len(prog.fetches) - 1     # the loss, the metrics and the metric weights
-        logs: dict = {}
-        for epoch in range(initial_epoch, epochs):
-            self._sync_lr()
-            all_cbs.on_epoch_begin(epoch)
-            sums = np.zeros(n_values)
-            seen = 0
-            for b in range(steps):
-                arrays = next(batches)
-                all_cbs.on_train_batch_begin(b)
-                vals = step_fn(*arrays)
-                k = len(arrays[0])
-                sums += np.asarray(vals[1:], dtype=np.float64) * k
-                seen += k
-                if all_cbs.wants_batch_logs:
-                    all_cbs.on_train_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
+        guard = _abort_on_error() if _distributed_job() else contextlib.nullcontext()
+        with guard:
+            from .. import distributed as _dist
+            dp = _dist.current() if _distributed_job() else None    # one process: plain fit
+            rank, size = (_dist.rank(), _dist.size()) if dp is not None else (0, 1)
+            prog = self._get_program("train" if dp is None else "train_dp", xs, ys)
+            steps = steps_per_epoch or (n + batch_size - 1) // batch_size
+            cb_list = list(callbacks or [])
+            if dp is not None:      # batch_size per process; only rank 0 prints and writes files
+                if n < batch_size * size:
+                    raise ValueError(f"fit: {n} samples make no global batch of {batch_size} samples "
+                                     f"per process x {size} processes; lower batch_size")
+                steps = steps_per_epoch or n // (batch_size * size)
+                verbose = verbose if rank == 0 else 0
+                cb_list = [c for c in cb_list if rank == 0 or not getattr(c, "rank_zero_only", False)]
+            history = cbks.History()
+            all_cbs = cbks.CallbackList(cb_list + [history], add_progbar=verbose != 0, verbose=verbose,
+                                        model=self, epochs=epochs, steps=steps)
+            self.history = history
+            self.stop_training = False
+            all_cbs.on_train_begin()
+            from .. import initializers as _init   # one seeded stream: set_random_seed fixes shuffling
+            seed = np.array(_init._GLOBAL[0].integers(2 ** 63), np.int64)
+            if dp is not None:      # rank 0's shuffled order and starting point on every process
+                seed = _dist.broadcast_arrays([seed])[0]
+                self._sync_from_rank0()
+            rng = np.random.default_rng(int(seed))
+            batches = _batch_stream(xs + ys, batch_size, rng if shuffle else None, rank, size)
+            step_fn = prog.callable(self._state.session)
+            n_values = len(prog.fetches) - 1     # the loss, the metrics and the metric weights
+            logs: dict = {}
+            for epoch in range(initial_epoch, epochs):
+                self._sync_lr()
+                all_cbs.on_epoch_begin(epoch)
+                sums = np.zeros(n_values)
+                seen = 0
+                for b in range(steps):
+                    arrays = next(batches)
+                    all_cbs.on_train_batch_begin(b)
+                    vals = step_fn(*arrays)
+                    k = len(arrays[0])
+                    sums += np.asarray(vals[1:], dtype=np.float64) * k
+                    seen += k
+                    if all_cbs.wants_batch_logs:
+                        all_cbs.on_train_batch_end(b, dict(zip(prog.names, prog.means(sums, seen))))
+                    if self.stop_training and dp is None:   # data-parallel: at the epoch's end
+                        break
+                if dp is not None:  # the epoch's loss and metrics over all the processes' samples,
+                    # and a stop asked for on any process (all then stop together)
+                    total = _dist.allreduce_array(np.append(sums, [seen, self.stop_training]), op="sum")
+                    sums, seen, self.stop_training = total[:-2], total[-2], bool(total[-1])
+                    self._average_non_trainable()
+                logs = dict(zip(prog.names, prog.means(sums, seen)))
+                if val_xs is not None and (epoch + 1) % validation_freq == 0:
+                    vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
+                                          batch_size=validation_batch_size or batch_size, verbose=0,
+                                          steps=validation_steps, return_dict=True, callbacks=all_cbs,
+                                          _prepared=(val_xs, val_ys))
+                    logs.update({"val_" + k: v for k, v in vlogs.items()})
+                all_cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            logs = dict(zip(prog.names, prog.means(sums, seen)))
-            if val_xs is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self.evaluate(val_xs if len(val_xs) > 1 else val_xs[0], None,
-                                      batch_size=validation_batch_size or batch_size, verbose=0,
-                                      steps=validation_steps, return_dict=True, callbacks=all_cbs,
-                                      _prepared=(val_xs, val_ys))
-                logs.update({"val_" + k: v for k, v in vlogs.items()})
-            all_cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        all_cbs.on_train_end(logs)
-        return history
+            all_cbs.on_train_end(logs)
+            return history
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, _prepared=None, **kwargs):
@@ -622,18 +683,43 @@ def _positive_int(method, name, value, default):
     return int(value)
 
 
-def _batch_stream(arrays, batch_size, rng):
+def _batch_stream(arrays, batch_size, rng, rank=0, size=1):
     """Endless batches ``[a[lo:hi] for a in arrays]``: pass after pass over the data, each pass
-    in a new random order when ``rng`` is given (the last batch of a pass may be smaller)."""
-    n = len(arrays[0])
+    in a new random order when ``rng`` is given (the last batch of a pass may be smaller). For
+    process ``rank`` of a data-parallel job of ``size`` (the same ``rng`` seed on all), each pass
+    is cut into global batches of ``batch_size * size`` samples, this process gets slice ``rank``
+    of each, and an incomplete last global batch is dropped (every process runs the same steps)."""
+    n, gbs = len(arrays[0]), batch_size * size
+    stop = (n if size == 1 else n - gbs + 1) + rank * batch_size
     while True:
         if rng is not None:
             perm = rng.permutation(n)
             epoch_arrays = [a[perm] for a in arrays]
         else:
             epoch_arrays = arrays
-        for lo in range(0, n, batch_size):
+        for lo in range(rank * batch_size, stop, gbs):
             yield [a[lo:lo + batch_size] for a in epoch_arrays]
+
+
+def _distributed_job() -> bool:
+    from .. import distributed
+    return distributed.current() is not None and distributed.size() > 1
+
+
+def _abort_on_error():
+    from .. import distributed
+    return distributed.abort_on_error("Model.fit")
+
+
+def _minimize(opt, loss, var_list, average_gradients):
+    """``opt.minimize``, or with ``average_gradients`` the same step with the gradients averaged
+    over the MPI job's processes in one bucketed allreduce before the update."""
+    if not average_gradients:
+        return opt.minimize(loss, var_list=var_list)
+    from .. import distributed
+    pairs = opt.compute_gradients(loss, var_list)
+    grads = distributed.allreduce_gradients([g for g, _ in pairs], op="mean")
+    return opt.apply_gradients(zip(grads, [v for _, v in pairs]))
 
 
 def _sum(ts):

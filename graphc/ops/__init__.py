@@ -6,6 +6,7 @@ are re-exported here and from ``graphc``.
 from . import registry
 from .registry import OPS, OpDef, apply, convert_to_tensor, get_op, register
 from . import state, elementwise, reduction, array, indexing, creation, linalg, nn, normalization, random, rnn, fused  # noqa: E401  (registers)
+from . import distributed  # noqa: F401  (registers allreduce; public as graphc.distributed.allreduce)
 from .state import *  # noqa: F401,F403
 from .elementwise import *  # noqa: F401,F403
 from .reduction import *  # noqa: F401,F403

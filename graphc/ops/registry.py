@@ -46,8 +46,8 @@ class OpDef:
     a dict lookup, so no module keeps a list of op names):
 
     * ``differentiable``: ``False`` for ops without a gradient (autodiff skips them silently).
-    * ``stateful``: reads or writes session state (variable, assign ops, group): never
-      folded, merged or moved by passes.
+    * ``stateful``: reads or writes session state (variable, assign ops, group), or talks to
+      other processes (``allreduce``): never folded, merged or moved by passes.
     * ``random``: draws random numbers; its reference takes a third argument, the run key.
     * ``commutative``: a two-input op whose value does not change when the inputs are swapped
       (``add``, ``mul``, ``maximum``, ``equal``...): CSE sorts its inputs. Bit for bit except
