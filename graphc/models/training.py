@@ -384,6 +384,8 @@ class TrainingMixin:
         else:
             vals = self._run(prog, xs + ys)
         acc = getattr(self, "_batch_sums", {})
+        if reset_metrics and not acc and not prog.ratios:       # the common case: this batch's values
+            return _result(prog.names, [float(v) for v in vals[:len(prog.names)]], return_dict)
         sums, seen = acc.get(kind, (0.0, 0))
         k = len(xs[0])
         sums, seen = sums + np.asarray(vals, dtype=np.float64) * k, seen + k
