@@ -39,3 +39,16 @@ def split_into(monkeypatch, configure, threads):
     from graphc.runtime import threads as threads_mod
     configure(threads=threads)
     monkeypatch.setattr(threads_mod, "SPLIT_MIN_WORK", 1)
+
+
+# a script prelude: a compile child forked by this process fails at once (the parent's compiles work)
+FAILING_COMPILE_CHILD = r"""
+import os
+from graphc.runtime import cache
+_parent, _real = os.getpid(), cache.ensure_compiled
+def _failing(disp, sig):
+    if os.getpid() != _parent:
+        raise RuntimeError("child failure")
+    return _real(disp, sig)
+cache.ensure_compiled = _failing
+"""

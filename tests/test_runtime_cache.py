@@ -82,17 +82,7 @@ def test_cache_info_and_clear(tmp_path, configure):
     assert runtime.cache_info()["entries"] == 0
 
 
-# the child that compile_parallel forks fails: the parent compiles everything itself
-_FAILING_CHILD = r"""
-import os
-from graphc.runtime import cache
-_parent, _real = os.getpid(), cache.ensure_compiled
-def _failing(disp, sig):
-    if os.getpid() != _parent:
-        raise RuntimeError("child failure")
-    return _real(disp, sig)
-cache.ensure_compiled = _failing
-"""
+from kernel_checks import FAILING_COMPILE_CHILD as _FAILING_CHILD  # noqa: E402
 
 
 def test_a_cold_plan_compiles_on_two_processes(tmp_path):

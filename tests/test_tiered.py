@@ -7,6 +7,7 @@ import textwrap
 import time
 
 import numpy as np
+from kernel_checks import FAILING_COMPILE_CHILD
 
 import graphc as gc
 
@@ -88,15 +89,8 @@ def test_tiered_off_waits_for_the_kernels(tmp_path, configure):
 
 def test_a_failed_background_compile_keeps_the_reference_tier_with_one_warning(tmp_path):
     # the compile child fails: the plan stays on its references, correct, with one warning
-    script = textwrap.dedent("""
-        import os, warnings, numpy as np, graphc as gc
-        from graphc.runtime import cache
-        parent, real = os.getpid(), cache.ensure_compiled
-        def failing(disp, sig):
-            if os.getpid() != parent:
-                raise RuntimeError("child failure")
-            return real(disp, sig)
-        cache.ensure_compiled = failing
+    script = FAILING_COMPILE_CHILD + textwrap.dedent("""
+        import warnings, numpy as np, graphc as gc
         x = gc.placeholder("float32", (None, 8), name="x")
         y = gc.nn.softmax(gc.tanh(x) * 3.0)
         sess = gc.Session()
