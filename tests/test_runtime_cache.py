@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from kernel_checks import FAILING_COMPILE_CHILD as _FAILING_CHILD
 
 SCRIPT = r"""
 import json, sys
@@ -82,7 +83,6 @@ def test_cache_info_and_clear(tmp_path, configure):
     assert runtime.cache_info()["entries"] == 0
 
 
-from kernel_checks import FAILING_COMPILE_CHILD as _FAILING_CHILD  # noqa: E402
 
 
 def test_a_cold_plan_compiles_on_two_processes(tmp_path):
