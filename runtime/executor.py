@@ -77,7 +77,7 @@ class Executable:
                 if b is not None:
                     self._free[key] = [b]
                 self._bound[key] = b
-                self._used[key] = -1
+                self._used.setdefault(key, -1)      # run_list set it to this run's key
                 self._evict()
         if b is not None:
             self._last = b
