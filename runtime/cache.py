@@ -243,11 +243,12 @@ def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
             os.unlink(p)
 
 
-# -- integrity: graphc's own digests of numba's cache files ------------------------------------------
+# -- integrity: graphc's own index of numba's cache files ---------------------------------------------
 # numba loads its cache entries unchecked (a flipped bit crashed every later process) and its index
-# is a pickle (a planted one runs code). Each kernel module has a JSON file of the SHA-256 of every
-# numba file of it, written after each compile under the module's lock; before numba may read any
-# of them, the files must match it exactly, or they are all deleted and compiled again.
+# is a pickle (a planted one runs code). Each kernel module has a JSON index, written after each
+# compile under the module's lock: the SHA-256 of every numba file of it ("files"), and every
+# (function, signature) compiled into it ("compiled"). Before numba may read any of the files they
+# must match it exactly, or they are all deleted and compiled again; ``cold`` reads "compiled".
 _SEEN: dict[str, dict] = {}     # module -> {file name: (mtime_ns, size, sha256)} verified or written here
 
 
@@ -281,10 +282,8 @@ def _verify_entries(kdir: str, modname: str) -> None:
     if not files:
         return
     try:
-        with open(_digest_file(kdir, modname)) as f:
-            recorded = json.load(f)
-        ok = isinstance(recorded, dict) and _digests(files, modname) == recorded
-    except (OSError, ValueError):
+        ok = _digests(files, modname) == _index(kdir, modname).get("files")
+    except OSError:
         ok = False
     if not ok:
         _drop_numba_files(kdir, modname)
@@ -294,13 +293,29 @@ def _verify_entries(kdir: str, modname: str) -> None:
         STATS["rebuilt"] += 1
 
 
-def _record_entries(kdir: str, modname: str) -> None:
-    """After numba wrote ``modname``'s cache files: make them private and record their digests."""
+def _index(kdir: str, modname: str) -> dict:
+    try:
+        with open(_digest_file(kdir, modname)) as f:
+            index = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def _entry(disp, sig: tuple) -> str:
+    return f"{disp.py_func.__qualname__}({', '.join(map(str, sig))})"
+
+
+def _record_entries(kdir: str, modname: str, compiled: str) -> None:
+    """After numba wrote ``modname``'s cache files for entry ``compiled``: make them private and
+    record their digests and the entry."""
     files = _numba_files(kdir, modname)
     for path in files.values():
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)
-    _atomic_write(_digest_file(kdir, modname), json.dumps(_digests(files, modname), sort_keys=True))
+    entries = sorted(set(_index(kdir, modname).get("compiled", ())) | {compiled})
+    _atomic_write(_digest_file(kdir, modname),
+                  json.dumps({"files": _digests(files, modname), "compiled": entries}, sort_keys=True))
 
 
 def ensure_compiled(disp, sig: tuple):
@@ -343,29 +358,8 @@ def ensure_compiled(disp, sig: tuple):
         else:
             STATS["compiled"] += 1
             if kdir:
-                _record_entries(kdir, modname)
+                _record_entries(kdir, modname, _entry(disp, sig))
     return disp
-
-
-def _cached_functions(dispatchers) -> set:
-    """``module.qualname`` of the functions among ``dispatchers`` that numba's disk cache holds an
-    index for (their compile probably loads). One listing per cache folder: a glob per function
-    cost 1.6 ms in a folder of 1,300 files."""
-    found: set = set()
-    listed: dict[str, list] = {}
-    for disp in dispatchers:
-        mod = sys.modules.get(disp.py_func.__module__)
-        path = getattr(mod, "__file__", None)
-        if path is None:
-            continue
-        d = os.path.join(os.path.dirname(path), "__pycache__")
-        if d not in listed:
-            try:
-                listed[d] = [f.rsplit("-", 1)[0] for f in os.listdir(d) if f.endswith(".nbi")]
-            except OSError:
-                listed[d] = []
-            found.update(listed[d])
-    return found
 
 
 def compile_parallel(pairs) -> int:
@@ -457,10 +451,19 @@ def can_compile_in_background() -> bool:
 
 
 def cold(pairs) -> list:
-    """The ``(dispatcher, signature)`` pairs whose functions the disk cache holds nothing for: a
-    real compile, not a load."""
-    cached = _cached_functions({id(d): d for d, _ in pairs}.values())
-    return [(d, s) for d, s in pairs if f"{d.py_func.__module__}.{d.py_func.__qualname__}" not in cached]
+    """The ``(dispatcher, signature)`` pairs the disk cache holds no entry for: a real compile,
+    not a load. One read of each module's index (numba's would need an unpickle per function; a
+    function cached for another signature used to count as cached, and compiled in the foreground)."""
+    seen: dict[str, set] = {}
+    out = []
+    for d, s in pairs:
+        modname = d.py_func.__module__
+        path = getattr(sys.modules.get(modname), "__file__", None)
+        if modname not in seen:
+            seen[modname] = set(_index(os.path.dirname(path), modname).get("compiled", ())) if path else set()
+        if _entry(d, s) not in seen[modname]:
+            out.append((d, s))
+    return out
 
 
 def compile_in_background(pairs, timeout: float | None = None) -> bool:
