@@ -134,6 +134,19 @@ def test_a_save_holds_the_lock_on_its_temporary_until_the_rename(tmp_path, monke
     assert seen == [True] and _temps(tmp_path) == [] and load_model(path) is not None
 
 
+def test_where_flock_fails_saves_work_and_no_temporary_is_deleted(tmp_path, monkeypatch):
+    m, path = _saved(tmp_path)
+    stale = tmp_path / ".m.npz.k1lled_1.tmp"
+    stale.write_bytes(b"half")
+    _age(stale)
+
+    def no_flock(fd, op):
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    m.save(path)
+    assert load_model(path) is not None and stale.exists()
+
+
 # -- 2. files that are not graphc models -----------------------------------------------------------
 def _model_bytes(tmp_path):
     _, path = _saved(tmp_path, "good.npz")

@@ -109,7 +109,10 @@ def _write_atomic(path: str, arrays: dict) -> None:
     f = os.fdopen(fd, "wb")
     try:
         if fcntl is not None:           # held until the rename: _clean_orphans leaves it alone
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError:             # a file system without flock (some NFS): save anyway;
+                pass                    # _clean_orphans cannot lock there either, so deletes nothing
         _savez(f, arrays)
         f.flush()
         os.fsync(f.fileno())
