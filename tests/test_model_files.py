@@ -425,3 +425,20 @@ def test_a_loss_that_is_no_name_is_a_clear_error(tmp_path):
     _write_npz(path, arrays)
     with pytest.raises(ValueError, match=re.escape(path) + ": its loss 7 is neither a name nor a config"):
         load_model(path)
+
+
+class Huber(losses.Loss):                            # not graphc's Huber
+    fn = staticmethod(lambda t, p: losses.mean_absolute_error(t, p))
+
+
+def test_a_custom_loss_class_named_like_a_graphc_loss_is_not_saved_as_that_loss(tmp_path):
+    m = _model()
+    m.compile(optimizer="sgd", loss=Huber())
+    path = str(tmp_path / "m.npz")
+    with pytest.warns(UserWarning, match="its name 'Huber' is also a graphc loss's"):
+        m.save(path)
+    m.compile(optimizer="sgd", loss=losses.Huber)   # graphc's own class: saved by name, as it is
+    m.save(path)
+    back = load_model(path)
+    assert back._compile_args["loss"] == "Huber"
+    assert back.evaluate(X, Y, verbose=0) == pytest.approx(m.evaluate(X, Y, verbose=0), rel=1e-6)

@@ -154,20 +154,27 @@ def _str_array(s: str) -> np.ndarray:
 
 def _serialize_loss(loss):
     """A loss for the config: graphc's own by name or config; your function or class by its
-    ``__name__`` (as Keras does), which ``load_model`` resolves through ``custom_objects``."""
+    ``__name__`` (as Keras does), which ``load_model`` resolves through ``custom_objects``.
+    A loss of yours named like one of graphc's is refused: loading would give graphc's."""
     from .. import losses
     try:
-        return losses.serialize(loss)
+        spec = losses.serialize(loss)
     except ValueError:
-        name = getattr(loss, "__name__", None)
-        if name in losses._REGISTRY:    # loading would silently give graphc's loss of that name
-            raise ValueError(f"cannot serialize the loss {loss!r}: its name {name!r} is also a "
-                             "graphc loss's, which load_model would use instead; rename it"
-                             ) from None
-        if callable(loss) and isinstance(name, str) and name.isidentifier():
-            return name
-        raise ValueError(f"cannot serialize the loss {loss!r}: it has no name to save it by (a "
-                         "lambda or a partial?); use a named function") from None
+        spec, obj = getattr(loss, "__name__", None), loss    # a function or a Loss class
+    else:
+        if not isinstance(spec, dict):
+            return spec
+        obj = type(loss)
+    name = spec["class_name"] if isinstance(spec, dict) else spec
+    if name in losses._REGISTRY:
+        if losses._REGISTRY.lookup(name)[0] is obj:
+            return spec
+        raise ValueError(f"cannot serialize the loss {loss!r}: its name {name!r} is also a graphc "
+                         "loss's, which load_model would use instead; rename it")
+    if isinstance(spec, dict) or (callable(loss) and isinstance(name, str) and name.isidentifier()):
+        return spec
+    raise ValueError(f"cannot serialize the loss {loss!r}: it has no name to save it by (a "
+                     "lambda or a partial?); use a named function")
 
 
 def _compile_config(model):
