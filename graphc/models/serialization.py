@@ -15,9 +15,28 @@ from __future__ import annotations
 
 import inspect
 
-from ..layers.base import Layer, get_layer_class
+from ..layers.base import _LAYER_CLASSES, Layer
 
-__all__ = ["class_name", "serialize_layer", "deserialize_layer"]
+__all__ = ["class_name", "serialize_layer", "deserialize_layer", "UnknownLayerError"]
+
+
+class UnknownLayerError(ValueError):
+    """A config names a layer class that is neither graphc's nor in ``custom_objects``."""
+
+
+def _public_layer_names() -> list:
+    """graphc's own public layer classes (not tests' or users' subclasses, nor private ones)."""
+    return sorted(n for n, c in _LAYER_CLASSES.items() if not n.startswith("_")
+                  and c.__module__.startswith("graphc.") and n != "Model") + ["Functional"]
+
+
+def _layer_class(name):
+    cls = _LAYER_CLASSES.get("Model" if name == "Functional" else name)
+    if cls is None:
+        raise UnknownLayerError(
+            f"unknown layer class {name!r}; known: {', '.join(_public_layer_names())}; for a "
+            f"layer of your own pass custom_objects={{{str(name)!r}: YourLayerClass}}")
+    return cls
 
 
 def class_name(layer) -> str:
@@ -42,7 +61,7 @@ def deserialize_layer(spec: dict, custom_objects=None):
         if not (isinstance(cls, type) and issubclass(cls, Layer)):
             raise TypeError(f"custom_objects[{name!r}] is {cls!r}, not a graphc Layer class")
     else:
-        cls = get_layer_class("Model" if name == "Functional" else name)
+        cls = _layer_class(name)
     config = spec.get("config", {})
     if "custom_objects" in inspect.signature(cls.from_config).parameters:
         return cls.from_config(config, custom_objects=custom_objects)
