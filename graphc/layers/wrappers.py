@@ -37,8 +37,10 @@ def _call_sub(layer, inputs, training):
     return layer(inputs)
 
 
-def _build_sub(layer, input_shape):
+def _build_sub(wrapper, layer, input_shape):
     from ..ir import get_default_graph
+    if layer._runtime is None:      # the inner layers' get_weights read the wrapper's session
+        layer._runtime = wrapper._runtime
     with get_default_graph().name_scope(layer.name):
         layer._build_once(input_shape)
 
@@ -106,8 +108,8 @@ class Bidirectional(Wrapper):
         return [self.forward_layer, self.backward_layer]
 
     def build(self, input_shape):
-        _build_sub(self.forward_layer, input_shape)
-        _build_sub(self.backward_layer, input_shape)
+        _build_sub(self, self.forward_layer, input_shape)
+        _build_sub(self, self.backward_layer, input_shape)
 
     def call(self, inputs, training=None):
         o = _ops()
@@ -156,7 +158,7 @@ class TimeDistributed(Wrapper):
         return (None,) + tuple(input_shape[2:])
 
     def build(self, input_shape):
-        _build_sub(self.layer, self._inner_shape(input_shape))
+        _build_sub(self, self.layer, self._inner_shape(input_shape))
 
     def call(self, inputs, training=None):
         o = _ops()
