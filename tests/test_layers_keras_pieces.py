@@ -7,6 +7,7 @@ import pytest
 
 import test_layers as TL
 from graphc import layers as L
+from graphc import initializers
 from graphc.models import Model, Sequential, load_model
 
 RNG = np.random.default_rng(21)
@@ -29,6 +30,12 @@ def np_conv1d(x, k, stride=1, padding="valid", dilation=1):
         for j in range(ks):
             out[:, i] += x[:, i * stride + j * dilation] @ k[j]
     return out
+
+
+def np_conv1d_causal(x, k, stride=1, dilation=1):
+    """Keras: (kernel_size - 1) * dilation zeros before the first step, then a valid conv."""
+    left = (k.shape[0] - 1) * dilation
+    return np_conv1d(np.pad(x, ((0, 0), (left, 0), (0, 0))), k, stride, "valid", dilation)
 
 
 def np_pool1d(x, size, stride, fn):
@@ -76,6 +83,10 @@ CASES = [
      (None, 5, 2), 18, lambda x, w: np_conv1d(x, w[0], dilation=2)),
     ("conv1d_same_dilated", lambda: L.Conv1D(2, 2, dilation_rate=3, padding="same"), (6, 1),
      (None, 6, 2), 6, lambda x, w: np_conv1d(x, w[0], 1, "same", 3) + w[1]),
+    ("conv1d_causal_dilated", lambda: L.Conv1D(2, 3, padding="causal", dilation_rate=2), (7, 2),
+     (None, 7, 2), 14, lambda x, w: np_conv1d_causal(x, w[0], dilation=2) + w[1]),
+    ("conv1d_causal_stride", lambda: L.Conv1D(3, 2, strides=2, padding="causal"), (7, 1),
+     (None, 4, 3), 9, lambda x, w: np_conv1d_causal(x, w[0], stride=2) + w[1]),
     ("maxpool1d", lambda: L.MaxPooling1D(2), (7, 3), (None, 3, 3), 0,
      lambda x, w: np_pool1d(x, 2, 2, np.max)),
     ("maxpool1d_stride", lambda: L.MaxPooling1D(3, strides=1), (6, 2), (None, 4, 2), 0,
@@ -145,14 +156,18 @@ def test_save_load_round_trip_keeps_predictions(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=1e-6)
 
 
-def test_fit_decreases_loss():
+def test_fit_decreases_loss(monkeypatch):
+    # fixed initial weights (the initializers' global generator, restored after the test): over
+    # seeds 0-4 the loss falls to 0.21-0.52 of its start
+    monkeypatch.setitem(initializers._GLOBAL, 0, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
     model = Sequential([L.Conv1D(8, 3, activation="relu", input_shape=(16, 2)), L.MaxPooling1D(2),
                         L.Bidirectional(L.GRU(4, reset_after=False, return_sequences=True)),
                         L.TimeDistributed(L.Dense(1)), L.GlobalAveragePooling1D()])
     model.compile(optimizer="adam", loss="mse")
-    x = RNG.normal(size=(32, 16, 2)).astype(np.float32)
+    x = rng.normal(size=(32, 16, 2)).astype(np.float32)
     y = x.mean(axis=(1, 2))[:, None] * 3
-    hist = model.fit(x, y, epochs=15, batch_size=8, verbose=0)
+    hist = model.fit(x, y, epochs=30, batch_size=8, verbose=0)
     assert hist.history["loss"][-1] < 0.7 * hist.history["loss"][0]
 
 
@@ -166,7 +181,8 @@ def test_bidirectional_weights_are_forward_then_backward():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: L.Conv1D(2, 3, padding="causal"), "causal padding is not supported"),
+    (lambda: L.MaxPooling1D(2, padding="causal"), "causal padding is not supported"),
+    (lambda: L.Conv1D(2, 3, padding="full"), "padding must be 'valid' or 'same'"),
     (lambda: L.Conv1D(2, 3, strides=2, dilation_rate=2), "cannot both be above 1"),
     (lambda: L.Bidirectional(L.LSTM(2), merge_mode="max"), "merge_mode must be one of"),
     (lambda: L.Bidirectional(L.Dense(2)), "wraps recurrent layers"),

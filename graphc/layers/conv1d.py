@@ -38,9 +38,13 @@ class Conv1D(Conv2D):
     """1-D convolution over time: ``activation(conv1d(x, kernel) + bias)``.
 
     ``kernel`` has shape ``(kernel_size, in_channels, filters)``; ``strides`` and
-    ``dilation_rate`` cannot both exceed 1 (as in Keras).
+    ``dilation_rate`` cannot both exceed 1 (as in Keras). ``padding`` is ``"valid"``,
+    ``"same"`` or ``"causal"`` (``(kernel_size - 1) * dilation_rate`` zeros before the first
+    step, so output ``t`` sees only inputs up to ``t``).
 
         >>> Conv1D(4, 3, padding="same").compute_output_shape((None, 10, 2))
+        (None, 10, 4)
+        >>> Conv1D(4, 3, padding="causal", dilation_rate=2).compute_output_shape((None, 10, 2))
         (None, 10, 4)
     """
 
@@ -48,8 +52,12 @@ class Conv1D(Conv2D):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, **kwargs):
-        super().__init__(filters, kernel_size, strides=strides, padding=padding,
-                         data_format=data_format, dilation_rate=dilation_rate, **kwargs)
+        causal = isinstance(padding, str) and padding.lower() == "causal"
+        super().__init__(filters, kernel_size, strides=strides,
+                         padding="valid" if causal else padding, data_format=data_format,
+                         dilation_rate=dilation_rate, **kwargs)
+        if causal:
+            self.padding = "causal"
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
             raise ValueError(f"Conv1D {self.name!r}: strides={self.strides[0]} and dilation_rate="
                              f"{self.dilation_rate[0]} cannot both be above 1")
@@ -61,8 +69,13 @@ class Conv1D(Conv2D):
     def call(self, inputs, training=None):
         o = _ops()
         _check_rank3(self, inputs.shape)
+        padding = self.padding
+        if padding == "causal":
+            left = (self.kernel_size[0] - 1) * self.dilation_rate[0]
+            inputs = o.pad(inputs, [[0, 0], [left, 0], [0, 0]])
+            padding = "valid"
         y = o.conv2d(o.expand_dims(inputs, 1), o.expand_dims(self.kernel, 0),
-                     strides=(1,) + self.strides, padding=self.padding.upper(),
+                     strides=(1,) + self.strides, padding=padding.upper(),
                      dilations=(1,) + self.dilation_rate)
         y = o.squeeze(y, axis=1)
         if self.use_bias:
@@ -72,8 +85,9 @@ class Conv1D(Conv2D):
     def compute_output_shape(self, input_shape):
         _check_rank3(self, input_shape)
         b, t, _ = input_shape
+        padding = "same" if self.padding == "causal" else self.padding   # same length as "same"
         return (b, _out_dim(t, self.kernel_size[0], self.strides[0], self.dilation_rate[0],
-                            self.padding), self.filters)
+                            padding), self.filters)
 
 
 class _Pool1D(_Pool2D):
