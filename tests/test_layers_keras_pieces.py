@@ -178,6 +178,24 @@ def test_fit_decreases_loss(seeded_initializers):
     assert hist.history["loss"][-1] < 0.7 * hist.history["loss"][0]
 
 
+@pytest.mark.parametrize("merge", ["concat", None])
+def test_bidirectional_return_state_gives_both_directions_states(merge):
+    inp = L.Input(shape=(5, 2))
+    outs = L.Bidirectional(L.LSTM(3, return_sequences=True, return_state=True), merge_mode=merge)(inp)
+    n_out = 2 if merge is None else 1
+    assert len(outs) == n_out + 4
+    assert [t.shape for t in outs[n_out:]] == [(None, 3)] * 4
+    model = Model(inp, outs)
+    w = [a.astype(np.float64) for a in TL._randomize(model)]
+    x = RNG.normal(size=(3, 5, 2)).astype(np.float32)
+    got = model.predict(x, verbose=0)
+    fw_seq, fw_h, fw_c = TL.np_lstm(x.astype(np.float64), *w[:3], return_sequences=True)
+    bw_seq, bw_h, bw_c = TL.np_lstm(x[:, ::-1].astype(np.float64), *w[3:], return_sequences=True)
+    heads = [np.concatenate([fw_seq, bw_seq[:, ::-1]], -1)] if merge else [fw_seq, bw_seq[:, ::-1]]
+    for g, want in zip(got, heads + [fw_h, fw_c, bw_h, bw_c]):
+        np.testing.assert_allclose(g, want, rtol=2e-4, atol=2e-5)
+
+
 def test_bidirectional_weights_are_forward_then_backward():
     inp = L.Input(shape=(4, 2))
     bi = L.Bidirectional(L.LSTM(3), name="bi")
@@ -193,7 +211,6 @@ def test_bidirectional_weights_are_forward_then_backward():
     (lambda: L.Conv1D(2, 3, strides=2, dilation_rate=2), "cannot both be above 1"),
     (lambda: L.Bidirectional(L.LSTM(2), merge_mode="max"), "merge_mode must be one of"),
     (lambda: L.Bidirectional(L.Dense(2)), "wraps recurrent layers"),
-    (lambda: L.Bidirectional(L.LSTM(2, return_state=True)), "return_state"),
     (lambda: L.TimeDistributed("dense"), "wraps a Layer instance"),
 ])
 def test_bad_arguments_are_refused(make, match):

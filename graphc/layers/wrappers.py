@@ -72,8 +72,10 @@ class Bidirectional(Wrapper):
 
     ``merge_mode`` is ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or ``None`` (a list
     ``[forward, backward]``). With ``return_sequences=True`` on the wrapped layer, the backward
-    sequence is reversed back into input order before merging (as Keras does). The weights are
-    the forward layer's, then the backward layer's.
+    sequence is reversed back into input order before merging (as Keras does). With
+    ``return_state=True`` on the wrapped layer, the result is ``[merged] + forward states +
+    backward states`` (Keras' order). The weights are the forward layer's, then the backward
+    layer's.
 
         >>> from graphc.layers import GRU
         >>> Bidirectional(GRU(4), merge_mode="sum").compute_output_shape((None, 7, 3))
@@ -90,9 +92,6 @@ class Bidirectional(Wrapper):
             if not hasattr(layer, attr):
                 raise ValueError(f"Bidirectional {self.name!r} wraps recurrent layers (LSTM, GRU, "
                                  f"SimpleRNN); {type(layer).__name__} {layer.name!r} has no {attr}")
-        if getattr(layer, "return_state", False):
-            raise NotImplementedError(f"Bidirectional {self.name!r}: return_state=True on the wrapped "
-                                      f"layer {layer.name!r} is not supported by graphc")
         if backward_layer is not None:
             raise NotImplementedError(f"Bidirectional {self.name!r}: backward_layer= is not "
                                       "supported by graphc (the backward layer is a copy of layer)")
@@ -103,6 +102,7 @@ class Bidirectional(Wrapper):
         cfg.pop("batch_input_shape", None)
         self.backward_layer = type(layer).from_config(cfg)
         self.return_sequences = layer.return_sequences
+        self.return_state = bool(getattr(layer, "return_state", False))
 
     def _sublayers(self):
         return [self.forward_layer, self.backward_layer]
@@ -112,9 +112,19 @@ class Bidirectional(Wrapper):
         _build_sub(self, self.backward_layer, input_shape)
 
     def call(self, inputs, training=None):
-        o = _ops()
         fw = _call_sub(self.forward_layer, inputs, training)
         bw = _call_sub(self.backward_layer, inputs, training)
+        states = []
+        if self.return_state:
+            (fw, *fw_states), (bw, *bw_states) = fw, bw
+            states = fw_states + bw_states
+        merged = self._merge(fw, bw)
+        if not states:
+            return merged
+        return (merged if self.merge_mode is None else [merged]) + states   # flat, as in Keras
+
+    def _merge(self, fw, bw):
+        o = _ops()
         if self.return_sequences:
             bw = o.stack(o.unstack(bw, num=bw.shape[1], axis=1)[::-1], axis=1)
         if self.merge_mode == "concat":
@@ -128,12 +138,18 @@ class Bidirectional(Wrapper):
         return [fw, bw]
 
     def compute_output_shape(self, input_shape):
-        out = tuple(self.forward_layer.compute_output_shape(input_shape))
+        out = self.forward_layer.compute_output_shape(input_shape)
+        states = []
+        if self.return_state:
+            out, states = out[0], list(out[1:])
+            states = states + states
+        out = tuple(out)
         if self.merge_mode == "concat":
-            return out[:-1] + (None if out[-1] is None else 2 * out[-1],)
-        if self.merge_mode is None:
-            return [out, out]
-        return out
+            out = out[:-1] + (None if out[-1] is None else 2 * out[-1],)
+        merged = [out, out] if self.merge_mode is None else out
+        if not states:
+            return merged
+        return (merged if self.merge_mode is None else [merged]) + states
 
     def get_config(self):
         return {**super().get_config(), "merge_mode": self.merge_mode}
