@@ -52,7 +52,7 @@ def _leaf_key(v):
 
 def eager_call(layer, inputs, args, kwargs):
     """Run ``layer`` (or a model) on the numpy arrays in ``inputs``/``args``/``kwargs``."""
-    from .base import Layer, flatten, map_structure
+    from .base import flatten, map_structure
     inputs, state = layer._eager_prepare(inputs)
     kwargs = dict(kwargs)
     if "training" not in kwargs and accepts_training(layer):
@@ -62,15 +62,16 @@ def eager_call(layer, inputs, args, kwargs):
     programs = layer.__dict__.setdefault("_eager_programs", {})
     prog = programs.get(key)
     if prog is None:
-        prog = programs[key] = _build(layer, Layer, state, nest, map_structure)
+        prog = programs[key] = _build(layer, state, nest)
     fn, out = prog
     values = iter(fn(*[a for a in flatten(nest) if isinstance(a, np.ndarray)]))
     return map_structure(lambda t: np.asarray(next(values)) if isinstance(t, Tensor) else t, out)
 
 
-def _build(layer, base_cls, state, nest, map_structure):
+def _build(layer, state, nest):
+    """Placeholders for the arrays of ``nest``, the layer's graph call on them, and the callable."""
     from ..ops.state import placeholder
-    from .base import flatten
+    from .base import Layer, flatten, map_structure
     g = state.graph
     phs = []
 
@@ -83,9 +84,9 @@ def _build(layer, base_cls, state, nest, map_structure):
     with g.as_default(), g.name_scope(f"eager_{layer.name}"):
         inputs, args, kwargs = map_structure(to_placeholder, nest)
         try:
-            out = base_cls.__call__(layer, inputs, *args, **kwargs)
+            out = Layer.__call__(layer, inputs, *args, **kwargs)
         except GraphcError as e:     # an op's error: say which layer, on which arrays
-            shapes = map_structure(lambda p: p.shape, inputs)
+            shapes = map_structure(lambda p: getattr(p, "shape", p), inputs)
             raise type(e)(f"{type(layer).__name__} {layer.name!r} called on numpy arrays of shapes "
                           f"{shapes}: {e}") from e
     state.init_new_variables()

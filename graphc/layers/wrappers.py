@@ -9,9 +9,8 @@
 """
 from __future__ import annotations
 
-import inspect
-
 from .base import Layer
+from .eager import accepts_training
 
 
 def _ops():
@@ -31,8 +30,7 @@ def _serialize(layer) -> dict:
 
 def _call_sub(layer, inputs, training):
     """Call a wrapped layer, handing ``training`` on only where its ``call`` takes it."""
-    params = inspect.signature(layer.call).parameters
-    if "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    if accepts_training(layer):
         return layer(inputs, training=training)
     return layer(inputs)
 
