@@ -224,3 +224,16 @@ def test_wrong_rank_names_the_layer_and_shape():
         L.Conv1D(2, 2, name="c1")(L.Input(shape=(4, 4, 2)))
     with pytest.raises(ValueError, match=r"TimeDistributed 'td'.*rank 3 or more"):
         L.TimeDistributed(L.Dense(2), name="td")(L.Input(shape=(4,)))
+
+
+def test_sequential_save_load_and_clone(tmp_path):
+    from graphc.models import clone_model
+    model = Sequential([L.Conv1D(4, 3, padding="causal", input_shape=(8, 2)), L.AveragePooling1D(2),
+                        L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="mul"),
+                        L.TimeDistributed(L.Dense(2)), L.GlobalMaxPooling1D()])
+    x = RNG.normal(size=(3, 8, 2)).astype(np.float32)
+    model.save(str(tmp_path / "s.npz"))
+    loaded = load_model(str(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(loaded(x), model(x))
+    assert loaded.layers[0].padding == "causal" and loaded.count_params() == model.count_params()
+    assert clone_model(model)(x).shape == (3, 2)
