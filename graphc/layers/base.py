@@ -8,6 +8,8 @@ A layer is called in two ways:
 * on graph ``gc.Tensor``s: the layer builds its weights (``gc.Variable``s, in the
   tensors' graph, initialized in numpy) the first time, then ``call`` adds its
   ops to the graph.
+* on numpy arrays (eagerly, as in Keras 3): the result is a numpy array, computed by a program
+  compiled once per input signature (``graphc.layers.eager``).
 
     >>> import graphc as gc
     >>> from graphc.layers import Dense
@@ -298,6 +300,9 @@ class Layer:
         leaves = flatten((inputs, args, kwargs))
         if any(isinstance(t, KerasTensor) for t in leaves):
             return self._symbolic_call(inputs, args, kwargs)
+        from .eager import is_eager_call
+        if is_eager_call(inputs, leaves):
+            return self._eager_call(inputs, args, kwargs)
         tensors = [t for t in flatten(inputs) if isinstance(t, Tensor)]
         if not tensors:
             from ..ops.registry import convert_to_tensor
@@ -311,6 +316,28 @@ class Layer:
                 raise ValueError(f"layer {self.name!r} holds its weights in another graph; a layer "
                                  "can only be used by models that share that graph")
             return self.call(inputs, *args, **kwargs)
+
+    # -- eager calls on numpy arrays (see graphc.layers.eager) ----------------------------------------
+    def _eager_call(self, inputs, args, kwargs):
+        from .eager import eager_call
+        return eager_call(self, inputs, args, kwargs)
+
+    def _eager_prepare(self, inputs):
+        """The inputs to feed (float arrays cast to the layer's dtype) and the ``GraphState`` that
+        holds the weights: the model's, or a new one for a layer used on its own."""
+        if self._runtime is None:
+            if self.built and self._weights:
+                raise ValueError(f"layer {self.name!r} was built on tensors of a graph of your own, "
+                                 "so its weight values live in your gc.Session; call it on tensors "
+                                 "of that graph, or use a fresh layer on numpy arrays")
+            from ..models.functional import GraphState
+            self._runtime = GraphState()
+
+        def cast(a):
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != self.dtype:
+                return a.astype(self.dtype)
+            return a
+        return map_structure(cast, inputs), self._runtime
 
     def _symbolic_call(self, inputs, args, kwargs):
         in_shape = map_structure(lambda t: t.shape if isinstance(t, KerasTensor) else None, inputs)

@@ -41,27 +41,38 @@ def _check_format(data_format):
         raise ValueError("only data_format='channels_last' (NHWC) is supported")
 
 
+def _padding(padding, who):
+    p = str(padding).lower()
+    if p not in ("valid", "same"):
+        raise ValueError(f"{who}: padding must be 'valid' or 'same', got {padding!r}"
+                         + (" (causal padding is not supported)" if p == "causal" else ""))
+    return p
+
+
 class Conv2D(Layer):
     """2-D convolution: ``activation(conv2d(x, kernel) + bias)``; kernel shape ``(kh, kw, in, filters)``."""
+
+    @staticmethod
+    def _spatial(v, what):
+        return _pair(v, what)
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        reject_unsupported("Conv2D", activity_regularizer=activity_regularizer,
+        who = type(self).__name__
+        reject_unsupported(who, activity_regularizer=activity_regularizer,
                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         super().__init__(**kwargs)
         _check_format(data_format)
         if groups != 1:
-            raise ValueError("Conv2D: groups != 1 is not supported")
+            raise ValueError(f"{who}: groups != 1 is not supported")
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"Conv2D: padding must be 'valid' or 'same', got {padding!r}")
+        self.kernel_size = self._spatial(kernel_size, "kernel_size")
+        self.strides = self._spatial(strides, "strides")
+        self.dilation_rate = self._spatial(dilation_rate, "dilation_rate")
+        self.padding = _padding(padding, who)
         self.activation = _act.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = _init.get(kernel_initializer)
@@ -106,14 +117,16 @@ class Conv2D(Layer):
 class _Pool2D(Layer):
     _op = ""
 
+    @staticmethod
+    def _spatial(v, what):
+        return _pair(v, what)
+
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         _check_format(data_format)
-        self.pool_size = _pair(pool_size, "pool_size")
-        self.strides = _pair(strides, "strides") if strides is not None else self.pool_size
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"{type(self).__name__}: padding must be 'valid' or 'same'")
+        self.pool_size = self._spatial(pool_size, "pool_size")
+        self.strides = self._spatial(strides, "strides") if strides is not None else self.pool_size
+        self.padding = _padding(padding, type(self).__name__)
 
     def call(self, inputs, training=None):
         fn = getattr(_ops(), self._op)
@@ -177,5 +190,17 @@ class GlobalAveragePooling1D(Layer):
         return {**super().get_config(), "keepdims": self.keepdims}
 
 
+class GlobalMaxPooling1D(GlobalAveragePooling1D):
+    """Max over the time axis of ``(batch, steps, features)``.
+
+        >>> GlobalMaxPooling1D().compute_output_shape((None, 5, 3))
+        (None, 3)
+    """
+
+    def call(self, inputs, training=None):
+        return _ops().reduce_max(inputs, axis=1, keepdims=self.keepdims)
+
+
 MaxPool2D, AvgPool2D, AveragePool2D = MaxPooling2D, AveragePooling2D, AveragePooling2D
 GlobalAvgPool2D, GlobalMaxPool2D = GlobalAveragePooling2D, GlobalMaxPooling2D
+GlobalAvgPool1D, GlobalMaxPool1D = GlobalAveragePooling1D, GlobalMaxPooling1D

@@ -212,18 +212,30 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit (Keras' default ``reset_after=True``: bias shape ``(2, 3 * units)``)."""
+    """Gated recurrent unit with Keras' gate order ``z, r, h`` and both Keras variants.
+
+    * ``reset_after=True`` (default, cuDNN-compatible): bias shape ``(2, 3 * units)`` (input and
+      recurrent biases); ``h~ = tanh(x W_h + b_h + r * (h U_h + b'_h))``.
+    * ``reset_after=False`` (the original GRU): bias shape ``(3 * units,)``;
+      ``h~ = tanh(x W_h + b_h + (r * h) U_h)``.
+
+    In both, ``h_t = z * h_{t-1} + (1 - z) * h~``.
+
+        >>> GRU(4, reset_after=False).compute_output_shape((None, 7, 3))
+        (None, 4)
+    """
     _gates = 3
 
     def __init__(self, units, reset_after=True, **kwargs):
-        if not reset_after:
-            raise ValueError("GRU: only reset_after=True (the Keras default) is supported")
-        super().__init__(units, reset_after=reset_after, **kwargs)
+        super().__init__(units, reset_after=bool(reset_after), **kwargs)
+        self.reset_after = bool(reset_after)
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def _step(self, x_t, states):
+        if not self.reset_after:
+            return self._step_reset_before(x_t, states)
         o = _ops()
         h = states[0]
         u = self.units
@@ -247,3 +259,19 @@ class GRU(_RNN):
             hh = self.activation(part(x_t, 2) + r * part(rec, 2))
         h_new = (1.0 - z) * hh if h is None else z * h + (1.0 - z) * hh
         return [h_new]
+
+    def _step_reset_before(self, x_t, states):
+        """``reset_after=False``: the reset gate scales ``h`` before its product with ``U_h``
+        (the bias is already in ``x_t``, added by the input projection)."""
+        o = _ops()
+        h = states[0]
+        u = self.units
+        ra = self.recurrent_activation
+        if h is None:                   # h_0 = 0: every recurrent term vanishes
+            z = ra(x_t[:, :u])
+            return [(1.0 - z) * self.activation(x_t[:, 2 * u:])]
+        rec = o.matmul(h, self.recurrent_kernel[:, :2 * u])
+        z = ra(x_t[:, :u] + rec[:, :u])
+        r = ra(x_t[:, u:2 * u] + rec[:, u:])
+        hh = self.activation(x_t[:, 2 * u:] + o.matmul(r * h, self.recurrent_kernel[:, 2 * u:]))
+        return [z * h + (1.0 - z) * hh]

@@ -291,6 +291,22 @@ class Model(TrainingMixin, Layer):
                 env[id(k)] = t
         return [env[id(o)] for o in self.outputs]
 
+    # -- eager calls: model(numpy arrays) ----------------------------------------------------------------
+    def _eager_prepare(self, inputs):
+        self._ensure_network_for(inputs)
+        xs = self._x_list(inputs)
+        return (xs if len(xs) > 1 else xs[0]), self._ensure_built()
+
+    def _eager_call(self, inputs, args, kwargs):
+        """``model(x)`` on arrays: outputs as numpy arrays (nested like ``outputs=``); with
+        ``training`` off it runs the ``predict`` program of x's signature, in one batch."""
+        if args or set(kwargs) - {"training"} or kwargs.get("training"):
+            return super()._eager_call(inputs, args, kwargs)
+        self._ensure_network_for(inputs)
+        xs = self._x_list(inputs)
+        outs = self._run(self._get_program("predict", xs), xs)
+        return _renest([np.asarray(o) for o in outs], _nesting(self._outputs_nested))
+
     def compute_output_shape(self, input_shape):
         shapes = [o.shape for o in self.outputs]
         return shapes[0] if len(shapes) == 1 else shapes
