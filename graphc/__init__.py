@@ -29,5 +29,6 @@ from . import math, nn  # noqa: F811  (gc.math, as tf.math)
 from . import optimizers, regularizers, schedules
 from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
 from . import distributed
+from . import train
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool

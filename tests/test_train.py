@@ -1,0 +1,149 @@
+"""gc.train: the TF-1 optimizers against numpy versions of TF-1's update rules (training_ops),
+the global step, and TF-1's minimize / compute_gradients / apply_gradients signatures."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+F32 = np.float32
+W0 = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], F32)
+GRADS = [np.array([[1.0, -2.0, 0.5], [0.1, 3.0, -1.0]], F32),
+         np.array([[0.2, 0.1, -0.3], [0.05, -0.4, 0.6]], F32),
+         np.array([[-0.5, 0.3, 0.2], [0.0, 0.1, -0.1]], F32),
+         np.array([[0.01, 0.02, -0.03], [0.5, -0.5, 0.25]], F32)]
+
+
+# -- numpy versions of TF-1's kernels (tensorflow/core/kernels/training_ops.cc) --------------------
+def np_gd(w, grads, learning_rate):
+    for g in grads:
+        w = w - F32(learning_rate) * g
+        yield w, {}
+
+
+def np_momentum(w, grads, learning_rate, momentum, use_nesterov=False):
+    lr, mu = F32(learning_rate), F32(momentum)
+    accum = np.zeros_like(w)
+    for g in grads:
+        accum = accum * mu + g
+        w = w - (g * lr + accum * mu * lr) if use_nesterov else w - accum * lr
+        yield w, {"momentum": accum}
+
+
+def np_adam(w, grads, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        lr_t = F32(learning_rate) * np.sqrt(1 - F32(beta2) ** t) / (1 - F32(beta1) ** t)
+        m = m * F32(beta1) + g * (1 - F32(beta1))
+        v = v * F32(beta2) + g * g * (1 - F32(beta2))
+        w = w - lr_t * m / (np.sqrt(v) + F32(epsilon))      # epsilon outside the sqrt
+        yield w, {"m": m, "v": v}
+
+
+def np_rmsprop(w, grads, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10, centered=False):
+    ms, mom, mg = np.ones_like(w), np.zeros_like(w), np.zeros_like(w)   # TF-1: ms starts at 1
+    for g in grads:
+        ms = ms + (g * g - ms) * (1 - F32(decay))
+        den = ms
+        if centered:
+            mg = mg + (g - mg) * (1 - F32(decay))
+            den = ms - mg * mg
+        mom = mom * F32(momentum) + F32(learning_rate) * g / np.sqrt(den + F32(epsilon))  # eps inside
+        w = w - mom
+        yield w, {"rms": ms, "momentum": mom, **({"mg": mg} if centered else {})}
+
+
+CONFIGS = [
+    (gc.train.GradientDescentOptimizer, np_gd, {"learning_rate": 0.1}),
+    (gc.train.MomentumOptimizer, np_momentum, {"learning_rate": 0.1, "momentum": 0.9}),
+    (gc.train.MomentumOptimizer, np_momentum, {"learning_rate": 0.05, "momentum": 0.8, "use_nesterov": True}),
+    (gc.train.AdamOptimizer, np_adam, {}),
+    (gc.train.AdamOptimizer, np_adam, {"learning_rate": 0.1, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}),
+    (gc.train.RMSPropOptimizer, np_rmsprop, {"learning_rate": 0.01}),
+    (gc.train.RMSPropOptimizer, np_rmsprop, {"learning_rate": 0.01, "decay": 0.8, "momentum": 0.9,
+                                             "epsilon": 1e-3}),
+    (gc.train.RMSPropOptimizer, np_rmsprop, {"learning_rate": 0.01, "momentum": 0.5, "epsilon": 0.1,
+                                             "centered": True}),
+]
+
+
+@pytest.mark.parametrize("cls, ref, kw", CONFIGS,
+                         ids=[f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items())}"
+                              for c, _, kw in CONFIGS])
+def test_steps_match_tf1_update_rules(cls, ref, kw):
+    w = gc.Variable(W0, name="w")
+    g = gc.placeholder("float32", W0.shape, name="g")
+    opt = cls(**kw)
+    train_op = opt.minimize(gc.reduce_sum(w * g))     # d(loss)/dw = g
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    for step, (gv, (want_w, want_slots)) in enumerate(zip(GRADS, ref(W0, GRADS, **kw)), start=1):
+        assert s.run(train_op, {g: gv}) is None
+        np.testing.assert_allclose(s.run(w), want_w, rtol=3e-6, atol=1e-7, err_msg=f"step {step}")
+        assert set(opt.get_slot_names()) == set(want_slots)
+        for name, want in want_slots.items():
+            np.testing.assert_allclose(s.run(opt.get_slot(w, name)), want, rtol=3e-6, atol=1e-7,
+                                       err_msg=f"slot {name!r} at step {step}")
+
+
+def test_defaults_are_tf1s():
+    adam = gc.train.AdamOptimizer()
+    assert (adam.learning_rate, adam.beta1, adam.beta2, adam.epsilon) == (0.001, 0.9, 0.999, 1e-08)
+    rms = gc.train.RMSPropOptimizer(0.1)
+    assert (rms.decay, rms.momentum, rms.epsilon, rms.centered) == (0.9, 0.0, 1e-10, False)
+    mom = gc.train.MomentumOptimizer(0.1, 0.9)
+    assert mom.use_nesterov is False
+    # positional order as in TF-1
+    assert gc.train.MomentumOptimizer(0.1, 0.5).momentum == 0.5
+    assert gc.train.RMSPropOptimizer(0.1, 0.5, 0.3, 1e-4).decay == 0.5
+
+
+def test_minimize_increments_global_step_and_accepts_tf1_arguments():
+    w = gc.Variable(3.0, name="w")
+    step = gc.train.get_or_create_global_step()
+    assert gc.train.get_or_create_global_step() is not None
+    assert gc.train.get_or_create_global_step().node == step.node
+    op = gc.train.GradientDescentOptimizer(0.25).minimize(
+        w * w, step, var_list=[w], gate_gradients=gc.train.GATE_OP, aggregation_method=None,
+        colocate_gradients_with_ops=False, name="train")
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    for _ in range(3):
+        s.run(op)
+    assert s.run(step) == 3
+    assert s.run(w) == pytest.approx(3.0 * 0.5 ** 3)
+    with pytest.raises(ValueError, match="global_step already exists"):
+        gc.train.create_global_step()
+
+
+def test_compute_then_apply_gradients_with_a_modified_gradient():
+    w = gc.Variable([1.0, 2.0], name="w")
+    b = gc.Variable(5.0, name="b")
+    opt = gc.train.GradientDescentOptimizer(0.1)
+    gvs = opt.compute_gradients(gc.reduce_sum(w * w))
+    assert [v.name for _, v in gvs] == ["w", "b"] and gvs[1][0] is None
+    clipped = [(gc.clip_by_value(g, -1.0, 1.0), v) for g, v in gvs if g is not None]
+    op = opt.apply_gradients(clipped)
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    s.run(op)
+    np.testing.assert_allclose(s.run(w), [0.9, 1.9], rtol=1e-6)
+    assert s.run(b) == 5.0
+
+
+def test_global_step_must_be_an_integer_variable():
+    w = gc.Variable(1.0, name="w")
+    with pytest.raises(TypeError, match="integer variable"):
+        gc.train.GradientDescentOptimizer(0.1).minimize(w * w, global_step=gc.Variable(0.0, name="s"))
+
+
+def test_learning_rate_placeholder():
+    lr = gc.placeholder("float32", ())
+    w = gc.Variable(1.0, name="w")
+    op = gc.train.MomentumOptimizer(lr, 0.0).minimize(w * 2.0)
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    s.run(op, {lr: 0.5})
+    s.run(op, {lr: 0.25})
+    assert s.run(w) == pytest.approx(1.0 - 2 * 0.5 - 2 * 0.25)
