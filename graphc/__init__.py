@@ -30,5 +30,6 @@ from . import optimizers, regularizers, schedules
 from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
 from . import distributed
 from . import train
+from .var_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool
