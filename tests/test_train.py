@@ -147,3 +147,94 @@ def test_learning_rate_placeholder():
     s.run(op, {lr: 0.5})
     s.run(op, {lr: 0.25})
     assert s.run(w) == pytest.approx(1.0 - 2 * 0.5 - 2 * 0.25)
+
+
+# -- Saver ------------------------------------------------------------------------------------------
+def _model():
+    with gc.variable_scope("dense"):
+        w = gc.get_variable("w", initializer=np.arange(6, dtype=np.float32).reshape(2, 3))
+        b = gc.get_variable("b", initializer=np.array([1, 2, 3], np.int64))
+    return w, b
+
+
+def test_saver_round_trip_includes_optimizer_slots(tmp_path):
+    w, b = _model()
+    g = gc.placeholder("float32", (2, 3))
+    opt = gc.train.AdamOptimizer(0.1)
+    op = opt.minimize(gc.reduce_sum(w * g), var_list=[w])
+    saver = gc.train.Saver()
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    s.run(op, {g: GRADS[0]})
+    want = s.run(gc.global_variables())
+    path = saver.save(s, str(tmp_path / "ckpt"), global_step=7)
+    assert path == str(tmp_path / "ckpt-7") and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-7"]
+    with np.load(path) as f:
+        assert {"dense/w", "dense/b", opt.get_slot(w, "m").name} <= set(f.files)
+    s.run(op, {g: GRADS[1]})
+    s2 = gc.Session()                                  # a fresh session: nothing initialized
+    saver.restore(s2, path)
+    for got, exp in zip(s2.run(gc.global_variables()), want):
+        np.testing.assert_array_equal(got, exp)
+    saver.restore(s, path)
+    np.testing.assert_array_equal(s.run(w), want[0])
+
+
+def test_saver_var_list_and_dict(tmp_path):
+    w, b = _model()
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    path = gc.train.Saver({"kernel": w}).save(s, tmp_path / "k.npz")
+    with np.load(path) as f:
+        assert f.files == ["kernel"]
+    s.run(w.assign(np.zeros((2, 3), np.float32)))
+    gc.train.Saver([w]).save(s, tmp_path / "w.npz")
+    gc.train.Saver({"kernel": w}).restore(s, path)
+    assert s.run(w)[1, 2] == 5.0
+
+
+def test_saver_restore_errors_name_the_file_and_variable(tmp_path):
+    w, b = _model()
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    only_w = gc.train.Saver([w]).save(s, tmp_path / "only_w.npz")
+    with pytest.raises(ValueError, match=r"only_w\.npz' has no value for variable 'dense/b'"):
+        gc.train.Saver().restore(s, only_w)
+    np.savez(tmp_path / "shape.npz", **{"dense/w": np.zeros((3, 2), np.float32)})
+    with pytest.raises(ValueError, match=r"'dense/w' has shape \(2, 3\) but .*shape\.npz' holds shape \(3, 2\)"):
+        gc.train.Saver([w]).restore(s, tmp_path / "shape.npz")
+    np.savez(tmp_path / "dtype.npz", **{"dense/w": np.zeros((2, 3), np.float64)})
+    with pytest.raises(ValueError, match=r"'dense/w' has dtype float32 but .*dtype\.npz' holds dtype float64"):
+        gc.train.Saver([w]).restore(s, tmp_path / "dtype.npz")
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        gc.train.Saver([w]).restore(s, tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.npz"):
+        gc.train.Saver([w]).restore(s, tmp_path / "junk.npz")
+
+
+def test_saver_save_is_atomic(tmp_path, monkeypatch):
+    w, _ = _model()
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    saver = gc.train.Saver()
+    path = saver.save(s, tmp_path / "m.npz")
+    before = (tmp_path / "m.npz").read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", broken)
+    s.run(w.assign(np.ones((2, 3), np.float32)))
+    with pytest.raises(OSError, match="disk full"):
+        saver.save(s, path)
+    assert (tmp_path / "m.npz").read_bytes() == before        # the old checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # and no temporary file is left
+
+
+def test_saver_rejects_non_variables_and_other_graphs():
+    w, _ = _model()
+    with pytest.raises(TypeError, match="not a gc.Variable"):
+        gc.train.Saver([w * 2.0])
+    saver = gc.train.Saver()
+    with pytest.raises(ValueError, match="another graph"):
+        saver.save(gc.Session(gc.Graph()), "x.npz")
