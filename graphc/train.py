@@ -35,7 +35,6 @@ from __future__ import annotations
 import numpy as np
 
 import os
-import tempfile
 
 from . import optimizers as _optimizers
 from .ir import Tensor, get_default_graph
@@ -318,18 +317,8 @@ class Saver:
             save_path = f"{save_path}-{int(step)}"
         save_path = os.fspath(save_path)
         values = sess.run([v for _, v in self._items])
-        folder = os.path.dirname(os.path.abspath(save_path))
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(save_path) + ".", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: val for (k, _), val in zip(self._items, values)})
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, save_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from .models.saving import _write_atomic      # the model files' atomic npz writer
+        _write_atomic(save_path, {k: val for (k, _), val in zip(self._items, values)})
         return save_path
 
     def restore(self, sess, save_path) -> None:

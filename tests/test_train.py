@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+import graphc.models.saving as graphc_saving
 
 F32 = np.float32
 W0 = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], F32)
@@ -223,7 +224,7 @@ def test_saver_save_is_atomic(tmp_path, monkeypatch):
 
     def broken(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", broken)
+    monkeypatch.setattr(graphc_saving, "_savez", broken)
     s.run(w.assign(np.ones((2, 3), np.float32)))
     with pytest.raises(OSError, match="disk full"):
         saver.save(s, path)
