@@ -28,6 +28,8 @@ def test_eager_switches_are_documented_no_ops():
 def test_tf1_names_graphc_does_not_offer_raise_clear_errors():
     with pytest.raises(AttributeError, match="no TF-1 functional tf.layers"):
         tf.layers.dense
+    with pytest.raises(AttributeError, match="graphc.layers, graphc.models"):
+        tf.keras.layers
     with pytest.raises(AttributeError, match="no tf.summary"):
         tf.summary.scalar
     with pytest.raises(AttributeError, match="has no attribute 'not_a_tf_name'"):

@@ -46,6 +46,7 @@ _MISSING = {
     "metrics": "graphc has no TF-1 streaming tf.metrics; compute them with ops or use graphc.metrics",
     "summary": "graphc has no tf.summary / TensorBoard writer",
     "contrib": "tf.contrib does not exist in graphc",
+    "keras": "use graphc's Keras-style modules directly: graphc.layers, graphc.models, graphc.losses",
     "InteractiveSession": "graphc has no InteractiveSession; use `sess = tf.Session()` and sess.run(...)",
 }
 
