@@ -316,7 +316,11 @@ class Saver:
             step = sess.run(global_step) if isinstance(global_step, Tensor) else global_step
             save_path = f"{save_path}-{int(step)}"
         save_path = os.fspath(save_path)
-        values = sess.run([v for _, v in self._items])
+        from .errors import UninitializedVariableError
+        try:
+            values = sess.run([v for _, v in self._items])
+        except UninitializedVariableError as e:
+            raise UninitializedVariableError(f"Saver.save({save_path!r}): {e}") from None
         from .models.saving import _write_atomic      # the model files' atomic npz writer
         _write_atomic(save_path, {k: val for (k, _), val in zip(self._items, values)})
         return save_path

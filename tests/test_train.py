@@ -239,3 +239,10 @@ def test_saver_rejects_non_variables_and_other_graphs():
     saver = gc.train.Saver()
     with pytest.raises(ValueError, match="another graph"):
         saver.save(gc.Session(gc.Graph()), "x.npz")
+
+
+def test_saver_save_of_an_uninitialized_variable_names_it(tmp_path):
+    w, _ = _model()
+    with pytest.raises(gc.UninitializedVariableError, match=r"Saver.save\(.*m\.npz'\): variable 'dense/w'"):
+        gc.train.Saver().save(gc.Session(), tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
