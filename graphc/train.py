@@ -27,8 +27,9 @@ Update rules (TF-1 ``training_ops``; ``t`` counts updates from 1):
   ``sqrt(ms - mg^2 + epsilon)``.
 
 ``gate_gradients``, ``aggregation_method``, ``colocate_gradients_with_ops`` and
-``use_locking`` are accepted for source compatibility and have no effect (graphc
-runs one training step as one program; there is no concurrent update to lock against).
+``use_locking`` (and the decay functions' ``name``) are accepted for source compatibility
+and have no effect (graphc runs one training step as one program; there is no concurrent
+update to lock against).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ from . import optimizers as _optimizers
 from .ir import Tensor, get_default_graph
 
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
-           "RMSPropOptimizer", "get_global_step", "get_or_create_global_step", "create_global_step", "Saver"]
+           "RMSPropOptimizer", "get_global_step", "get_or_create_global_step", "create_global_step", "Saver",
+           "exponential_decay", "inverse_time_decay", "piecewise_constant"]
 
 GATE_NONE, GATE_OP, GATE_GRAPH = 0, 1, 2
 
@@ -252,6 +254,47 @@ def get_or_create_global_step(graph=None):
     """
     step = get_global_step(graph)
     return step if step is not None else create_global_step(graph)
+
+
+# -- learning-rate decay (TF-1 functions of the global step) ---------------------------------------
+
+def _decayed(schedule, global_step, fn: str):
+    if global_step is None:
+        raise ValueError(f"global_step is required for {fn}.")
+    return _ops().convert_to_tensor(schedule(global_step))
+
+
+def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False, name=None):
+    """``tf.train.exponential_decay``: the tensor ``learning_rate * decay_rate ^ (global_step /
+    decay_steps)`` (an integer exponent when ``staircase``), for an optimizer's learning rate.
+
+        >>> import graphc as gc
+        >>> g = gc.Graph()
+        >>> with g.as_default():
+        ...     step = gc.train.get_or_create_global_step()
+        ...     lr = gc.train.exponential_decay(0.1, step, 10, 0.5, staircase=True)
+        ...     s = gc.Session(); _ = s.run(gc.global_variables_initializer())
+        ...     _ = s.run(step.assign(25)); print(f"{s.run(lr):.4f}")
+        0.0250
+    """
+    from .schedules import ExponentialDecay
+    return _decayed(ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase), global_step,
+                    "exponential_decay")
+
+
+def inverse_time_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False, name=None):
+    """``tf.train.inverse_time_decay``: ``learning_rate / (1 + decay_rate * global_step / decay_steps)``
+    (an integer ratio when ``staircase``)."""
+    from .schedules import InverseTimeDecay
+    return _decayed(InverseTimeDecay(learning_rate, decay_steps, decay_rate, staircase), global_step,
+                    "inverse_time_decay")
+
+
+def piecewise_constant(x, boundaries, values, name=None):
+    """``tf.train.piecewise_constant``: ``values[0]`` while ``x <= boundaries[0]``, ``values[1]`` while
+    ``x <= boundaries[1]``... and ``values[-1]`` after the last boundary."""
+    from .schedules import PiecewiseConstantDecay
+    return _decayed(PiecewiseConstantDecay(boundaries, values), x, "piecewise_constant")
 
 
 # -- Saver --------------------------------------------------------------------------------------------

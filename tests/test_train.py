@@ -246,3 +246,34 @@ def test_saver_save_of_an_uninitialized_variable_names_it(tmp_path):
     with pytest.raises(gc.UninitializedVariableError, match=r"Saver.save\(.*m\.npz'\): variable 'dense/w'"):
         gc.train.Saver().save(gc.Session(), tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- learning-rate decay ---------------------------------------------------------------------------
+@pytest.mark.parametrize("staircase", [False, True])
+def test_decay_functions_match_tf1_formulas(staircase):
+    step = gc.train.get_or_create_global_step()
+    exp = gc.train.exponential_decay(0.1, step, 10, 0.5, staircase=staircase)
+    inv = gc.train.inverse_time_decay(0.1, step, 10, 0.5, staircase=staircase)
+    pw = gc.train.piecewise_constant(step, [5, 20], [1.0, 0.5, 0.1])
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    for n in (0, 5, 6, 15, 20, 21, 37):
+        s.run(step.assign(n))
+        p = np.floor(n / 10) if staircase else n / 10
+        assert s.run(exp) == pytest.approx(0.1 * 0.5 ** p, rel=1e-6), n
+        assert s.run(inv) == pytest.approx(0.1 / (1 + 0.5 * p), rel=1e-6), n
+        assert s.run(pw) == pytest.approx(1.0 if n <= 5 else 0.5 if n <= 20 else 0.1), n
+
+
+def test_decayed_learning_rate_drives_an_optimizer():
+    step = gc.train.get_or_create_global_step()
+    w = gc.Variable(0.0, name="w")
+    lr = gc.train.exponential_decay(1.0, step, 1, 0.5, staircase=True)
+    op = gc.train.GradientDescentOptimizer(lr).minimize(-w, global_step=step)   # grad = -1
+    s = gc.Session()
+    s.run(gc.global_variables_initializer())
+    for _ in range(3):
+        s.run(op)
+    assert s.run(w) == pytest.approx(1.0 + 0.5 + 0.25)
+    with pytest.raises(ValueError, match="global_step is required for exponential_decay"):
+        gc.train.exponential_decay(0.1, None, 10, 0.5)
