@@ -29,5 +29,8 @@ from . import math, nn  # noqa: F811  (gc.math, as tf.math)
 from . import optimizers, regularizers, schedules
 from . import activations, initializers, losses, metrics, callbacks, utils, datasets, layers, models
 from . import distributed
+from . import train
+from .var_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope
 
 bool = bool_  # noqa: A001 - TensorFlow spells it gc.bool
+from . import compat  # noqa: E402  (gc.compat.v1: TF-1 names; last, it re-exports the above)

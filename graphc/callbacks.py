@@ -138,7 +138,20 @@ def _fmt_time(s: float) -> str:
 
 
 class ProgbarLogger(Callback):
-    """Keras-style progress: ``verbose=1`` a bar per epoch (with ETA), ``verbose=2`` one line."""
+    """Keras-style progress: ``verbose=1`` a bar per epoch (with ETA), ``verbose=2`` one line.
+
+    Like Keras 3, the bar is redrawn in place (``\\r``) only when the stream is a terminal
+    (``stream.isatty()``; default stream: ``sys.stdout``). Otherwise (a log file, a pipe, CI)
+    ``verbose=1`` writes just each epoch's final line, so logs hold no carriage-return noise.
+
+        >>> import io
+        >>> bar = ProgbarLogger(verbose=1, stream=io.StringIO())   # not a terminal
+        >>> bar.set_params({"epochs": 1, "steps": 2})
+        >>> bar.on_epoch_begin(0); bar.on_train_batch_end(0, {"loss": 1.0})
+        >>> bar.on_epoch_end(0, {"loss": 0.5}); print(bar.stream.getvalue().split(" - ")[0])
+        Epoch 1/1
+        2/2 [==============================]
+    """
 
     def __init__(self, verbose=1, stream=None, width=30, interval=0.1):
         super().__init__()
@@ -146,18 +159,33 @@ class ProgbarLogger(Callback):
         self.stream = stream
         self.width = width
         self.interval = interval
+        self._shown = 0          # length of the line last drawn in place (to blank its tail)
 
     @property
     def _wants_batch_logs(self) -> bool:
-        return self.verbose == 1
+        return self.verbose == 1 and self._dynamic()
 
     def _out(self):
         return self.stream or sys.stdout
+
+    def _dynamic(self) -> bool:
+        """Whether the bar may be redrawn in place: the output stream is a terminal."""
+        isatty = getattr(self._out(), "isatty", None)
+        try:
+            return bool(isatty()) if callable(isatty) else False
+        except (ValueError, OSError):      # a closed or detached stream
+            return False
+
+    def _redraw(self, out, line: str, end: str = "") -> None:
+        """Draw ``line`` over the previous one (padding with spaces to blank a longer one)."""
+        out.write("\r" + line + " " * max(self._shown - len(line), 0) + end)
+        self._shown = 0 if end else len(line)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.time()
         self.last = 0.0
         self.seen_steps = 0
+        self._shown = 0
         out = self._out()
         out.write(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}\n")
         out.flush()
@@ -177,7 +205,7 @@ class ProgbarLogger(Callback):
         self.seen_steps = batch + 1
         now = time.time()
         total = self.params.get("steps")
-        if now - self.last < self.interval or batch + 1 == total:
+        if now - self.last < self.interval or batch + 1 == total or not self._dynamic():
             return
         self.last = now
         elapsed = now - self.t0
@@ -187,7 +215,7 @@ class ProgbarLogger(Callback):
         else:
             tail = f" - {_fmt_time(elapsed)}"
         out = self._out()
-        out.write("\r" + self._bar(batch + 1, total) + tail + " - " + _fmt_logs(logs or {}))
+        self._redraw(out, self._bar(batch + 1, total) + tail + " - " + _fmt_logs(logs or {}))
         out.flush()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -197,8 +225,11 @@ class ProgbarLogger(Callback):
         per_s = f"{per * 1000:.0f}ms/step" if per >= 1e-3 else f"{per * 1e6:.0f}us/step"
         out = self._out()
         if self.verbose == 1:
-            out.write("\r" + self._bar(steps, steps) + f" - {_fmt_time(elapsed)} {per_s} - " +
-                      _fmt_logs(logs or {}) + "\n")
+            line = self._bar(steps, steps) + f" - {_fmt_time(elapsed)} {per_s} - " + _fmt_logs(logs or {})
+            if self._dynamic():
+                self._redraw(out, line, end="\n")
+            else:
+                out.write(line + "\n")
         else:
             out.write(f"{steps}/{steps} - {_fmt_time(elapsed)} - {per_s} - " + _fmt_logs(logs or {}) + "\n")
         out.flush()

@@ -232,6 +232,7 @@ def test_terminate_on_nan_stops_at_the_bad_batch(capsys):
 @pytest.mark.parametrize("verbose", [1, 2])
 def test_progress_bar_output(verbose):
     out = io.StringIO()
+    out.isatty = lambda: True          # a terminal: the bar is redrawn (tests/test_progbar.py: files)
     bar = C.ProgbarLogger(verbose=verbose, stream=out, interval=0.0)
     m, x, y = per_sample_model(4)
     m.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[bar])
