@@ -58,7 +58,8 @@ def stages(prog: Program, stage: str = "optimized") -> list[Stage]:
     elif stage not in ("optimized", "all"):
         raise TargetError(f"--stage {stage}: expected raw, optimized, all or after=PASS")
     keep = stage != "optimized"
-    g, report = optimize(prog.graph, prog.fetches, feeds=prog.feeds, keep_snapshots=keep)
+    g, report = optimize(_needed_graph(prog.graph, raw.nodes), prog.fetches, feeds=prog.feeds,
+                         keep_snapshots=keep)
     if stage == "optimized":
         return [Stage("optimized", g, _schedule(g, report.fetches, prog.feeds), report.fetches, prog.feeds)]
     out, prev = [raw], set(raw.nodes)
@@ -75,6 +76,19 @@ def stages(prog: Program, stage: str = "optimized") -> list[Stage]:
         elif name == after:
             return [st]
     return out
+
+
+def _needed_graph(graph, needed):
+    """A copy of ``graph`` holding only the ``needed`` nodes (the raw stage's), ids and names kept.
+
+    A model's graph also holds its other programs (a training graph's ``predict`` nodes, unused
+    initialisers); the passes are run on this copy so that the first pass's input is the raw stage
+    (``nodes_before`` of the first pass == the raw node count), not the whole model graph.
+    """
+    keep = set(needed)
+    g = graph.copy()
+    g.remove([n for n in g.nodes() if n not in keep])
+    return g
 
 
 def _stage_fetches(snap, prog, report):
