@@ -48,8 +48,14 @@ class TensorSpec:
         return f"{self.dtype.name}[{dims}]"
 
 
+_SITES: list[str] = []   # user call sites pushed by graphc.layers while a layer builds its nodes
+
+
 def _user_call_site() -> str:
-    """``file:line`` of the innermost frame outside graphc (where the user built the op)."""
+    """``file:line`` of the innermost frame outside graphc (where the user built the op); inside a
+    Keras layer's graph call, the user's line that created or called that layer (see ``user_site``)."""
+    if _SITES:
+        return _SITES[-1]
     f = sys._getframe(2)
     while f is not None:
         fn = f.f_code.co_filename
@@ -57,6 +63,16 @@ def _user_call_site() -> str:
             return f"{fn}:{f.f_lineno}"
         f = f.f_back
     return "<unknown>"
+
+
+@contextlib.contextmanager
+def user_site(site: str | None):
+    """Nodes added inside get ``site`` as their trace (graphc.layers: the line that made the layer)."""
+    _SITES.append(site) if site else None
+    try:
+        yield
+    finally:
+        _SITES.pop() if site else None
 
 
 class Graph:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _init
-from ..ir import Tensor
+from ..ir import Tensor, _user_call_site, user_site
 
 _LAYER_CLASSES: dict[str, type] = {}
 _NAME_COUNTS: dict[str, int] = {}
@@ -171,6 +171,7 @@ class Layer:
                 batch_input_shape = (kwargs.get("batch_size"),) + ish
         self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape is not None else None
         self._initial_weights = kwargs.get("weights")
+        self._site = _user_call_site()      # the user's line; a symbolic call replaces it
 
     # -- weights -----------------------------------------------------------------------------------
     def add_weight(self, name=None, shape=(), dtype=None, initializer="glorot_uniform",
@@ -190,7 +191,8 @@ class Layer:
             value = np.zeros(shape, dtype)
         else:
             value = np.asarray(init(shape, dtype=dtype)).astype(dtype)
-        var = Variable(value, trainable=bool(trainable and self.trainable), name=name or "weight")
+        with user_site(getattr(self, "_site", None)):
+            var = Variable(value, trainable=bool(trainable and self.trainable), name=name or "weight")
         self._weights.append(var)
         self._weight_trainable.append(bool(trainable))
         if regularizer is not None:
@@ -309,7 +311,7 @@ class Layer:
             inputs = map_structure(convert_to_tensor, inputs)
             tensors = flatten(inputs)
         graph = tensors[0].graph
-        with graph.as_default(), graph.name_scope(self.name):
+        with graph.as_default(), graph.name_scope(self.name), user_site(getattr(self, "_site", None)):
             if not self.built:
                 self._build_once(map_structure(_shape_of, inputs))
             if self._weights and self._weights[0].graph is not graph:
@@ -340,6 +342,7 @@ class Layer:
         return map_structure(cast, inputs), self._runtime
 
     def _symbolic_call(self, inputs, args, kwargs):
+        self._site = _user_call_site()
         in_shape = map_structure(lambda t: t.shape if isinstance(t, KerasTensor) else None, inputs)
         out_shape = self.compute_output_shape(in_shape)
         in_dtypes = [t.dtype for t in flatten(inputs) if isinstance(t, KerasTensor)]
