@@ -99,7 +99,7 @@ function render(st){
   preds.forEach((v,k)=>preds.set(k, [...v]));
   const pos = layout(units, preds);
   let w = PAD+W, h = PAD+H; pos.forEach(([x,y])=>{ w = Math.max(w, x+W+PAD); h = Math.max(h, y+H+PAD); });
-  const out = ['<defs><marker id="arrow-'+st+'" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '+
+  const out = ['<defs><marker id="arrow-'+st+'" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" '+
                'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#777"/></marker></defs><g class="hulls">'];
   expanded[st].forEach(g=>{ const ps = (S.groups[g]||[]).map(i=>pos.get('n'+i)).filter(p=>p); if(!ps.length) return;
     const x0 = Math.min(...ps.map(p=>p[0]))-8, y0 = Math.min(...ps.map(p=>p[1]))-20, x1 = Math.max(...ps.map(p=>p[0]))+W+8, y1 = Math.max(...ps.map(p=>p[1]))+H+8;
