@@ -22,12 +22,12 @@ huge and tiny (normal and subnormal) values.
 * ``mismatch``: anything else.
 
 Tolerance policy (``compare``): same dtype and shape; integers and bools exactly; floats: NaN at
-the same positions, the same infinities, and finite values within
-``|a - b| <= RTOL * (max(|a|, |b|) + scale)`` where ``scale`` is the largest finite magnitude of
-the inputs that reach the fetch (1 if none is larger): an elementwise chain's error is relative
-to its operands, not to a result that cancelled, and the compiled reductions accumulate in
-float64 and reassociate. ``RTOL`` is 1e-4 for float32 (fast-math exp/log/tanh are <= 5 ulp, and
-errors grow along a chain), 1e-10 for float64. Zero signs are not compared here (the special
+the same positions, the same infinities, and finite values within ``|a - b| <= rtol * (max(|a|, |b|) + 1)``, where
+``rtol`` is ``RTOL`` of the least precise float dtype anywhere in the graph (a float32 result
+cast to float64 carries float32 rounding): 2e-5 for float32 (~170 ulp: fast-math exp/log/tanh
+are <= 5 ulp, FMA contraction, float64 accumulation in reductions, and exp/pow multiply a
+relative error by the argument along a chain), 1e-12 for float64. Measured: 1e-5/1e-12 over
+300 graphs gave no difference but that of a float32 matmul cast to float64 (8e-8 relative). Zero signs are not compared here (the special
 values test checks them op by op; here CSE may swap maximum/minimum's operands, a documented
 caveat of the ``commutative`` trait).
 
@@ -61,7 +61,7 @@ from graphc.ops.registry import OPS
 
 DTYPES = ("float32", "float64", "int32", "bool")
 DTYPE_P = (0.4, 0.35, 0.15, 0.1)
-RTOL = {"float32": 1e-4, "float64": 1e-10}
+RTOL = {"float32": 2e-5, "float64": 1e-12}
 OVERFLOW_RISK = 1e30          # an input above this can overflow a sum's or a product's partial sum
 BY_DESIGN = {
     "int_pow_negative_exponent": "integer pow with a negative exponent: the reference raises, "
@@ -134,6 +134,9 @@ def _values(rng, shape, dtype) -> np.ndarray:
 
 def _shape(rng, rank) -> tuple:
     dims = [int(rng.choice([1, 2, 3, 4, 5])) for _ in range(rank)]
+    if rank and rng.random() < 0.2:
+        # past a vector width: the generated loops' vectorized bodies, not only their tails
+        dims[int(rng.integers(rank))] = int(rng.choice([17, 33, 64]))
     if rank and rng.random() < 0.1:
         dims[int(rng.integers(rank))] = 0
     return tuple(dims)
@@ -297,7 +300,7 @@ def make_case(seed: int) -> Case:
 
 
 # -- comparing -------------------------------------------------------------------------------------
-def compare(compiled: np.ndarray, ref: np.ndarray, scale: float = 1.0) -> str:
+def compare(compiled: np.ndarray, ref: np.ndarray, rtol: float | None = None) -> str:
     """'' when ``compiled`` agrees with ``ref`` (module docstring), else what differs."""
     compiled, ref = np.asarray(compiled), np.asarray(ref)
     if compiled.dtype != ref.dtype or compiled.shape != ref.shape:
@@ -310,7 +313,8 @@ def compare(compiled: np.ndarray, ref: np.ndarray, scale: float = 1.0) -> str:
         bad |= (np.isinf(a) | np.isinf(b)) & (a != b) & ~(np.isnan(a) & np.isnan(b))
         fin = np.isfinite(a) & np.isfinite(b)
         with np.errstate(all="ignore"):
-            tol = RTOL[compiled.dtype.name] * (np.maximum(np.abs(a), np.abs(b)) + scale)
+            rtol = RTOL[compiled.dtype.name] if rtol is None else rtol
+            tol = rtol * (np.maximum(np.abs(a), np.abs(b)) + 1.0)
             bad |= fin & ~(np.abs(a - b) <= tol)
     if not bad.any():
         return ""
@@ -319,14 +323,11 @@ def compare(compiled: np.ndarray, ref: np.ndarray, scale: float = 1.0) -> str:
             f"{compiled.ravel()[idx].tolist()}, reference {ref.ravel()[idx].tolist()}")
 
 
-def _scale(case: Case) -> float:
-    m = 1.0
-    for v in case.feeds.values():
-        if v.dtype.kind == "f" and v.size:
-            f = np.abs(v[np.isfinite(v)])
-            if f.size:
-                m = max(m, float(f.max()))
-    return m
+def _rtol(case: Case) -> float:
+    """RTOL of the least precise float dtype anywhere in the graph."""
+    g = case.graph
+    return max((RTOL[g.spec(n).dtype.name] for n in g.nodes() if g.spec(n).dtype.name in RTOL),
+               default=RTOL["float64"])
 
 
 def _graph_ops(g) -> set:
@@ -359,10 +360,10 @@ def run_case(case: Case) -> Outcome:
                            f"reference ran: {e}", steps, nrej)
         except Exception:
             return Outcome("crash", case.seed, "compiled: " + traceback.format_exc(limit=-4), steps, nrej)
-    scale = _scale(case)
+    rtol = _rtol(case)
     diffs = []
     for i, (a, b) in enumerate(zip(got, ref)):
-        d = compare(a, b, scale)
+        d = compare(a, b, rtol)
         if d:
             diffs.append((i, d, np.asarray(a), np.asarray(b)))
     if not diffs:
@@ -381,11 +382,9 @@ def _overflow_order(case: Case, a: np.ndarray, b: np.ndarray) -> bool:
     if not any(v.dtype.kind == "f" and np.any(np.abs(v[np.isfinite(v)]) > OVERFLOW_RISK)
                for v in case.feeds.values()):
         return False
-    if compare(a, b, _scale(case)) == "":
-        return True
     x, y = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(all="ignore"):
-        tol = RTOL[a.dtype.name] * (np.maximum(np.abs(x), np.abs(y)) + _scale(case))
+        tol = _rtol(case) * (np.maximum(np.abs(x), np.abs(y)) + 1.0)
         diff = ~((x == y) | (np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tol))
     return bool(np.all(~np.isfinite(y[diff]) | ~np.isfinite(x[diff])))
 
