@@ -6,7 +6,7 @@ Graph ``i`` is ``graphc.tools.fuzz.make_case(seed + i)``: the same seed gives th
 inputs, so any failure printed here reproduces with ``--seed <its seed> --graphs 1``. Prints the
 counts (ok / graph-build errors / by-design exclusions / crashes / mismatches, and the op attempts
 that a shape or dtype rule rejected, which is correct) and each failure with the graph that gave
-it. Exits 1 on any crash or mismatch. The tolerance policy and the by-design exclusions are in
+it, and one line per by-design exclusion (to review). Exits 1 on any crash or mismatch. The tolerance policy and the by-design exclusions are in
 the docstring of ``graphc/tools/fuzz.py``.
 """
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
         rejected += o.rejected
         if o.kind == "excluded":
             excluded[o.detail.split(":")[0]] += 1
+            print(f"seed {o.seed}: excluded by design: {o.detail}", flush=True)   # for review
         if o.kind in ("crash", "mismatch"):
             failures.append(o)
             print(fuzz.report(o), flush=True)

@@ -84,3 +84,15 @@ def test_fuzz_one_classifies_a_non_graphc_error_as_a_crash(monkeypatch):
     monkeypatch.setattr(fuzz._Builder, "step", boom)
     o = fuzz.fuzz_one(0)
     assert o.kind == "crash" and "IndexError" in o.detail
+
+
+def test_the_example_runs_and_reports(capsys):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "fuzz.py")
+    spec = importlib.util.spec_from_file_location("fuzz_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--graphs", "4", "--seed", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "4 graphs (seeds 3..6)" in out and "crashes 0, mismatches 0" in out
