@@ -96,3 +96,18 @@ def test_the_example_runs_and_reports(capsys):
     assert mod.main(["--graphs", "4", "--seed", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "4 graphs (seeds 3..6)" in out and "crashes 0, mismatches 0" in out
+
+
+def test_log_softmax_of_a_dominant_logit_is_not_rounded_to_zero():
+    # found by the fuzzer (seed 203759: log_softmax -> where -> selu -> cast(bool)): the reference
+    # summed the exponentials in float32, where 1 + exp(-22) is 1, and gave 0 for the largest
+    # logit; the kernel sums in float64 and gives -exp(-22). Both now give the float64 value.
+    x = np.array([-37.435177, 4.3729596, -9.213523, 26.546059, -61.424767], np.float32)
+    p = gc.placeholder("float32", (5,))
+    y = gc.log_softmax(p)
+    nz = gc.cast(y, "bool")
+    feeds = {p: x}
+    for ex in ("reference", "compiled"):
+        v, b = gc.Session(executor=ex).run([y, nz], feeds)
+        assert v[3] < 0 and b.all(), ex
+        np.testing.assert_allclose(v[3], -np.exp(np.float64(x[1]) - x[3]), rtol=1e-3)
