@@ -86,7 +86,10 @@ def _np_log_softmax(x, axis):
     if x.size == 0:
         return x.copy()
     z = x - np.max(x, axis=axis, keepdims=True)
-    return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+    # the sum and its log in float64, as the kernels (log_softmax_rows): in float32, 1 + 2e-10
+    # rounds to 1 and the largest logit's log-probability came out exactly 0 (issue #22, seed 203759)
+    ls = np.log(np.sum(np.exp(z), axis=axis, keepdims=True, dtype=np.float64))
+    return (z - ls).astype(x.dtype, copy=False)
 
 
 def _softmax_grad(inputs, y, dy, a):
