@@ -127,18 +127,20 @@ def test_large_graph_fitted_grouped_and_searchable(browser, tmp_path):
     grp = svg.find_elements(By.CSS_SELECTOR, "g.group")
     drawn = svg.find_elements(By.CSS_SELECTOR, "g.node")
     counts = {g.get_attribute("data-group"): int(g.get_attribute("data-count")) for g in grp}
-    assert "adam" in counts and "gradients" in counts
+    assert any(k.startswith("adam") for k in counts) and any(k.startswith("gradients") for k in counts)
     assert len(drawn) + sum(counts.values()) == len(data["nodes"])
     assert len(drawn) + len(grp) < len(data["nodes"]) / 3
     # edges between groups are aggregated into one path per pair, carrying the count
     ecounts = [int(e.get_attribute("data-count")) for e in svg.find_elements(By.CSS_SELECTOR, "path.edge")]
     assert max(ecounts) > 1 and sum(ecounts) < len(data["edges"])
     # click a group: its nodes are drawn (inside a hull); click the hull: collapsed again
-    target = next(g for g in grp if g.get_attribute("data-group") == "multi_head_attention")
+    # (layer names carry a counter when other models were built in this process: match the prefix)
+    target = next(g for g in grp if g.get_attribute("data-group").startswith("multi_head_attention"))
+    name = target.get_attribute("data-group")
     target.click()
-    assert len(svg.find_elements(By.CSS_SELECTOR, "g.node")) == len(drawn) + counts["multi_head_attention"]
-    assert not svg.find_elements(By.CSS_SELECTOR, 'g.group[data-group="multi_head_attention"]')
-    svg.find_element(By.CSS_SELECTOR, 'g.hull[data-group="multi_head_attention"] text').click()
+    assert len(svg.find_elements(By.CSS_SELECTOR, "g.node")) == len(drawn) + counts[name]
+    assert not svg.find_elements(By.CSS_SELECTOR, f'g.group[data-group="{name}"]')
+    svg.find_element(By.CSS_SELECTOR, f'g.hull[data-group="{name}"] text').click()
     assert len(svg.find_elements(By.CSS_SELECTOR, "g.node")) == len(drawn)
     # zoom keeps working from the fitted size; fit returns to it
     w0 = float(svg.get_attribute("width"))
@@ -155,7 +157,7 @@ def test_large_graph_fitted_grouped_and_searchable(browser, tmp_path):
     assert browser.find_element(By.ID, "search-count").text.endswith("found")
     hit = svg.find_element(By.CSS_SELECTOR, f'g.node.match[data-id="{wanted["id"]}"]')
     assert hit.is_displayed() and _within(browser, f'.stage.active g.node[data-id="{wanted["id"]}"]')
-    assert svg.find_elements(By.CSS_SELECTOR, 'g.hull[data-group="adam"]')
+    assert svg.find_elements(By.CSS_SELECTOR, 'g.hull[data-group^="adam"]')
     assert browser.find_element(By.ID, "details").get_attribute("data-node") == str(wanted["id"])
     shown = {int(e.get_attribute("data-id")) for e in svg.find_elements(By.CSS_SELECTOR, "g.node.match")}
     assert all(wanted["name"].lower() in n["name"].lower() for n in page_nodes if n["id"] in shown)
