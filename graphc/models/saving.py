@@ -38,7 +38,7 @@ FORMAT = "graphc-model-1"
 EXTENSION = ".npz"
 
 # Orphans: a save that is killed (SIGKILL, power loss) leaves its temporary file behind. The next
-# save or load of the same path deletes graphc's own temporaries for it (``.<basename>.XXXXXXXX.tmp``
+# save or load of the same path deletes graphc's own temporaries for it (``.<basename>.<random>.tmp``
 # exactly as ``_write_atomic`` names them; nothing else) when both hold: no process holds the
 # file's lock (a save holds an exclusive ``flock`` from just after creating it until after the
 # rename; the kernel drops it when the process dies) and it was not modified in the last

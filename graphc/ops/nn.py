@@ -86,8 +86,7 @@ def _np_log_softmax(x, axis):
     if x.size == 0:
         return x.copy()
     z = x - np.max(x, axis=axis, keepdims=True)
-    # the sum and its log in float64, as the kernels (log_softmax_rows): in float32, 1 + 2e-10
-    # rounds to 1 and the largest logit's log-probability came out exactly 0 (issue #22, seed 203759)
+    # sum and log in float64 as the kernels do (in float32, 1 + 2e-10 rounded to 1: fuzz seed 203759)
     ls = np.log(np.sum(np.exp(z), axis=axis, keepdims=True, dtype=np.float64))
     return (z - ls).astype(x.dtype, copy=False)
 
