@@ -13,11 +13,12 @@ import numpy as np  # noqa: F401  (doctest namespace)
 
 from .ops.elementwise import (elu, gelu, leaky_relu, relu, relu6, selu, sigmoid, silu, softplus,
                               softsign, swish, tanh)
-from .ops.nn import (avg_pool, avg_pool2d, bias_add, conv2d, conv2d_backprop_filter,
-                     conv2d_backprop_input, dropout, l2_loss, log_softmax, max_pool, max_pool2d,
-                     sigmoid_cross_entropy_with_logits, softmax, softmax_cross_entropy_with_logits,
-                     softmax_cross_entropy_with_logits_v2, sparse_softmax_cross_entropy_with_logits)
+from .ops.nn import (bias_add, conv2d, conv2d_backprop_filter, conv2d_backprop_input, dropout, l2_loss,
+                     log_softmax, sigmoid_cross_entropy_with_logits, softmax,
+                     softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2,
+                     sparse_softmax_cross_entropy_with_logits)
 from .ops.normalization import batch_normalization, moments
+from .ops.pooling import avg_pool, avg_pool2d, max_pool, max_pool2d
 from .ops.rnn import lstm_cell
 
 __all__ = [
