@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .errors import GraphError
-from .ir import Tensor
+from .ir import Tensor, TupleSpec
 from .ops.indexing import accumulate_slice_grads
 from .ops.registry import apply, convert_to_tensor, get_op
 
@@ -61,10 +61,15 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
         for n in reversed(order):
             if n not in partials or n in stops:
                 continue
-            dy = _accumulate(partials[n])
-            partials[n] = [dy]
-            if graph.spec(n).dtype.kind != "f":
-                continue
+            spec = graph.spec(n)
+            if isinstance(spec, TupleSpec):     # a control flow op: one gradient (or None) per result
+                dy = [_accumulate(partials[n][k]) if k in partials[n] else None
+                      for k in range(len(spec.parts))]
+            else:
+                dy = _accumulate(partials[n])
+                partials[n] = [dy]
+                if spec.dtype.kind != "f":
+                    continue
             opdef = get_op(graph.op(n))
             ins = graph.inputs(n)
             if not any(i in between for i in ins):
@@ -82,10 +87,20 @@ def gradients(ys, xs, grad_ys=None, stop_gradients: Sequence[Tensor] = (),
                 raise GraphError(f"gradient rule of {graph.op(n)} returned {len(in_grads)} entries "
                                  f"for {len(ins)} inputs")
             for i, (src, gi) in enumerate(zip(ins, in_grads)):
-                if gi is None or src not in between or graph.spec(src).dtype.kind != "f":
+                if gi is None or src not in between:
+                    continue
+                want = graph.spec(src)
+                if isinstance(want, TupleSpec):     # tuple_get's rule gives (result index, gradient)
+                    k, gi = gi
+                    if want.parts[k].dtype.kind == "f":
+                        gi = convert_to_tensor(gi)
+                        _check_grad_spec(graph, n, i, src, gi, want.parts[k])
+                        partials.setdefault(src, {}).setdefault(k, []).append(gi)
+                    continue
+                if want.dtype.kind != "f":
                     continue
                 gi = convert_to_tensor(gi)
-                _check_grad_spec(graph, n, i, src, gi)
+                _check_grad_spec(graph, n, i, src, gi, want)
                 partials.setdefault(src, []).append(gi)
         out = []
         for x in xs:
@@ -118,8 +133,8 @@ def _accumulate(terms: list[Tensor]) -> Tensor:
     return terms[0]
 
 
-def _check_grad_spec(graph, n, i, src, gi: Tensor) -> None:
-    want, got = graph.spec(src), gi.spec
+def _check_grad_spec(graph, n, i, src, gi: Tensor, want) -> None:
+    got = gi.spec
     if got.dtype != want.dtype or len(got.shape) != len(want.shape) or any(
             a is not None and b is not None and a != b for a, b in zip(got.shape, want.shape)):
         raise GraphError(f"gradient rule of {graph.op(n)} '{graph.name(n)}' gave {got} for input {i} "

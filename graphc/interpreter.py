@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import FeedError, GraphcError, GraphError, ShapeError, UninitializedVariableError
-from .ir import Graph
+from .ir import Graph, TupleSpec
 from .ops.registry import get_op
 from .ops.state import update_value
 
@@ -90,9 +90,12 @@ def evaluate(graph: Graph, fetches: Sequence[int], feeds: Mapping[int, np.ndarra
                 raise
             except Exception as e:  # numpy's error, with the op, node and call site added
                 raise run_error(graph, n, [np.shape(v) for v in vals], e) from e
-        out = np.asarray(out)
-        if check:
-            _check_value(graph, n, out)
+        if isinstance(graph.spec(n), TupleSpec):     # a control flow op's results (tuple_get reads them)
+            out = tuple(out)
+        else:
+            out = np.asarray(out)
+            if check:
+                _check_value(graph, n, out)
         env[n] = out
     for f in fetches:
         if env[f] is _UNINITIALIZED:

@@ -48,6 +48,30 @@ class TensorSpec:
         return f"{self.dtype.name}[{dims}]"
 
 
+OBJECT = np.dtype(object)
+
+
+@dataclass(frozen=True)
+class TupleSpec(TensorSpec):
+    """The spec of a node with several results (``scan``, ``while_loop``, ``cond``): ``parts``, one
+    ``TensorSpec`` each, read by ``tuple_get`` nodes. Its own shape is ``()`` and its dtype
+    ``object``: no kernel reads the tuple itself.
+
+        >>> t = TupleSpec((), OBJECT, (TensorSpec((2,), np.dtype("float32")),))
+        >>> str(t), t.parts[0].shape
+        ('tuple(float32[2])', (2,))
+    """
+    parts: tuple = ()
+
+    def __str__(self) -> str:
+        return "tuple(" + ", ".join(str(p) for p in self.parts) + ")"
+
+
+def tuple_spec(parts) -> TupleSpec:
+    """A ``TupleSpec`` of ``parts``."""
+    return TupleSpec((), OBJECT, tuple(parts))
+
+
 _SITES: list[str] = []   # user call sites pushed by graphc.layers while a layer builds its nodes
 
 

@@ -4,8 +4,9 @@
 
 The default pipeline (``DEFAULT_PIPELINE`` in ``manager.py``) is: dead-code
 elimination, constant folding, algebraic simplification, folding again, CSE,
-DCE again, one transposed copy of a matrix that many matmuls read
-transposed (``layout.py``), then elementwise, epilogue (matmul/conv2d + tail) and reduction
+DCE again, the pipeline inside every loop body and branch (``loops.py``, which also hoists
+loop-invariant work out of ``scan`` bodies first), one transposed copy of a matrix that many
+matmuls read transposed (``layout.py``), then elementwise, epilogue (matmul/conv2d + tail) and reduction
 fusion. Each pass is a plain function ``(graph, ctx) -> PassResult``.
 """
 from .core import DEFAULT_OPTIONS, PassContext, PassResult
@@ -14,6 +15,7 @@ from .dce import dce, prune_feeds
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
 from .layout import transpose_shared_rhs
+from .loops import hoist_invariants, optimize_bodies
 from .manager import (DEFAULT_PIPELINE, PASSES, PassCheckError, PassManager, PassRecord, Report,
                       optimize, sample_inputs)
 from .simplify import RULES, simplify
@@ -21,4 +23,4 @@ from .simplify import RULES, simplify
 __all__ = ["optimize", "PassManager", "DEFAULT_PIPELINE", "PASSES", "DEFAULT_OPTIONS", "PassContext",
            "PassResult", "PassRecord", "Report", "PassCheckError", "sample_inputs", "dce",
            "prune_feeds", "cse", "fold", "simplify", "RULES", "fuse_elementwise", "fuse_epilogue",
-           "fuse_reduction", "transpose_shared_rhs"]
+           "fuse_reduction", "transpose_shared_rhs", "hoist_invariants", "optimize_bodies"]

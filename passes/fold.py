@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from graphc.ir import Graph, TensorSpec
+from graphc.ir import Graph, TensorSpec, TupleSpec
 from graphc.ops.registry import get_op
 
 from .core import PassContext, PassResult, fully_known, is_const, numel, rewrite_in_place
@@ -27,7 +27,8 @@ def foldable(g: Graph, n: int, ctx: PassContext) -> bool:
     if op == "constant" or ctx.is_fed(n):
         return False
     d = get_op(op)
-    if d.random or d.stateful or d.reference is None or d.fusion == "source":
+    if d.random or d.stateful or d.reference is None or d.fusion == "source" \
+            or isinstance(g.spec(n), TupleSpec):     # a loop's results: its tuple_gets stay ops
         return False
     ins = g.inputs(n)
     if not ins or not all(is_const(g, i, ctx) for i in ins):

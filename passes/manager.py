@@ -27,6 +27,7 @@ from .dce import dce
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
 from .layout import transpose_shared_rhs
+from .loops import hoist_invariants, optimize_bodies
 from .simplify import simplify
 
 PassFn = Callable[[Graph, PassContext], PassResult]
@@ -36,11 +37,13 @@ PassFn = Callable[[Graph, PassContext], PassResult]
 # and equal subexpressions), then operand layouts for BLAS, then fusion last, on the smallest graph.
 DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("dce", dce),                            # fed nodes become placeholders; drop what fetches don't need
+    ("hoist_invariants", hoist_invariants),  # loop-invariant work in scan bodies -> once, before the loop
     ("fold", fold),                          # all-constant subgraphs -> constants
     ("simplify", simplify),                  # algebraic rules (x*1, transpose pairs, reshape chains...)
     ("fold.2", fold),                        # what simplification exposed (e.g. reduce of a bypassed op)
     ("cse", cse),                            # equal nodes -> one node
     ("dce.2", dce),                          # drop what folding/simplification/CSE left unused
+    ("optimize_bodies", optimize_bodies),    # this whole pipeline inside every loop body and branch
     ("transpose_shared_rhs", transpose_shared_rhs),  # a matrix many matmuls read transposed: transpose once
     ("fuse_elementwise", fuse_elementwise),  # elementwise regions -> fused_elementwise
     ("fuse_epilogue", fuse_epilogue),        # matmul/conv2d + elementwise tail -> fused_contraction

@@ -13,7 +13,7 @@
 """
 from .cache import cache_clear, cache_info, STATS
 from .kernels import KERNELS, FALLBACK_REASONS
-from . import kernels_linalg, kernels_nn, kernels_reduce, kernels_array, kernels_rnn  # noqa: F401  (register kernels)
+from . import kernels_linalg, kernels_nn, kernels_reduce, kernels_array, kernels_rnn, kernels_control  # noqa: F401  (register kernels)
 from .executor import Executable, compile
 from .lower import Plan
 

@@ -11,6 +11,8 @@ straight into the planned buffer. im2col / col2im are numba kernels parallel ove
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numba
 import numpy as np
 from numba import prange
@@ -154,6 +156,13 @@ def is_gemm(fn) -> bool:
 def _matmul_steps(attrs, out_desc, in_map, in_shapes, dtype):
     ta, tb = bool(attrs["transpose_a"]), bool(attrs["transpose_b"])
     (sa, sb), nd = in_shapes, len(in_shapes[0])
+    if nd == 3 and len(sb) == 2 and not ta and isinstance(out_desc, (Out, Scratch)):
+        # (T, B, K) @ (K, N): one GEMM over T*B rows of the C-contiguous input (a recurrent layer's
+        # input projection; np.matmul would make T calls)
+        m, n = int(sa[0]) * int(sa[1]), int(sb[0] if tb else sb[1])
+        step, warm = _gemm(False, tb, in_map(0, (m, int(sa[2]))), in_map(1, None),
+                           dataclasses.replace(out_desc, shape=(m, n)), dtype, 2)
+        return [step], [], warm
     batch = nd == 3 and len(sb) == 3 and (sa[0] == sb[0] or 1 in (sa[0], sb[0]))
     step, warm = _gemm(ta, tb, in_map(0, None), in_map(1, None), out_desc, dtype,
                        nd if (nd == 2 and len(sb) == 2) or batch else 0)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphc.interpreter import schedule
-from graphc.ir import Graph, TensorSpec
+from graphc.ir import Graph, TensorSpec, TupleSpec
 from graphc.ops.registry import get_op
 
 from . import cache
@@ -135,7 +135,7 @@ def _fold(graph: Graph, n: int, op: str, ins: list, in_shapes: list, shape, know
     constant, and its kernel calls cost the MNIST MLP's training step ~15 us of ~140."""
     opdef = get_op(op)
     if opdef.random or opdef.stateful or opdef.reference is None or opdef.fusion == "source" \
-            or not _known(shape) or int(np.prod(shape, dtype=np.int64)) > FOLD_MAX_ELEMENTS:
+            or isinstance(graph.spec(n), TupleSpec) or not _known(shape) or int(np.prod(shape, dtype=np.int64)) > FOLD_MAX_ELEMENTS:
         return None
     if opdef.reads_shape_only and _known(in_shapes[0]):
         vals = [np.broadcast_to(np.zeros((), graph.spec(ins[0]).dtype), in_shapes[0])]

@@ -254,6 +254,47 @@ for _kw, _out in zip(_POOLS, [(1, 2, 2, 2), (1, 2, 3, 2)]):
     case("avg_pool2d_grad", _pool_op("avg_pool2d_grad", gc.nn.avg_pool2d, _kw), u(1, 4, 5, 2), u(*_out))
 
 
+# -- control flow (loops differentiated through the values they save per step) ------------------------
+def _rnn(x):
+    seq, w, h0 = x        # h_t = tanh(h_{t-1} * w + x_t), every h stacked
+    return gc.scan(lambda h, xt: gc.tanh(h * w + xt), seq, initializer=h0)
+
+
+def _scan_final(x):
+    from graphc.ops.control_flow import part
+    seq, w = x            # the final carry and a per-step product, scanned last step first
+    out = gc.scan(lambda a, xt: a * gc.sin(xt) + w, seq, initializer=w, reverse=True)
+    node = out.op.inputs[0]
+    return out * 2.0 + gc.reduce_sum(part(node, 0))
+
+
+def _nested(x):
+    seq, w = x            # a scan over rows whose body scans the row's elements
+    return gc.scan(lambda acc, row: acc + gc.reduce_sum(
+        gc.scan(lambda a, e: a * w + e, row, initializer=w)), seq, initializer=gc.zeros_like(w))
+
+
+case("scan", _rnn, u(5, 3), u(3), u(3))
+case("scan", _scan_final, u(4, 2), u(2))
+case("scan", _nested, u(3, 4), u())
+case("scan", _rnn, u(0, 3), u(3), u(3))     # no steps: the gradient reaches nothing but h0's use
+case("tuple_get", lambda x: gc.map_fn(lambda r: gc.reduce_sum(r * r) * x[1], x[0]), u(3, 2), u())
+case("while_loop", lambda x: gc.while_loop(lambda i, p: i < 3, lambda i, p: (i + 1, p * x[0] + x[1]),
+                                           (0, x[1]))[1], u(2), u(2))
+case("while_loop", lambda x: gc.while_loop(lambda i, p: i < 0, lambda i, p: (i + 1, p * x[0]),
+                                           (0, x[1] * 3.0))[1], u(2), u(2))       # zero iterations
+case("while_loop", lambda x: gc.while_loop(lambda p: gc.reduce_sum(p) < 1e9, lambda p: p * x[0],
+                                           x[1], maximum_iterations=4), away(2) + 1.5, u(2))
+case("while_loop", lambda x: gc.while_loop(          # a loop nested in a loop's body
+    lambda i, p: i < 2, lambda i, p: (i + 1, gc.while_loop(lambda j, q: j < 2,
+                                                           lambda j, q: (j + 1, q * x[0]), (0, p))[1]),
+    (0, x[1]))[1], u(2), u(2))
+case("cond", lambda x: gc.cond(gc.reduce_sum(x[0]) > 0.0, lambda: x[0] * x[1], lambda: x[1] - x[0]),
+     away(3) + 1.2, u(3))
+case("cond", lambda x: gc.cond(gc.reduce_sum(x[0]) > 0.0, lambda: x[0] * x[1], lambda: x[1] - x[0]),
+     away(3) - 1.2, u(3))
+
+
 # -- the tests ---------------------------------------------------------------------------------------
 SPECIAL = {"variable"}  # checked by test_autodiff.py::test_variable_gradient
 

@@ -1,10 +1,11 @@
 """Recurrent layers: SimpleRNN, LSTM, GRU (Keras weight layouts and gate orders).
 
-The time loop is unrolled into the graph over the *static* time axis. A model
-input with a ``None`` time axis (``Input(shape=(None, 100))``) still works: each
-program is built per input signature, so every distinct sequence length gets its
-own unrolled program (the weights are shared). Calling the layer directly on a
-graph tensor whose time axis is unknown is an error.
+By default (Keras' ``unroll=False``) the time loop is one ``scan`` op: its body is one step of
+the cell, traced once, so one graph and one compiled program serve every sequence length (a model
+input ``Input(shape=(None, 100))`` compiles once, whatever lengths it meets). The input
+projection ``x @ kernel + bias`` of all steps is one GEMM before the loop; the loop body does the
+recurrent product and the cell. ``unroll=True`` writes every step into the graph instead (the
+time axis must then be known where the layer is called; models specialize it per input signature).
 
     >>> from graphc.layers import Input, LSTM
     >>> x = Input(shape=(None, 100))
@@ -59,6 +60,7 @@ class _RNN(Layer):
         self.seed = seed
         self.return_sequences, self.return_state = return_sequences, return_state
         self.go_backwards = go_backwards
+        self.unroll = bool(unroll)
 
     def _bias_init(self):
         return self.bias_initializer
@@ -81,46 +83,77 @@ class _RNN(Layer):
                                     regularizer=self.bias_regularizer) if self.use_bias else None
 
     def _input_projection(self, inputs):
-        """``inputs @ kernel + bias`` for all steps in one GEMM, time-major ``(T, batch, gates)``:
-        each step's slice is then one contiguous block (its add to ``h @ recurrent_kernel`` reads it
-        without a copy, and its gradient is stored as one block), and the bias add directly
-        follows the GEMM, where it fuses as the GEMM's epilogue."""
+        """``inputs @ kernel + bias`` for all steps in one GEMM (the runtime runs a 3-D by 2-D
+        product as one), time-major ``(T, batch, gates)``: each step's slice is then one contiguous
+        block (its add to ``h @ recurrent_kernel`` reads it without a copy, and its gradient is
+        stored as one block), and the bias add directly follows the GEMM, where it fuses as the
+        GEMM's epilogue."""
         o = _ops()
-        t_len, d = inputs.shape[1], inputs.shape[2]
-        xw = o.matmul(o.reshape(o.transpose(inputs, (1, 0, 2)), (-1, d)), self.kernel)
+        xw = o.matmul(o.transpose(inputs, (1, 0, 2)), self.kernel)
         if self.use_bias:
             xw = xw + (self.bias if self.bias.ndim == 1 else self.bias[0])
-        return o.reshape(xw, (t_len, -1, xw.shape[-1]))
+        return xw
 
     def call(self, inputs, initial_state=None, training=None, mask=None):
         o = _ops()
         t_len = inputs.shape[1]
-        if t_len is None:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: the time axis of {inputs.shape} "
-                             "must be known when the graph is built (models specialize it per "
-                             "input signature automatically)")
         if t_len == 0:
             raise ValueError(f"{type(self).__name__} {self.name!r}: empty sequences")
         if training and self.dropout:
             inputs = o.nn.dropout(inputs, rate=self.dropout, noise_shape=(None, 1, inputs.shape[-1]),
                                   seed=self.seed)
-        steps = o.unstack(self._input_projection(inputs), num=t_len, axis=0)
-        if self.go_backwards:
-            steps = steps[::-1]
         if initial_state is not None:
             states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             if len(states) != self._n_states:
                 raise ValueError(f"{type(self).__name__}: initial_state needs {self._n_states} tensors")
         else:
             states = [None] * self._n_states
+        if self.unroll:
+            out, states = self._unrolled(inputs, states)
+        else:
+            out, states = self._scanned(inputs, states)
+        if self.return_state:
+            return [out] + list(states)
+        return out
+
+    def _unrolled(self, inputs, states):
+        o = _ops()
+        t_len = inputs.shape[1]
+        if t_len is None:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: unroll=True needs the time axis of "
+                             f"{inputs.shape} known when the graph is built (models specialize it per "
+                             "input signature automatically)")
+        steps = o.unstack(self._input_projection(inputs), num=t_len, axis=0)
+        if self.go_backwards:
+            steps = steps[::-1]
         outputs = []
         for x_t in steps:
             states = self._step(x_t, states)
             outputs.append(states[0])
-        out = o.stack(outputs, axis=1) if self.return_sequences else outputs[-1]
-        if self.return_state:
-            return [out] + list(states)
-        return out
+        return (o.stack(outputs, axis=1) if self.return_sequences else outputs[-1]), states
+
+    def _scanned(self, inputs, states):
+        """The time loop as one ``scan`` over the projected steps ``(T, batch, gates)``."""
+        from ..funcgraph import trace, with_captures
+        from ..ops.control_flow import part, scan_node
+        o = _ops()
+        xw = self._input_projection(inputs)
+        if self.go_backwards:
+            xw = xw[::-1]
+        zero = o.zeros_like(xw[0][:, :self.units])
+        states = [zero if s is None else s for s in states]
+        n = len(states)
+
+        def step(*args):
+            new = self._step(args[n], list(args[:n]))
+            return list(new) + ([new[0]] if self.return_sequences else [])
+        body, captured, _ = trace(step, [s.spec for s in states] + [_step_spec(xw)], self.name + "_step",
+                                  [f"state{i}" for i in range(n)] + ["x_t"])
+        (body,), captured = with_captures([(body, captured)])
+        node = scan_node(body, captured, states, [xw], name=self.name + "_scan")
+        finals = [part(node, i) for i in range(n)]
+        out = o.transpose(part(node, n), (1, 0, 2)) if self.return_sequences else finals[0]
+        return out, finals
 
     def compute_output_shape(self, input_shape):
         b, t = input_shape[0], input_shape[1]
@@ -142,7 +175,12 @@ class _RNN(Layer):
                 "bias_regularizer": serialize_obj(self.bias_regularizer),
                 "dropout": self.dropout, "seed": self.seed,
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
-                "go_backwards": self.go_backwards, **self._extra}
+                "go_backwards": self.go_backwards, "unroll": self.unroll, **self._extra}
+
+
+def _step_spec(xw):
+    from ..ir import TensorSpec
+    return TensorSpec(tuple(xw.shape[1:]), xw.dtype)
 
 
 class SimpleRNN(_RNN):

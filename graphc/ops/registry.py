@@ -135,7 +135,17 @@ def get_op(name: str) -> OpDef:
 
 
 def _graph_of(inputs: Sequence[Tensor]) -> Graph:
+    default = get_default_graph()
+    if inputs and getattr(default, "capture", None) is not None:
+        return default      # a loop body or branch being traced: outer tensors are captured
     graphs = {id(t.graph): t.graph for t in inputs}
+    inner = [t for t in inputs if getattr(t.graph, "capture", None) is not None]
+    if len(graphs) > 1 and inner:
+        raise GraphError(f"tensor {inner[0].name!r} belongs to the body of {inner[0].graph.label!r} "
+                         f"and is used outside it (at {_user_call_site()}): a value made in a loop "
+                         "body or branch is seen outside only through the loop's results, and "
+                         "session state (variables, assign ops) cannot change inside one; update "
+                         "it after the loop")
     if len(graphs) > 1:
         raise GraphError("inputs come from different graphs: " +
                          ", ".join(f"{t.name} ({t.graph!r})" for t in inputs) +
@@ -157,6 +167,8 @@ def apply(op: str, inputs: Sequence[Tensor], attrs: dict | None = None,
             raise TypeError(f"{op}: input {i} is {type(t).__name__}, expected a Tensor "
                             "(internal: convert values with convert_to_tensor first)")
     g = graph if graph is not None else _graph_of(inputs)
+    if any(t.graph is not g for t in inputs) and getattr(g, "capture", None) is not None:
+        inputs = [g.capture(t) for t in inputs]     # outer tensors become the body's inputs
     if inputs and graph is not None and inputs[0].graph is not graph:
         raise GraphError(f"{op}: inputs belong to another graph")
     specs = [t.spec for t in inputs]

@@ -1,0 +1,102 @@
+"""Passes over control flow: ``hoist_invariants`` moves loop-invariant work out of ``scan`` bodies,
+and ``optimize_bodies`` runs the whole default pipeline inside every body (folding, CSE, fusion...
+apply within a body as in any graph; nested bodies are reached by the same pass, recursively).
+
+A body is never changed in place (a ``Body`` may be shared by graph copies): both passes make a
+new ``Body`` and rewrite the node's attrs.
+
+    >>> import graphc as gc
+    >>> from graphc.passes import optimize
+    >>> g = gc.Graph()
+    >>> with g.as_default():
+    ...     xs = gc.placeholder("float32", (None, 3), name="xs"); w = gc.placeholder("float32", (3,), name="w")
+    ...     ys = gc.scan(lambda h, x: gc.tanh(h * gc.exp(w) + x), xs, initializer=gc.zeros((3,)))
+    >>> opt, report = optimize(g, [ys], feeds=[xs, w])
+    >>> [p.changed for p in report.passes if p.name == "hoist_invariants"]    # exp(w): once, outside
+    [1]
+"""
+from __future__ import annotations
+
+from graphc.funcgraph import Body, bodies, inline
+from graphc.ir import Graph
+from graphc.ops.registry import get_op
+
+from .core import PassContext, PassResult
+
+
+def optimize_bodies(g: Graph, ctx: PassContext) -> PassResult:
+    """Every control flow node's bodies through the default pipeline (new ``Body`` objects)."""
+    res = PassResult()
+    for n in g.nodes():
+        found = bodies(g.attrs(n))
+        if not found:
+            continue
+        attrs = dict(g.attrs(n))
+        for key, body in found:
+            attrs[key] = _optimized(body, ctx.options)
+        g.node_data(n)["attrs"] = attrs
+        res.changed += 1
+    return res
+
+
+def _optimized(body: Body, options: dict) -> Body:
+    from .manager import optimize
+    opt, report = optimize(body.graph, list(body.outputs), feeds=list(body.inputs), options=options)
+    inputs = []
+    for n in body.inputs:       # an input the results no longer read keeps a placeholder (positional)
+        if n not in opt:
+            spec = body.graph.spec(n)
+            n = opt.add_node("placeholder", [], {"shape": tuple(spec.shape), "dtype": spec.dtype}, spec,
+                             name=body.graph.name(n) + "/unused")
+        inputs.append(n)
+    return Body(opt, tuple(inputs), tuple(report.fetches), body.label)
+
+
+def hoist_invariants(g: Graph, ctx: PassContext) -> PassResult:
+    """Body values of a ``scan`` that depend on captured inputs alone (not on the carries or the
+    step's slice) are computed once before the loop and captured instead."""
+    res = PassResult()
+    for n in g.nodes():
+        if g.op(n) != "scan" or g.attrs(n).get("vjp") is not None:
+            continue        # a differentiated loop's gradient reads its body's values as they are
+        a = g.attrs(n)
+        body = a["body"]
+        k, m = a["n_carry"], a["n_xs"]
+        moved = _invariant_frontier(body, k + m)
+        if not moved:
+            continue
+        outer_inputs = [g.tensor(i) for i in g.inputs(n)]
+        caps_body = Body(body.graph, body.inputs[k + m:], tuple(moved), body.label)
+        with g.as_default():
+            hoisted, _ = inline(caps_body, outer_inputs[k + m:], graph=g)
+        bg = body.graph.copy()
+        new_inputs = []
+        for u in moved:
+            spec = bg.spec(u)
+            p = bg.add_node("placeholder", [], {"shape": tuple(spec.shape), "dtype": spec.dtype}, spec,
+                            name=bg.name(u) + "/hoisted")
+            bg.replace(u, p)
+            new_inputs.append(p)
+        outputs = tuple(new_inputs[moved.index(o)] if o in moved else o for o in body.outputs)
+        inputs = body.inputs + tuple(new_inputs)
+        keep = bg.ancestors(outputs) | set(inputs)
+        bg.remove([u for u in bg.nodes() if u not in keep])
+        new_body = Body(bg, inputs, outputs, body.label)
+        g.node_data(n)["attrs"] = {**a, "body": new_body}
+        g.set_inputs(n, g.inputs(n) + [t.node for t in hoisted])
+        res.changed += len(moved)
+    return res
+
+
+def _invariant_frontier(body: Body, n_varying: int) -> list[int]:
+    """The loop-invariant body nodes (neither inputs nor constants) that varying nodes or the
+    results read: computing them before the loop computes every invariant node that matters."""
+    bg = body.graph
+    varying = bg.descendants(body.inputs[:n_varying])
+    live = bg.ancestors(body.outputs)
+    pure = {u for u in live if not get_op(bg.op(u)).stateful and not get_op(bg.op(u)).random}
+    invariant = {u for u in live if u not in varying and bg.op(u) not in ("placeholder", "constant")
+                 and u in pure and bg.ancestors([u]) <= pure | set(body.inputs)}
+    frontier = {u for v in live if v in varying for u in bg.inputs(v) if u in invariant}
+    frontier |= {o for o in body.outputs if o in invariant}
+    return sorted(frontier)

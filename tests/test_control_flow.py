@@ -1,0 +1,171 @@
+"""cond, while_loop, scan and map_fn: values against numpy on both executors, shape rules and
+errors, captures, one compiled program for every length, and the gradient's saved values.
+(Finite-difference checks of their gradients are in tests/test_gradients.py.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import DtypeError, GraphError, ShapeError
+from graphc.ops.control_flow import part
+
+EXECUTORS = ["reference", "compiled"]
+RNG = np.random.default_rng(7)
+
+
+def run(executor, fetches, feed=None):
+    return gc.Session(executor=executor).run(fetches, feed)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_scan_cumulative_product_and_structure(executor):
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, 2), name="xs")
+        prod = gc.scan(lambda a, x: a * x, xs, initializer=gc.ones((2,)))
+        pair = gc.scan(lambda acc, x: {"s": acc["s"] + x, "n": acc["n"] + 1}, xs,
+                       initializer={"s": gc.zeros((2,)), "n": gc.constant(0)})
+        first = gc.scan(lambda a, x: a + x, xs, reverse=True)
+        sess = gc.Session(g, executor=executor)
+        v = RNG.uniform(0.5, 1.5, (5, 2)).astype(np.float32)
+        p, d, f = sess.run([prod, pair, first], {xs: v})
+    np.testing.assert_allclose(p, np.cumprod(v, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(d["s"], np.cumsum(v, axis=0), rtol=1e-6)
+    assert d["n"].tolist() == [1, 2, 3, 4, 5] and d["n"].dtype == np.int32
+    np.testing.assert_allclose(f, np.cumsum(v[::-1], axis=0)[::-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_scan_of_no_steps_keeps_its_shapes(executor):
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, 3), name="xs")
+        h0 = gc.placeholder("float32", (None,), name="h0")
+        ys = gc.scan(lambda h, x: gc.tanh(h + gc.reduce_sum(x)), xs, initializer=h0)
+        out = gc.Session(g, executor=executor).run(ys, {xs: np.zeros((0, 3), np.float32),
+                                                        h0: np.ones(4, np.float32)})
+    assert out.shape == (0, 4) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_while_loop_values_limits_and_invariants(executor):
+    g = gc.Graph()
+    with g.as_default():
+        n = gc.placeholder("int32", (), name="n")
+        i, s = gc.while_loop(lambda i, s: i < n, lambda i, s: (i + 1, s + i), (0, 0))
+        capped = gc.while_loop(lambda i: i < 100, lambda i: i + 1, gc.constant(0), maximum_iterations=7)
+        grow = gc.while_loop(lambda x: gc.size(x) < 10, lambda x: gc.concat([x, x], 0),
+                             gc.ones((1,)), shape_invariants=[(None,)])
+        sess = gc.Session(g, executor=executor)
+        assert sess.run([i, s], {n: 6}) == [6, 15]
+        assert sess.run([i, s], {n: 0}) == [0, 0]
+        assert sess.run(capped) == 7
+        assert sess.run(grow).shape == (16,)
+        assert grow.shape == (None,)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_cond_runs_only_the_taken_branch(executor):
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None,), name="x")
+        idx = gc.placeholder("int32", (), name="idx")
+        # the false branch would fail (index out of range) if it ran
+        y = gc.cond(idx < 2, lambda: gc.gather(x, idx) * 2.0, lambda: gc.gather(x, idx + 100))
+        sess = gc.Session(g, executor=executor)
+        assert sess.run(y, {x: np.arange(3, dtype=np.float32), idx: 1}) == 2.0
+        a, b = gc.cond(gc.constant(False), lambda: (x, x * 0.0), lambda: (x * 2.0, x + 1.0))
+        va, vb = sess.run([a, b], {x: np.ones(2, np.float32)})
+    assert va.tolist() == [2.0, 2.0] and vb.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_map_fn_and_captured_placeholders(executor):
+    g = gc.Graph()
+    with g.as_default():
+        m = gc.placeholder("float32", (None, 3), name="m")
+        w = gc.placeholder("float32", (3,), name="w")
+        rows = gc.map_fn(lambda r: gc.reduce_sum(r * w), m)
+        mv, wv = RNG.normal(size=(4, 3)).astype(np.float32), RNG.normal(size=3).astype(np.float32)
+        out = gc.Session(g, executor=executor).run(rows, {m: mv, w: wv})
+    np.testing.assert_allclose(out, mv @ wv, rtol=1e-5, atol=1e-6)
+    node = rows.op.inputs[0]
+    assert node.op.type == "scan" and [t.name for t in node.op.inputs] == ["m", "w"]
+
+
+def test_one_compiled_program_serves_every_length(monkeypatch):
+    import weakref
+    from graphc.runtime import kernels_control
+    monkeypatch.setattr(kernels_control, "_COMPILED", weakref.WeakKeyDictionary())
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, None, 4), name="xs")        # (time, batch, features)
+        w = RNG.normal(size=(4, 4)).astype(np.float32)
+        hs = gc.scan(lambda h, x: gc.tanh(gc.matmul(h, gc.constant(w)) + x), xs,
+                     initializer=gc.zeros_like(xs[0]))
+        sess = gc.Session(g)
+        fn = sess.make_callable(hs, [xs])
+        for t_len in (1, 5, 9, 30):
+            v = RNG.normal(size=(t_len, 2, 4)).astype(np.float32)
+            h, ref = np.zeros((2, 4), np.float32), []
+            for t in range(t_len):
+                h = np.tanh(h @ w + v[t])
+                ref.append(h)
+            np.testing.assert_allclose(fn(v), np.stack(ref), rtol=1e-5, atol=1e-6)
+    (program,) = sess._programs.values()
+    assert program.__self__.bound_shape_sets == 4       # the loop's plan: one per length
+    new = [cb for per in kernels_control._COMPILED.values() for cb in per.values()]
+    assert len(new) == 1 and new[0].exe.bound_shape_sets == 1   # its body: bound once for all steps
+
+
+def test_errors_name_the_op_and_the_problem():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (3,), name="x")
+        with pytest.raises(ShapeError, match=r"loop variable 0 enters the loop with shape \(3,\).*\(6,\)"):
+            gc.while_loop(lambda v: gc.reduce_sum(v) < 5.0, lambda v: gc.concat([v, v], 0), x)
+        with pytest.raises(DtypeError, match="loop variable 0 enters the loop as float32.*int32"):
+            gc.while_loop(lambda v: gc.reduce_sum(v) < 5.0, lambda v: gc.cast(v, "int32"), x)
+        with pytest.raises(ShapeError, match="cond must return one scalar bool"):
+            gc.while_loop(lambda v: v > 0.0, lambda v: v - 1.0, x)
+        with pytest.raises(ShapeError, match="pred must be a scalar bool"):
+            gc.cond(x > 0.0, lambda: x, lambda: -x)
+        with pytest.raises(ShapeError, match="result 0 is float32.*int32"):
+            gc.cond(gc.constant(True), lambda: x, lambda: gc.cast(x, "int32"))
+        with pytest.raises(GraphError, match="different structures"):
+            gc.cond(gc.constant(True), lambda: (x, x), lambda: x)
+        with pytest.raises(GraphError, match=r"test_control_flow.py:\d+\) draws random numbers"):
+            gc.map_fn(lambda r: gc.nn.dropout(r, 0.5), gc.ones((2, 3)))
+        with pytest.raises(GraphError, match="belongs to the body of 'map_fn'.*cannot change inside"):
+            v = gc.Variable(np.zeros(3, np.float32))
+            gc.map_fn(lambda r: gc.assign_add(v, r), gc.ones((2, 3)))
+        with pytest.raises(ShapeError, match="elems 0 is a scalar"):
+            gc.scan(lambda a, e: a + e, gc.constant(1.0), initializer=gc.constant(0.0))
+        with pytest.raises(GraphError, match="fn returned a structure"):
+            gc.scan(lambda a, e: (a, a), gc.ones((3,)), initializer=gc.constant(0.0))
+        with pytest.raises(TypeError, match="unexpected argument"):
+            gc.cond(gc.constant(True), lambda: x, lambda: x, bogus=1)
+
+
+def test_gradient_saves_step_values_instead_of_recomputing():
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, 2, 3), name="xs")
+        u = gc.Variable(RNG.normal(size=(3, 3)).astype(np.float32), name="u")
+        hs = gc.scan(lambda h, x: gc.tanh(gc.matmul(h, u) + x), xs, initializer=gc.zeros((2, 3)))
+        loss = gc.reduce_sum(hs * hs)
+        (du,) = gc.gradients(loss, [u])
+        (du2,) = gc.gradients(loss * 2.0, [u])      # a second gradient reuses the saved values
+        init = gc.global_variables_initializer()
+    scans = [n for n in g.nodes() if g.op(n) == "scan" and g.users(n)]
+    fwd = [n for n in scans if g.attrs(n).get("vjp") is not None]
+    assert len(fwd) == 1 and len(scans) == 3    # the forward loop (replaced once) and two backward loops
+    vjp = g.attrs(fwd[0])["vjp"]
+    back_ops = {vjp.backward.graph.op(n) for n in vjp.backward.graph.nodes()}
+    assert "tanh" not in back_ops and vjp.n_saved >= 1      # tanh's result is saved, not recomputed
+    sess = gc.Session(g)
+    sess.run(init)
+    v = RNG.normal(size=(4, 2, 3)).astype(np.float32)
+    a, b = sess.run([du, du2], {xs: v})
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-5)
