@@ -10,9 +10,11 @@ outer tensor as an input, so gradients flow to it as to any input. Constants are
 body instead (passes can then fold them).
 
     >>> import graphc as gc
-    >>> w = gc.constant(np.float32(3.0)); x = gc.placeholder("float32", (), name="x")
-    >>> body, captured, _ = trace(lambda a: a * w + x, [gc.TensorSpec((), np.dtype("float32"))], "f")
-    >>> (body,), captured = with_captures([(body, captured)])     # arguments, then captures
+    >>> with gc.Graph().as_default():
+    ...     w = gc.constant(np.float32(3.0)); x = gc.placeholder("float32", (), name="x")
+    ...     f32 = gc.TensorSpec((), np.dtype("float32"))
+    ...     body, captured, _ = trace(lambda a: a * w + x, [f32], "f")
+    ...     (body,), captured = with_captures([(body, captured)])     # arguments, then captures
     >>> [body.graph.name(n) for n in body.inputs], [t.name for t in captured]
     (['f/arg0', 'f/capture/x'], ['x'])
 """

@@ -33,6 +33,9 @@ import numpy as np
 _SERIAL = itertools.count()
 
 
+_DEAD: list = []    # linecache entries of dead generated functions, dropped by the next ``function``
+
+
 class Source:
     """Lines of Python source and the globals they refer to (see the module docstring)."""
 
@@ -97,9 +100,11 @@ class Source:
         text = self.text()
         filename = filename or f"<graphc {name} {next(_SERIAL)}>"
         code = builtins.compile(text, filename, "exec")
+        while _DEAD:            # entries of functions gone since (never dropped from a finalizer:
+            linecache.cache.pop(_DEAD.pop(), None)  # GC can run inside linecache.checkcache's loop)
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         exec(code, self.globals)
         fn = self.globals[name]
         fn.source = text
-        weakref.finalize(fn, linecache.cache.pop, filename, None)     # no growth as plans come and go
+        weakref.finalize(fn, _DEAD.append, filename)     # no growth as plans come and go
         return fn
