@@ -30,6 +30,7 @@ from graphc import config
 from graphc.funcgraph import Body
 from graphc.ops.control_flow import stack_steps
 
+from . import blas_threads
 from .kernels import Call, Const, In, NodeCtx, kernel_for
 
 
@@ -72,6 +73,11 @@ def compiled(body: Body) -> CompiledBody:
 
 
 def _run_scan(body: CompiledBody, k: int, m: int, reverse: bool, length, *vals):
+    with blas_threads.serial():     # a step's GEMMs are too small to split over BLAS threads
+        return _scan_steps(body, k, m, reverse, length, vals)
+
+
+def _scan_steps(body, k, m, reverse, length, vals):
     carries, xs, caps = list(vals[:k]), vals[k:k + m], list(vals[k + m:])
     t_len = xs[0].shape[0] if m else int(length)
     if any(x.shape[0] != t_len for x in xs):
@@ -102,6 +108,11 @@ def bind_scan(ctx: NodeCtx) -> Call:
 
 
 def _run_while(cond: CompiledBody, body: CompiledBody, k: int, limit, has_limit_input: bool, *vals):
+    with blas_threads.serial():
+        return _while_steps(cond, body, k, limit, has_limit_input, vals)
+
+
+def _while_steps(cond, body, k, limit, has_limit_input, vals):
     if has_limit_input:
         limit, vals = int(vals[-1]), vals[:-1]
     loop_vars, caps = list(vals[:k]), list(vals[k:])

@@ -187,6 +187,7 @@ def bind_schedule(graph: Graph, fetches: list, feeds: list, feed_shapes: dict,
     shapes: dict[int, tuple | None] = {}
     known: dict[int, np.ndarray] = {}       # values known at bind time: constants and folds
     contexts: dict[int, NodeCtx] = {}
+    tuples: dict[int, TupleSpec] = {}       # control flow nodes' result specs (tuple_get reads them)
     steps: list[Step] = []
     for n in order:
         op = graph.op(n)
@@ -208,9 +209,11 @@ def bind_schedule(graph: Graph, fetches: list, feeds: list, feed_shapes: dict,
             shape = None
             if all(_known(s) for s in in_shapes):
                 try:
-                    out = opdef.infer([TensorSpec(tuple(s), graph.spec(i).dtype)
+                    out = opdef.infer([tuples.get(i) or TensorSpec(tuple(s), graph.spec(i).dtype)
                                        for s, i in zip(in_shapes, ins)], graph.attrs(n))
                     shape = tuple(out.shape) if _known(out.shape) else None
+                    if isinstance(out, TupleSpec):      # a loop's results, concrete for these shapes
+                        tuples[n] = out
                 except Exception:
                     shape = None
             kind = "assign" if opdef.state_update else ("random" if opdef.random else "call")

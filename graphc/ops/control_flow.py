@@ -92,8 +92,28 @@ def _scan_infer(specs, a):
                                                  if i < k + m else f"captured input {i - k - m}"))
     outs = body.out_specs
     _check_carries("scan", body.in_specs[:k], outs[:k], lambda i: f"carry {i}")
-    return tuple_spec(body.in_specs[:k] + [TensorSpec((t_len,) + tuple(o.shape), o.dtype)
-                                           for o in outs[k:]])
+    carries = body.in_specs[:k]
+    concrete = _concrete(body, want)
+    if concrete is not None:        # every input shape known (lowering): the results' shapes too
+        outs = concrete
+        if all(c.shape == tuple(w.shape) for c, w in zip(outs[:k], want[:k])):
+            carries = list(want[:k])
+    return tuple_spec(carries + [TensorSpec((t_len,) + tuple(o.shape), o.dtype) for o in outs[k:]])
+
+
+def _concrete(body: Body, specs: list) -> list | None:
+    """The body's result specs for fully known input ``specs`` (None when some size is unknown)."""
+    if not all(_known(s) for s in specs):
+        return None
+    try:
+        shapes = body.out_shapes([s.shape for s in specs])
+    except (ShapeError, GraphError):
+        return None
+    return [TensorSpec(tuple(sh), o.dtype) for sh, o in zip(shapes, body.out_specs)]
+
+
+def _known(spec) -> bool:
+    return isinstance(spec, TensorSpec) and all(d is not None for d in spec.shape)
 
 
 def stack_steps(ys: list, body: Body, k: int, in_shapes: list) -> list:
@@ -220,8 +240,13 @@ def _while_infer(specs, a):
     if c.dtype != np.bool_ or c.shape != ():
         raise ShapeError(f"while_loop: cond must return a scalar bool, got {c}")
     _check_carries("while_loop", body.in_specs[:k], body.out_specs[:k], lambda i: f"loop variable {i}")
-    return tuple_spec(body.in_specs[:k] + [TensorSpec((None,) + tuple(o.shape), o.dtype)
-                                           for o in body.out_specs[k:]])
+    finals, outs = body.in_specs[:k], body.out_specs
+    concrete = _concrete(body, list(specs[:n_in]))
+    if concrete is not None:        # a variable one iteration leaves as it is keeps its known shape
+        outs = concrete
+        finals = [w if c.shape == tuple(w.shape) else f
+                  for c, w, f in zip(concrete[:k], specs[:k], finals)]
+    return tuple_spec(list(finals) + [TensorSpec((None,) + tuple(o.shape), o.dtype) for o in outs[k:]])
 
 
 def _while_ref(v, a):
@@ -347,7 +372,9 @@ def _cond_infer(specs, a):
     if len(t.outputs) != len(f.outputs):
         raise ShapeError(f"cond: true_fn returns {len(t.outputs)} tensors but false_fn "
                          f"{len(f.outputs)}; both branches must return the same structure")
-    return tuple_spec([_merge(x, y, i) for i, (x, y) in enumerate(zip(t.out_specs, f.out_specs))])
+    t_out = _concrete(t, list(specs[1:])) or t.out_specs
+    f_out = _concrete(f, list(specs[1:])) or f.out_specs
+    return tuple_spec([_merge(x, y, i) for i, (x, y) in enumerate(zip(t_out, f_out))])
 
 
 def _cond_ref(v, a):
