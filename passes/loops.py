@@ -57,8 +57,8 @@ def hoist_invariants(g: Graph, ctx: PassContext) -> PassResult:
     step's slice) are computed once before the loop and captured instead."""
     res = PassResult()
     for n in g.nodes():
-        if g.op(n) != "scan" or g.attrs(n).get("vjp") is not None:
-            continue        # a differentiated loop's gradient reads its body's values as they are
+        if g.op(n) != "scan":
+            continue
         a = g.attrs(n)
         body = a["body"]
         k, m = a["n_carry"], a["n_xs"]

@@ -169,3 +169,30 @@ def test_gradient_saves_step_values_instead_of_recomputing():
     v = RNG.normal(size=(4, 2, 3)).astype(np.float32)
     a, b = sess.run([du, du2], {xs: v})
     np.testing.assert_allclose(b, 2 * a, rtol=1e-5)
+
+
+def test_dump_nests_loop_bodies_under_their_op():
+    import json
+    from graphc.tools.dump import render
+    from graphc.tools.workloads import Program
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, 3), name="xs")
+        w = gc.placeholder("float32", (3,), name="w")
+        ys = gc.scan(lambda h, x: gc.tanh(h * w + gc.map_fn(lambda e: e * 2.0, x)), xs,
+                     initializer=gc.zeros((3,)))
+    prog = Program("rnn", g, [ys.node], [xs.node, w.node])
+    text = render(prog, "raw", "text")
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "= scan[" in ln)
+    assert lines[at + 1].strip().startswith("body { scan(") and "tanh" in text
+    inner = next(ln for ln in lines if "body { map_fn(" in ln)      # the nested loop, indented deeper
+    assert len(inner) - len(inner.lstrip()) > len(lines[at + 1]) - len(lines[at + 1].lstrip())
+    doc = json.loads(render(prog, "raw", "json"))
+    (scan,) = [n for n in doc["nodes"] if n["op"] == "scan"]
+    body = scan["bodies"]["body"]
+    ops = [n["op"] for n in body["nodes"]]
+    assert "tanh" in ops and "scan" in ops and len(body["inputs"]) == 3
+    (inner_scan,) = [n for n in body["nodes"] if n["op"] == "scan"]
+    assert "mul" in [n["op"] for n in inner_scan["bodies"]["body"]["nodes"]]
+    assert "<html" in render(prog, "raw", "html")

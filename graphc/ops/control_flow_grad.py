@@ -30,6 +30,7 @@ class VJP:
     forward: Body
     backward: Body
     n_saved: int          # extra results of ``forward``: one stack each
+    saved_parts: tuple    # for each saved value, the forward node's result index holding its stack
     d_carries: tuple      # carry indices with a gradient (float)
     d_caps: tuple         # body input indices of the captures with a gradient (float)
     d_xs: tuple           # body input indices of the step slices with a gradient (float)
@@ -94,8 +95,19 @@ def vjp(body: Body, k: int, m: int, y_dims: tuple, at_least_one: bool = False) -
     backward = Body(fg, tuple(t.node for t in seeds_c + acc) + tuple(saved_in)
                     + tuple(p_in[i].node for i in xs_read) + tuple(t.node for t in seeds_y)
                     + tuple(p_in[i].node for i in caps_read), tuple(result_nodes), "grad/" + body.label)
-    forward = Body(body.graph, body.inputs, body.outputs + tuple(inverse[u] for u in saved), body.label)
-    return VJP(forward, backward, len(saved), d_carries, d_caps, d_xs, tuple(xs_read), tuple(caps_read))
+    # a saved value that the loop stacks anyway (a y, e.g. an RNN's h) is read from that stack
+    ys = {o: k + j for j, o in reversed(list(enumerate(body.outputs[k:])))}
+    extra, parts = [], []
+    for u in saved:
+        b = inverse[u]
+        if b in ys:
+            parts.append(ys[b])
+        else:
+            parts.append(len(body.outputs) + len(extra))
+            extra.append(b)
+    forward = Body(body.graph, body.inputs, body.outputs + tuple(extra), body.label)
+    return VJP(forward, backward, len(extra), tuple(parts), d_carries, d_caps, d_xs, tuple(xs_read),
+               tuple(caps_read))
 
 
 def _split(fg, result_nodes, forward_nodes, p_in, k, m):
@@ -158,7 +170,7 @@ def _backward(fwd, v: VJP, ins, dy, k, m, n_y, y_dims, reverse, length):
     from .control_flow import scan_node
     init = [dy[i] if dy[i] is not None else _zeros(_part(fwd, i)) for i in v.d_carries]
     init += [_zeros(ins[i]) for i in v.d_caps]
-    saved = [_part(fwd, k + n_y + j) for j in range(v.n_saved)]
+    saved = [_part(fwd, i) for i in v.saved_parts]
     d_ys = [dy[k + j] if dy[k + j] is not None else _zeros(_part(fwd, k + j)) for j in y_dims]
     xs = saved + [ins[i] for i in v.xs_read] + d_ys
     back = scan_node(v.backward, [ins[i] for i in v.caps_read], init, xs, reverse=not reverse,

@@ -11,6 +11,9 @@ import json
 
 import numpy as np
 
+from graphc.funcgraph import Body, bodies
+from graphc.ir import TupleSpec
+from graphc.ops.control_flow_grad import VJP
 from graphc.ops.fused import format_program
 from graphc.ops.registry import get_op
 
@@ -104,11 +107,17 @@ def spec_str(spec) -> str:
     """``f32[?,784]`` for a TensorSpec."""
     if spec is None:
         return "?"
+    if isinstance(spec, TupleSpec):
+        return "(" + ", ".join(spec_str(p) for p in spec.parts) + ")"
     dims = ",".join("?" if d is None else str(d) for d in spec.shape)
     return f"{_DT.get(spec.dtype.name, spec.dtype.name)}[{dims}]"
 
 
 def _val_str(v) -> str:
+    if isinstance(v, Body):
+        return f"{{{v.label}: {v.graph.num_nodes()} nodes}}"
+    if isinstance(v, VJP):
+        return f"saved {v.n_saved} per step"
     if isinstance(v, np.ndarray) or isinstance(v, np.generic):
         a = np.asarray(v)
         if a.size <= 4:
@@ -140,6 +149,8 @@ def to_jsonable(v):
         return [to_jsonable(x) for x in v]
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
+    if isinstance(v, (Body, VJP)):
+        return _val_str(v)
     return repr(v)
 
 
@@ -151,9 +162,33 @@ def kind(graph, n) -> str:
         return "opaque"
 
 
+def body_lines(graph, n, indent: str = "") -> list[str]:
+    """A control flow node's bodies, nested under it: each body's inputs, its nodes (bodies within
+    it nested again) and its results, in the stage's text format (empty for other nodes)."""
+    out = []
+    for key, body in bodies(graph.attrs(n)):
+        bg = body.graph
+        ins = " ".join(f"v{i}:{spec_str(s)}" for i, s in zip(body.inputs, body.in_specs))
+        out.append(f"{indent}{key} {{ {body.label}({ins}):")
+        for m in bg.topo_order(body.outputs, stop=body.inputs):
+            if m in body.inputs:
+                continue
+            at = attr_text(bg, m)
+            args = " ".join(f"v{i}" for i in bg.inputs(m))
+            out.append(f"{indent}  v{m}:{spec_str(bg.spec(m))} = {bg.op(m)}{'[' + at + ']' if at else ''}"
+                       f"{' ' + args if args else ''}  # {bg.name(m)}")
+            out.extend(f"{indent}    {x}" for x in fused_lines(bg, m, {}))
+            out.extend(body_lines(bg, m, indent + "    "))
+        out.append(f"{indent}  return {', '.join(f'v{o}' for o in body.outputs)} }}")
+    return out
+
+
 def fused_lines(graph, n, names) -> list[str]:
-    """The sub-expression a fused node holds, one SSA line per step (empty for other nodes)."""
+    """The sub-expression a fused node holds, one SSA line per step, or a control flow node's
+    bodies (``body_lines``); empty for other nodes."""
     op, a = graph.op(n), graph.attrs(n)
+    if bodies(a):
+        return body_lines(graph, n)
     ins = [names.get(i, f"v{i}") for i in graph.inputs(n)]
     if op == "fused_elementwise":
         return format_program(a["program"], len(ins), ins)
@@ -232,6 +267,10 @@ def stage_json(st: Stage, title: str) -> dict:
                 "dtype": spec.dtype.name if spec else None,
                 "attrs": {k: to_jsonable(v) for k, v in sorted(g.attrs(n).items()) if k != "program"},
                 "trace": g.trace(n)}
+        found = bodies(g.attrs(n))
+        if found:       # a loop's or branch's sub-graphs, nested (docs/cli.md)
+            node["bodies"] = {key: body_json(b) for key, b in found}
+            node["fused"] = fused_lines(g, n, names)
         if "program" in g.attrs(n):
             node["program"] = [{"op": op, "args": list(args), "attrs": to_jsonable(dict(at))}
                                for op, args, at in g.attrs(n)["program"]]
@@ -248,6 +287,24 @@ def stage_json(st: Stage, title: str) -> dict:
                        "changed": r.changed, "seconds": r.seconds, "notes": [str(x) for x in r.notes],
                        "removed": st.removed}
     return out
+
+
+def body_json(body: Body) -> dict:
+    """One body as JSON: its nodes (with their own nested bodies), edges, inputs and outputs."""
+    bg = body.graph
+    nodes, edges = [], []
+    for n in bg.topo_order(body.outputs, stop=body.inputs):
+        spec = bg.spec(n)
+        node = {"id": n, "name": bg.name(n), "op": bg.op(n), "kind": kind(bg, n), "inputs": bg.inputs(n),
+                "shape": list(spec.shape), "dtype": spec.dtype.name,
+                "attrs": {k: to_jsonable(v) for k, v in sorted(bg.attrs(n).items()) if k != "program"}}
+        found = bodies(bg.attrs(n))
+        if found:
+            node["bodies"] = {key: body_json(b) for key, b in found}
+        nodes.append(node)
+        edges.extend({"source": u, "target": n, "pos": pos} for pos, u in enumerate(bg.inputs(n)))
+    return {"label": body.label, "nodes": nodes, "edges": edges, "inputs": list(body.inputs),
+            "outputs": list(body.outputs)}
 
 
 _COLORS = {"source": "#d9d9d9", "elementwise": "#b7e1b1", "reduction": "#fdd49e", "contraction": "#a6c8ee",
