@@ -196,3 +196,40 @@ def test_dump_nests_loop_bodies_under_their_op():
     (inner_scan,) = [n for n in body["nodes"] if n["op"] == "scan"]
     assert "mul" in [n["op"] for n in inner_scan["bodies"]["body"]["nodes"]]
     assert "<html" in render(prog, "raw", "html")
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_masked_steps_are_skipped(cell, unroll):
+    from graphc import layers as L
+    from graphc.models import Model
+    ids = gc_ids = np.array([[3, 7, 1, 9, 2]], np.int32)
+    inp = L.Input(shape=(None,), dtype="int32")
+    h = L.Embedding(12, 4, mask_zero=True)(inp)
+    seq = getattr(L, cell)(5, return_sequences=True, unroll=unroll)(h)
+    last = getattr(L, cell)(3, unroll=unroll)(seq)
+    m = Model(inp, [seq, last])
+    want_seq, want_last = m.predict(ids)
+    for padded in (np.pad(gc_ids, ((0, 0), (0, 3))), np.pad(gc_ids, ((0, 0), (2, 0)))):
+        got_seq, got_last = m.predict(padded)
+        keep = padded[0] != 0
+        np.testing.assert_allclose(got_seq[0, keep], want_seq[0], rtol=1e-5, atol=1e-6)
+        assert np.all(got_seq[0, ~keep] == 0.0)            # a masked step outputs zeros
+        np.testing.assert_allclose(got_last, want_last, rtol=1e-5, atol=1e-6)
+
+
+def test_masking_layer_and_training_with_a_mask():
+    from graphc import layers as L
+    from graphc.models import Model
+    x = RNG.normal(size=(8, 6, 3)).astype(np.float32)
+    x[:4, 4:] = 0.0                                         # padded rows
+    y = RNG.normal(size=(8, 2)).astype(np.float32)
+    inp = L.Input(shape=(None, 3))
+    out = L.Dense(2)(L.LSTM(4)(L.Masking(0.0)(inp)))
+    m = Model(inp, out)
+    m.compile(optimizer="adam", loss="mse")
+    np.testing.assert_allclose(m.predict(x[:4, :4]), m.predict(x[:4]), rtol=1e-5, atol=1e-6)
+    losses = [m.train_on_batch(x, y) for _ in range(20)]
+    assert losses[-1] < losses[0]
+    cfg = m.get_config()
+    assert any(lyr["class_name"] == "Masking" for lyr in cfg["layers"])

@@ -1,6 +1,6 @@
 """Keras-style layers (``from graphc.layers import Dense, Conv2D, LSTM, Input``)."""
 from .base import KerasTensor, Layer
-from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Lambda, Reshape
+from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Lambda, Masking, Reshape
 from .conv import (AveragePooling2D, AvgPool2D, Conv2D, GlobalAveragePooling1D,
                    GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D,
                    GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
@@ -17,7 +17,7 @@ Convolution2D = Conv2D
 Convolution1D = Conv1D
 
 __all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Activation", "Dropout",
-           "Flatten", "Reshape", "Lambda", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D",
+           "Flatten", "Reshape", "Lambda", "Masking", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
            "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling1D", "GlobalAvgPool1D",
            "GlobalMaxPooling1D", "GlobalMaxPool1D", "Conv1D", "Convolution1D", "MaxPooling1D",

@@ -266,6 +266,13 @@ class Layer:
     def call(self, inputs, training=None):
         return inputs
 
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output (a bool ``(batch, time)`` tensor, or None): Keras' convention, the
+        input mask passed on by layers with ``supports_masking`` (elementwise and per-step layers),
+        dropped by the others. ``Embedding(mask_zero=True)`` and ``Masking`` make one; a recurrent
+        layer consumes it (``call(..., mask=)``)."""
+        return mask if self.supports_masking else None
+
     def compute_output_shape(self, input_shape):
         """Output shape(s) for an input shape (batch ``None``); default: traced on a scratch graph."""
         return self._traced_output_shape(input_shape)

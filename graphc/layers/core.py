@@ -79,6 +79,7 @@ class Dense(Layer):
         reject_unsupported("Dense", activity_regularizer=activity_regularizer,
                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         super().__init__(**kwargs)
+        self.supports_masking = True        # per position: a time step's mask passes through
         self.units = int(units)
         if self.units <= 0:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
@@ -120,6 +121,7 @@ class Dense(Layer):
 class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         self.activation = _act.get(activation)
 
     def call(self, inputs, training=None):
@@ -142,6 +144,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
         self.seed = seed
+        self.supports_masking = True
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
@@ -158,6 +161,37 @@ class Dropout(Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate,
                 "noise_shape": list(self.noise_shape) if self.noise_shape else None, "seed": self.seed}
+
+
+class Masking(Layer):
+    """Marks the time steps whose features all equal ``mask_value`` as padding (Keras' ``Masking``):
+    they become zeros, and the output's mask tells a following recurrent layer to skip them.
+
+        >>> Masking(0.0).compute_output_shape((None, 7, 3))
+        (None, 7, 3)
+    """
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.mask_value = float(mask_value)
+
+    def _keep(self, inputs):
+        from .. import ops
+        return ops.reduce_any(ops.not_equal(inputs, ops.cast(self.mask_value, inputs.dtype)), axis=-1)
+
+    def call(self, inputs, training=None):
+        from .. import ops
+        return inputs * ops.cast(ops.expand_dims(self._keep(inputs), -1), inputs.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return self._keep(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
 
 
 class Flatten(Layer):

@@ -13,7 +13,8 @@ from .base import Layer, reject_unsupported, serialize_obj
 
 
 class Embedding(Layer):
-    """``mask_zero`` is accepted for compatibility but no mask is propagated."""
+    """``mask_zero=True``: id 0 is padding; the output's mask (``compute_mask``) is ``ids != 0``,
+    which a following recurrent layer uses to skip those steps."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, mask_zero=False, input_length=None, **kwargs):
@@ -36,6 +37,12 @@ class Embedding(Layer):
         from .. import ops
         ids = inputs if inputs.dtype.kind in "iu" else ops.cast(inputs, "int32")
         return ops.gather(self.embeddings, ids)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        from .. import ops
+        return ops.not_equal(inputs, ops.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)

@@ -108,15 +108,33 @@ class _RNN(Layer):
                 raise ValueError(f"{type(self).__name__}: initial_state needs {self._n_states} tensors")
         else:
             states = [None] * self._n_states
+        if mask is not None:     # (batch, time) bool: a masked step keeps the states, outputs zeros
+            mask = o.transpose(o.cast(mask, "bool"), (1, 0))
+            if self.go_backwards:
+                mask = mask[::-1]
         if self.unroll:
-            out, states = self._unrolled(inputs, states)
+            out, states = self._unrolled(inputs, states, mask)
         else:
-            out, states = self._scanned(inputs, states)
+            out, states = self._scanned(inputs, states, mask)
         if self.return_state:
             return [out] + list(states)
         return out
 
-    def _unrolled(self, inputs, states):
+    def _masked_step(self, x_t, states, m_t):
+        """One step; where ``m_t`` (batch,) is False the states stay and the output is zeros."""
+        o = _ops()
+        new = self._step(x_t, states)
+        if m_t is None:
+            return new, new[0]
+        keep = o.expand_dims(m_t, -1)
+        zero = o.zeros_like(new[0])
+        new = [o.where(keep, n, zero if s is None else s) for n, s in zip(new, states)]
+        return new, o.where(keep, new[0], zero)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def _unrolled(self, inputs, states, mask=None):
         o = _ops()
         t_len = inputs.shape[1]
         if t_len is None:
@@ -127,12 +145,12 @@ class _RNN(Layer):
         if self.go_backwards:
             steps = steps[::-1]
         outputs = []
-        for x_t in steps:
-            states = self._step(x_t, states)
-            outputs.append(states[0])
-        return (o.stack(outputs, axis=1) if self.return_sequences else outputs[-1]), states
+        for t, x_t in enumerate(steps):
+            states, y = self._masked_step(x_t, states, None if mask is None else mask[t])
+            outputs.append(y)
+        return (o.stack(outputs, axis=1) if self.return_sequences else states[0]), states
 
-    def _scanned(self, inputs, states):
+    def _scanned(self, inputs, states, mask=None):
         """The time loop as one ``scan`` over the projected steps ``(T, batch, gates)``."""
         from ..funcgraph import trace, with_captures
         from ..ops.control_flow import part, scan_node
@@ -144,13 +162,15 @@ class _RNN(Layer):
         states = [zero if s is None else s for s in states]
         n = len(states)
 
+        xs = [xw] + ([] if mask is None else [mask])
+
         def step(*args):
-            new = self._step(args[n], list(args[:n]))
-            return list(new) + ([new[0]] if self.return_sequences else [])
-        body, captured, _ = trace(step, [s.spec for s in states] + [_step_spec(xw)], self.name + "_step",
-                                  [f"state{i}" for i in range(n)] + ["x_t"])
+            new, y = self._masked_step(args[n], list(args[:n]), args[n + 1] if mask is not None else None)
+            return list(new) + ([y] if self.return_sequences else [])
+        body, captured, _ = trace(step, [s.spec for s in states] + [_step_spec(x) for x in xs],
+                                  self.name + "_step", [f"state{i}" for i in range(n)] + ["x_t", "mask_t"])
         (body,), captured = with_captures([(body, captured)])
-        node = scan_node(body, captured, states, [xw], name=self.name + "_scan")
+        node = scan_node(body, captured, states, xs, name=self.name + "_scan")
         finals = [part(node, i) for i in range(n)]
         out = o.transpose(part(node, n), (1, 0, 2)) if self.return_sequences else finals[0]
         return out, finals

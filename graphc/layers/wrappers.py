@@ -28,11 +28,13 @@ def _serialize(layer) -> dict:
     return serialize_layer(layer)
 
 
-def _call_sub(layer, inputs, training):
-    """Call a wrapped layer, handing ``training`` on only where its ``call`` takes it."""
+def _call_sub(layer, inputs, training, mask=None):
+    """Call a wrapped layer, handing ``training`` (and a Keras ``mask``) on only where its ``call``
+    takes it."""
+    kw = {"mask": mask} if mask is not None else {}
     if accepts_training(layer):
-        return layer(inputs, training=training)
-    return layer(inputs)
+        return layer(inputs, training=training, **kw)
+    return layer(inputs, **kw)
 
 
 def _build_sub(wrapper, layer, input_shape):
@@ -109,9 +111,9 @@ class Bidirectional(Wrapper):
         _build_sub(self, self.forward_layer, input_shape)
         _build_sub(self, self.backward_layer, input_shape)
 
-    def call(self, inputs, training=None):
-        fw = _call_sub(self.forward_layer, inputs, training)
-        bw = _call_sub(self.backward_layer, inputs, training)
+    def call(self, inputs, training=None, mask=None):
+        fw = _call_sub(self.forward_layer, inputs, training, mask)
+        bw = _call_sub(self.backward_layer, inputs, training, mask)
         states = []
         if self.return_state:
             (fw, *fw_states), (bw, *bw_states) = fw, bw
@@ -120,6 +122,9 @@ class Bidirectional(Wrapper):
         if not states:
             return merged
         return (merged if self.merge_mode is None else [merged]) + states   # flat, as in Keras
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
 
     def _merge(self, fw, bw):
         o = _ops()

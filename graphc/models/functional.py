@@ -77,6 +77,13 @@ def _unique(weights) -> list:
     return out
 
 
+def _accepts(layer, arg: str) -> bool:
+    try:
+        return arg in inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _accepts_training(layer) -> bool:
     cached = getattr(layer, "_accepts_training_cache", None)
     if cached is None:
@@ -276,6 +283,7 @@ class Model(TrainingMixin, Layer):
         if len(tensors) != len(self.inputs):
             raise ValueError(f"model {self.name!r} expects {len(self.inputs)} inputs, got {len(tensors)}")
         env = {id(k): t for k, t in zip(self.inputs, tensors)}
+        masks: dict = {}        # KerasTensor id -> its Keras mask (a bool graph tensor)
 
         def sub(v):
             return env[id(v)] if isinstance(v, KerasTensor) else v
@@ -286,9 +294,20 @@ class Model(TrainingMixin, Layer):
             kwargs = map_structure(sub, node.kwargs)
             if _accepts_training(node.layer):
                 kwargs["training"] = bool(training)
+            ins = [t for t in flatten(node.args[:1]) if isinstance(t, KerasTensor)]
+            in_mask = masks.get(id(ins[0])) if len(ins) == 1 else None
+            if in_mask is not None and _accepts(node.layer, "mask") and "mask" not in kwargs:
+                kwargs["mask"] = in_mask
             outs = node.layer(*args, **kwargs)
-            for k, t in zip(flatten(node.outputs), flatten(outs)):
+            out_keys = flatten(node.outputs)
+            for k, t in zip(out_keys, flatten(outs)):
                 env[id(k)] = t
+            if len(out_keys) == 1 and len(ins) <= 1:
+                x = args[0]
+                with x.graph.as_default(), x.graph.name_scope(node.layer.name + "_mask"):
+                    out_mask = node.layer.compute_mask(x, in_mask)
+                if out_mask is not None:
+                    masks[id(out_keys[0])] = out_mask
         return [env[id(o)] for o in self.outputs]
 
     # -- eager calls: model(numpy arrays) ----------------------------------------------------------------
