@@ -1,6 +1,7 @@
 """``gc.function``: trace a Python function into a graph once, then run it compiled.
 
-Like ``tf.function`` / ``jax.jit``: the first call with a new signature (the
+Like ``tf.function`` / ``jax.jit``: Python ``if``/``while`` on tensors become ``gc.cond`` /
+``gc.while_loop`` (``graphc.autograph``); the first call with a new signature (the
 dtypes and ranks of the array arguments, and the values of the Python scalar
 arguments) traces ``fn`` over placeholders whose dimensions are all ``None``,
 so one trace serves every size; later calls with that signature reuse the
@@ -23,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from . import dtypes as _dt
+from .autograph import convert
 from .ir import Graph, Tensor
 from .ops.state import global_variables_initializer, placeholder
 from .session import Session, _flatten
@@ -33,9 +35,11 @@ _STATIC = (bool, int, float, str, type(None))
 class Function:
     """A traced-and-compiled version of ``fn`` (see ``graphc.function``)."""
 
-    def __init__(self, fn: Callable, optimize: bool = True, executor: str | None = None):
+    def __init__(self, fn: Callable, optimize: bool = True, executor: str | None = None,
+                 autograph: bool = True):
         functools.update_wrapper(self, fn)
-        self.fn = fn
+        self.python_function = fn
+        self.fn = convert(fn) if autograph else fn
         self.optimize = optimize
         self.executor = executor
         self._traces: dict[tuple, tuple] = {}
@@ -95,8 +99,11 @@ class Function:
         return self._traces[sig][3].graph
 
 
-def function(fn: Callable | None = None, *, optimize: bool = True, executor: str | None = None):
-    """Decorator: ``@gc.function`` or ``@gc.function(optimize=False)``."""
+def function(fn: Callable | None = None, *, optimize: bool = True, executor: str | None = None,
+             autograph: bool = True):
+    """Decorator: ``@gc.function`` or ``@gc.function(optimize=False)``. With ``autograph`` (the
+    default, as in ``tf.function``) a Python ``if``/``while`` whose test is a tensor becomes a
+    ``gc.cond``/``gc.while_loop`` (``graphc.autograph``)."""
     if fn is None:
-        return lambda f: Function(f, optimize=optimize, executor=executor)
-    return Function(fn, optimize=optimize, executor=executor)
+        return lambda f: Function(f, optimize=optimize, executor=executor, autograph=autograph)
+    return Function(fn, optimize=optimize, executor=executor, autograph=autograph)

@@ -553,8 +553,9 @@ class Tensor:
 
     def __bool__(self):
         raise TypeError(f"the truth value of symbolic tensor {self.name!r} is unknown while "
-                        "building the graph; use gc.where / gc.cond-style ops, or run it in a "
-                        "Session first")
+                        "building the graph; use gc.cond / gc.while_loop (gc.function turns a "
+                        "Python if/while on a tensor into them, except where the block returns, "
+                        "breaks or continues), gc.where, or run it in a Session first")
 
     def __len__(self):
         if not self.shape or self.shape[0] is None:
