@@ -233,3 +233,19 @@ def test_masking_layer_and_training_with_a_mask():
     assert losses[-1] < losses[0]
     cfg = m.get_config()
     assert any(lyr["class_name"] == "Masking" for lyr in cfg["layers"])
+
+
+@pytest.mark.parametrize("unroll, programs", [(False, 1), (True, 3)])
+def test_a_model_with_an_open_length_builds_one_program(unroll, programs):
+    from graphc import layers as L
+    from graphc.models import Model
+    inp = L.Input(shape=(None, 4))
+    out = L.Dense(3, activation="softmax")(L.LSTM(5, return_sequences=True, unroll=unroll)(inp))
+    m = Model(inp, out)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    for t_len in (2, 7, 11):
+        x = RNG.normal(size=(4, t_len, 4)).astype(np.float32)
+        y = RNG.integers(0, 3, size=(4, t_len)).astype(np.int32)
+        m.train_on_batch(x, y)
+        assert m.predict(x).shape == (4, t_len, 3)
+    assert len([k for k in m._programs if k[0] == "train"]) == programs

@@ -77,7 +77,9 @@ def test_temporaries_of_killed_saves_are_cleaned_by_the_next_save_or_load(tmp_pa
     _killed_save(path)
     _killed_save(path)
     orphans = _temps(tmp_path)
-    assert len(orphans) == 2 and all(re.fullmatch(r"\.m\.npz\.\w{8}\.tmp", n) for n in orphans)
+    # the second save already removes the first one's temporary when that is over 2 s old (a slow,
+    # loaded machine): one or two are left
+    assert len(orphans) in (1, 2) and all(re.fullmatch(r"\.m\.npz\.\w{8}\.tmp", n) for n in orphans)
     assert load_model(path).get_weights()[0].shape == (4, 3)        # the old file survived
     for n in orphans:
         _age(tmp_path / n)

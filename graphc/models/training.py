@@ -15,7 +15,25 @@ import time
 import numpy as np
 
 from .. import losses as _losses
+from ..errors import GraphcError
 from .. import metrics as _metrics
+
+
+class _Like:
+    """What a program is built for in place of an array: a shape whose open sizes are ``None``
+    (the batch dimension first) and a dtype."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+
+def _open(shape, declared) -> tuple:
+    """``shape`` with ``None`` wherever the model's declared shape has ``None`` (matched from the
+    front: sparse targets have one axis less than the output)."""
+    declared = tuple(declared)
+    return (None,) + tuple(None if i < len(declared) and declared[i] is None else d
+                           for i, d in enumerate(shape) if i > 0)
 
 
 class _Program:
@@ -182,7 +200,7 @@ class TrainingMixin:
         return out
 
     def _signature(self, arrays) -> tuple:
-        return tuple((a.shape[1:], a.dtype.str) for a in arrays)
+        return tuple((tuple(a.shape[1:]), a.dtype.str) for a in arrays)
 
     def _input_placeholders(self, xs):
         from ..ops.state import placeholder
@@ -194,7 +212,24 @@ class TrainingMixin:
 
     # -- programs --------------------------------------------------------------------------------------
     def _get_program(self, kind, xs, ys=None):
-        key = (kind, self._signature(xs), self._signature(ys or []))
+        """The program for arrays like ``xs``/``ys``. A size the model leaves open (``None`` in its
+        ``Input``, e.g. a sequence length) stays open in the program, so one program (and one
+        compiled plan per shape) serves every such size; a model whose layers need that size
+        (``unroll=True``, ``TimeDistributed``...) gets one program per size instead."""
+        ys = ys or []
+        if not getattr(self, "_per_size", False):
+            gx = [_Like(_open(a.shape, t.shape), a.dtype) for a, t in zip(xs, self.inputs)]
+            gy = [_Like(_open(a.shape, t.shape), a.dtype) if t is not None else a
+                  for a, t in zip(ys, list(self.outputs) + [None] * len(ys))]
+            if any(tuple(g.shape[1:]) != tuple(a.shape[1:]) for g, a in zip(gx + gy, xs + ys)):
+                try:
+                    return self._program_for(kind, gx, gy)
+                except (ValueError, GraphcError):
+                    self._per_size = True       # the layers need those sizes: specialize
+        return self._program_for(kind, xs, ys)
+
+    def _program_for(self, kind, xs, ys):
+        key = (kind, self._signature(xs), self._signature(ys))
         prog = self._programs.get(key)
         if prog is None:
             state = self._ensure_built()
