@@ -20,6 +20,7 @@ body instead (passes can then fold them).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -83,6 +84,11 @@ class Body:
     def out_specs(self) -> list:
         return [self.graph.spec(n) for n in self.outputs]
 
+    @functools.cached_property
+    def order(self) -> list[int]:
+        """The nodes the results need, in topological order (inputs included)."""
+        return self.graph.topo_order(self.outputs, stop=self.inputs)
+
     def used(self) -> list[bool]:
         """Which inputs the outputs depend on (an unused input is not fed)."""
         need = self.graph.ancestors(self.outputs, stop=self.inputs)
@@ -99,7 +105,7 @@ class Body:
         loop of zero steps still knows the shape of what it would have stacked)."""
         from .ops.registry import get_op
         shapes = {n: tuple(s) for n, s in zip(self.inputs, in_shapes)}
-        for n in self.graph.topo_order(self.outputs, stop=self.inputs):
+        for n in self.order:
             if n in shapes:
                 continue
             ins = self.graph.inputs(n)

@@ -121,6 +121,7 @@ class Graph:
         self._scopes: list[str] = []
         self.seed: int | None = None
         self.collections: dict[str, list[int]] = {}
+        self._inputs: dict[int, list[int]] = {}     # node -> its inputs, until edges change
 
     # -- building -------------------------------------------------------------------
     def add_node(self, op: str, inputs: Iterable[int], attrs: dict, spec: TensorSpec,
@@ -217,9 +218,12 @@ class Graph:
         return self.nx.nodes[n]
 
     def inputs(self, n: int) -> list[int]:
-        """Producers of ``n`` in input-position order."""
-        edges = sorted(self.nx.in_edges(n, data="pos"), key=lambda e: e[2])
-        return [u for u, _, _ in edges]
+        """Producers of ``n`` in input-position order (a new list each call)."""
+        got = self._inputs.get(n)
+        if got is None:     # kept until the next edit of the graph's edges (lowering reads each often)
+            edges = sorted(self.nx.in_edges(n, data="pos"), key=lambda e: e[2])
+            got = self._inputs[n] = [u for u, _, _ in edges]
+        return list(got)
 
     def consumers(self, n: int) -> list[tuple[int, int]]:
         """``(consumer, position)`` pairs reading ``n``, in consumer order."""
@@ -323,6 +327,7 @@ class Graph:
         if so.dtype != sn.dtype or not _shapes_agree(so.shape, sn.shape):
             raise GraphError(f"replace: {self.name(old)} ({so}) cannot be replaced by "
                              f"{self.name(new)} ({sn}): specs differ")
+        self._inputs.clear()
         for _, v, key, pos in list(self.nx.out_edges(old, keys=True, data="pos")):
             self.nx.remove_edge(old, v, key)
             self.nx.add_edge(new, v, pos=pos)
@@ -339,6 +344,7 @@ class Graph:
             >>> g.set_input(y.node, 1, b.node); g.inputs(y.node) == [a.node, b.node]
             True
         """
+        self._inputs.clear()
         for u, _, key, p in list(self.nx.in_edges(n, keys=True, data="pos")):
             if p == pos:
                 self.nx.remove_edge(u, n, key)
@@ -348,6 +354,7 @@ class Graph:
 
     def set_inputs(self, n: int, inputs: list[int]) -> None:
         """Replace the input list of ``n``."""
+        self._inputs.clear()
         for u, _, key in list(self.nx.in_edges(n, keys=True)):
             self.nx.remove_edge(u, n, key)
         for pos, src in enumerate(inputs):
@@ -355,6 +362,7 @@ class Graph:
 
     def remove(self, nodes: Iterable[int]) -> None:
         """Remove nodes (and their edges) from the graph."""
+        self._inputs.clear()
         for n in list(nodes):
             self._names.pop(self.name(n), None)
             self.nx.remove_node(n)
@@ -373,6 +381,7 @@ class Graph:
         g._name_counts = dict(self._name_counts)
         g._scopes = []
         g.seed = self.seed
+        g._inputs = {}
         g.collections = {k: list(v) for k, v in self.collections.items()}
         return g
 

@@ -21,7 +21,7 @@ from graphc.funcgraph import Body, bodies, inline
 from graphc.ir import Graph
 from graphc.ops.registry import get_op
 
-from .core import PassContext, PassResult
+from .core import PassContext, PassResult, new_node, rewrite_in_place
 
 
 def optimize_bodies(g: Graph, ctx: PassContext) -> PassResult:
@@ -54,13 +54,14 @@ def _optimized(body: Body, options: dict) -> Body:
 
 def hoist_invariants(g: Graph, ctx: PassContext) -> PassResult:
     """Body values of a ``scan`` that depend on captured inputs alone (not on the carries or the
-    step's slice) are computed once before the loop and captured instead."""
+    step's slice) are computed once before the loop and captured instead (a loop-invariant matrix
+    a matmul reads transposed is transposed there, once: ``_untransposed``)."""
     res = PassResult()
     for n in g.nodes():
         if g.op(n) != "scan":
             continue
         a = g.attrs(n)
-        body = a["body"]
+        body = _untransposed(a["body"], a["n_carry"] + a["n_xs"])
         k, m = a["n_carry"], a["n_xs"]
         moved = _invariant_frontier(body, k + m)
         if not moved:
@@ -86,6 +87,25 @@ def hoist_invariants(g: Graph, ctx: PassContext) -> PassResult:
         g.set_inputs(n, g.inputs(n) + [t.node for t in hoisted])
         res.changed += len(moved)
     return res
+
+
+def _untransposed(body: Body, n_varying: int) -> Body:
+    """``matmul(a, b, transpose_b=True)`` with a loop-invariant ``b`` reads ``transpose(b)`` instead,
+    which hoisting then computes once before the loop: every step's product runs NN, as
+    ``layout.transpose_shared_rhs`` does for an unrolled loop (an RNN's ``dh = dz @ U^T``)."""
+    bg = body.graph
+    varying = bg.descendants(body.inputs[:n_varying])
+    hits = [v for v in bg.topo_order(body.outputs, stop=body.inputs)
+            if bg.op(v) == "matmul" and bg.attrs(v)["transpose_b"] and bg.inputs(v)[1] not in varying
+            and len(bg.spec(bg.inputs(v)[1]).shape) == 2]
+    if not hits:
+        return body
+    bg = bg.copy()
+    for v in hits:
+        b = bg.inputs(v)[1]
+        t = new_node(bg, "transpose", [b], {"perm": (1, 0)}, v)
+        rewrite_in_place(bg, v, "matmul", {**bg.attrs(v), "transpose_b": False}, [bg.inputs(v)[0], t])
+    return Body(bg, body.inputs, body.outputs, body.label)
 
 
 def _invariant_frontier(body: Body, n_varying: int) -> list[int]:

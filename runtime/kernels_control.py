@@ -28,6 +28,7 @@ import numpy as np
 
 from graphc import config
 from graphc.funcgraph import Body
+from graphc.interpreter import schedule
 from graphc.ops.control_flow import stack_steps
 
 from . import blas_threads
@@ -44,17 +45,25 @@ class CompiledBody:
         self.feeds = [n for n, u in zip(body.inputs, self.used) if u]
         # the loop's own plan decides about tiers: a body compiles when the loop's plan does
         self.exe = Executable(body.graph, list(body.outputs), self.feeds, config.replace(cfg, tiered=False))
+        self.order = schedule(body.graph, list(body.outputs), {n: None for n in self.feeds})
+        self._pairs: dict = {}
 
     def __call__(self, values: list) -> list:
         return self.exe.run_list([v for v, u in zip(values, self.used) if u], {}, 0)[0]
 
     def kernels(self, in_shapes: list) -> list:
-        """The ``(dispatcher, signature)`` pairs the body needs for these input shapes."""
+        """The ``(dispatcher, signature)`` pairs the body needs for these input shapes that this
+        process has not compiled yet."""
         from .lower import bind_schedule
-        shapes = {n: tuple(s) for n, s, u in zip(self.body.inputs, in_shapes, self.used) if u}
-        if any(None in s for s in shapes.values()):
+        key = tuple(tuple(s) for s, u in zip(in_shapes, self.used) if u)
+        if any(None in s for s in key):
             return []
-        return bind_schedule(self.body.graph, list(self.body.outputs), self.feeds, shapes).kernels()
+        pairs = self._pairs.get(key)
+        if pairs is None:       # kernels depend on dtypes and ranks: one bind per shape set at most
+            shapes = dict(zip(self.feeds, key))
+            pairs = self._pairs[key] = bind_schedule(self.body.graph, list(self.body.outputs),
+                                                     self.feeds, shapes, order=self.order).kernels()
+        return [(d, sig) for d, sig in pairs if sig not in d.overloads]
 
 
 _COMPILED: "weakref.WeakKeyDictionary[Body, dict]" = weakref.WeakKeyDictionary()

@@ -155,11 +155,12 @@ def _fold(graph: Graph, n: int, op: str, ins: list, in_shapes: list, shape, know
     return val
 
 
-def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict, reference_only: bool = False) -> Plan:
+def lower(graph: Graph, fetches: list, feeds: list, feed_shapes: dict, reference_only: bool = False,
+          order: list | None = None) -> Plan:
     """Bind every scheduled node to a kernel for ``feed_shapes`` and plan the buffers (both
     halves below). ``reference_only``: every node runs its numpy reference (the baseline tier of
     tiered execution: it runs at once, with nothing to compile)."""
-    return complete(bind_schedule(graph, fetches, feeds, feed_shapes, reference_only))
+    return complete(bind_schedule(graph, fetches, feeds, feed_shapes, reference_only, order))
 
 
 @dataclass
@@ -179,10 +180,12 @@ class Bindings:
 
 
 def bind_schedule(graph: Graph, fetches: list, feeds: list, feed_shapes: dict,
-                  reference_only: bool = False) -> Bindings:
-    """Steps 1-2 of lowering: shapes, bind-time folds and each node's kernel, nothing compiled."""
+                  reference_only: bool = False, order: list | None = None) -> Bindings:
+    """Steps 1-2 of lowering: shapes, bind-time folds and each node's kernel, nothing compiled.
+    ``order``: the run's schedule when the caller has it (it depends on the graph, not on shapes)."""
     fed = set(feeds)
-    order = schedule(graph, fetches, {n: None for n in fed})
+    if order is None:
+        order = schedule(graph, fetches, {n: None for n in fed})
     fetch_set = set(fetches)
     shapes: dict[int, tuple | None] = {}
     known: dict[int, np.ndarray] = {}       # values known at bind time: constants and folds

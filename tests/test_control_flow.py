@@ -249,3 +249,26 @@ def test_a_model_with_an_open_length_builds_one_program(unroll, programs):
         m.train_on_batch(x, y)
         assert m.predict(x).shape == (4, t_len, 3)
     assert len([k for k in m._programs if k[0] == "train"]) == programs
+
+
+def test_hoisting_moves_invariant_work_and_transposes_out_of_the_loop():
+    from graphc.passes import optimize
+    g = gc.Graph()
+    with g.as_default():
+        xs = gc.placeholder("float32", (None, 2, 3), name="xs")
+        u = gc.placeholder("float32", (3, 3), name="u")
+        w = gc.placeholder("float32", (3,), name="w")
+        hs = gc.scan(lambda h, x: gc.tanh(gc.matmul(h, u, transpose_b=True) * gc.exp(w) + x), xs,
+                     initializer=gc.zeros((2, 3)))
+    opt, report = optimize(g, [hs], feeds=[xs, u, w])
+    (node,) = [n for n in opt.nodes() if opt.op(n) == "scan"]
+    body = opt.attrs(node)["body"]
+    body_ops = [body.graph.op(n) for n in body.graph.nodes()]
+    assert "exp" not in body_ops and "transpose" not in body_ops
+    assert not any(body.graph.attrs(n).get("transpose_b") for n in body.graph.nodes()
+                   if body.graph.op(n) == "matmul")
+    assert {"exp", "transpose"} <= {opt.op(n) for n in opt.nodes()}
+    v = {xs: RNG.normal(size=(4, 2, 3)).astype(np.float32), u: RNG.normal(size=(3, 3)).astype(np.float32),
+         w: RNG.normal(size=3).astype(np.float32)}
+    np.testing.assert_allclose(gc.Session(g).run(hs, v), gc.Session(g, optimize=False, executor="reference")
+                               .run(hs, v), rtol=1e-5, atol=1e-6)

@@ -234,10 +234,15 @@ class TrainingMixin:
         if prog is None:
             state = self._ensure_built()
             g = state.graph
-            with g.as_default(), g.name_scope(kind):
-                prog = getattr(self, f"_build_{kind}")(xs, ys)
-            state.init_new_variables()
-            self._programs[key] = prog
+            # under the session's prepare lock: another thread may be copying the graph to
+            # optimize one of its programs while this one adds nodes
+            with state.session._prepare_lock:
+                prog = self._programs.get(key)
+                if prog is None:
+                    with g.as_default(), g.name_scope(kind):
+                        prog = getattr(self, f"_build_{kind}")(xs, ys)
+                    state.init_new_variables()
+                    self._programs[key] = prog
         return prog
 
     def _build_predict(self, xs, ys):

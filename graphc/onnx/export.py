@@ -284,7 +284,7 @@ def export(model, path, opset=None) -> None:
                 shape.append(d)
         xs.append(np.zeros(shape, dtype=t.dtype))
     xs = model._x_list(xs if len(xs) > 1 else xs[0])
-    prog = model._get_program("predict", xs)
+    prog = model._program_for("predict", xs, [])    # at the sample sizes: dyn_dims maps them back
     state = model._ensure_built()
     g = state.graph
     feeds = [t.node for t in prog.feeds]
