@@ -272,3 +272,17 @@ def test_hoisting_moves_invariant_work_and_transposes_out_of_the_loop():
          w: RNG.normal(size=3).astype(np.float32)}
     np.testing.assert_allclose(gc.Session(g).run(hs, v), gc.Session(g, optimize=False, executor="reference")
                                .run(hs, v), rtol=1e-5, atol=1e-6)
+
+
+def test_the_loss_and_metrics_skip_masked_steps():
+    from graphc import layers as L
+    from graphc.models import Model
+    ids = RNG.integers(1, 9, size=(6, 5)).astype(np.int32)
+    y = RNG.integers(0, 3, size=(6, 5)).astype(np.int32)
+    padded, y_pad = np.pad(ids, ((0, 0), (0, 4))), np.pad(y, ((0, 0), (0, 4)))
+    inp = L.Input(shape=(None,), dtype="int32")
+    out = L.Dense(3, activation="softmax")(L.GRU(4, return_sequences=True)(L.Embedding(10, 4, mask_zero=True)(inp)))
+    m = Model(inp, out)
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # the padded batch's loss and accuracy are the unpadded batch's: padding counts for nothing
+    np.testing.assert_allclose(m.evaluate(padded, y_pad, verbose=0), m.evaluate(ids, y, verbose=0), rtol=1e-5)

@@ -279,11 +279,13 @@ class Model(TrainingMixin, Layer):
         outs = self._replay(flatten(inputs), training)
         return outs[0] if len(outs) == 1 else outs
 
-    def _replay(self, tensors, training) -> list:
+    def _replay(self, tensors, training, masks: list | None = None) -> list:
+        """The outputs for graph ``tensors``; ``masks``, when given, receives each output's Keras
+        mask (or None)."""
         if len(tensors) != len(self.inputs):
             raise ValueError(f"model {self.name!r} expects {len(self.inputs)} inputs, got {len(tensors)}")
         env = {id(k): t for k, t in zip(self.inputs, tensors)}
-        masks: dict = {}        # KerasTensor id -> its Keras mask (a bool graph tensor)
+        found: dict = {}        # KerasTensor id -> its Keras mask (a bool graph tensor)
 
         def sub(v):
             return env[id(v)] if isinstance(v, KerasTensor) else v
@@ -295,7 +297,7 @@ class Model(TrainingMixin, Layer):
             if _accepts_training(node.layer):
                 kwargs["training"] = bool(training)
             ins = [t for t in flatten(node.args[:1]) if isinstance(t, KerasTensor)]
-            in_mask = masks.get(id(ins[0])) if len(ins) == 1 else None
+            in_mask = found.get(id(ins[0])) if len(ins) == 1 else None
             if in_mask is not None and _accepts(node.layer, "mask") and "mask" not in kwargs:
                 kwargs["mask"] = in_mask
             outs = node.layer(*args, **kwargs)
@@ -307,7 +309,9 @@ class Model(TrainingMixin, Layer):
                 with x.graph.as_default(), x.graph.name_scope(node.layer.name + "_mask"):
                     out_mask = node.layer.compute_mask(x, in_mask)
                 if out_mask is not None:
-                    masks[id(out_keys[0])] = out_mask
+                    found[id(out_keys[0])] = out_mask
+        if masks is not None:
+            masks.extend(found.get(id(o)) for o in self.outputs)
         return [env[id(o)] for o in self.outputs]
 
     # -- eager calls: model(numpy arrays) ----------------------------------------------------------------

@@ -19,6 +19,16 @@ from ..errors import GraphcError
 from .. import metrics as _metrics
 
 
+def _masked_mean(values, mask):
+    """The mean of ``values`` over the positions ``mask`` keeps (all of them without a mask, or
+    when the mask's rank differs from the values')."""
+    from .. import ops
+    if mask is None or mask.ndim != values.ndim:
+        return ops.reduce_mean(values)
+    m = ops.cast(mask, values.dtype)
+    return ops.reduce_sum(values * m) / ops.maximum(ops.reduce_sum(m), ops.ones_like(ops.reduce_sum(m)))
+
+
 class _Like:
     """What a program is built for in place of an array: a shape whose open sizes are ``None``
     (the batch dimension first) and a dtype."""
@@ -250,9 +260,11 @@ class TrainingMixin:
         outs = self._replay(phs, training=False)
         return _Program(phs, outs, [])
 
-    def _loss_and_metrics(self, outs, ys):
+    def _loss_and_metrics(self, outs, ys, masks=()):
         """Placeholders for ``ys`` (the targets, then the sample weights if ``ys`` has one more
-        array than the model has outputs), the total loss, and the named metric scalars."""
+        array than the model has outputs), the total loss, and the named metric scalars. An output
+        with a Keras mask (``masks[i]``, e.g. the padded steps of a tagger) averages its loss and
+        metrics over the unmasked positions only, as Keras does."""
         from ..ops.state import placeholder
         from .. import ops
         yphs = [placeholder(a.dtype, (None,) + tuple(a.shape[1:]), name=f"{n}_target")
@@ -267,7 +279,7 @@ class TrainingMixin:
             per = fn(yt, o)
             if sw is not None:   # Keras: mean of weight * loss over the batch (not over the weights)
                 per = per * ops.reshape(sw, (-1,) + (1,) * (per.ndim - 1))
-            li = ops.reduce_mean(per)
+            li = _masked_mean(per, masks[i] if i < len(masks) else None)
             per_loss.append((i, li))
             term = li * float(w) if w != 1.0 else li
             total = term if total is None else total + term
@@ -282,7 +294,7 @@ class TrainingMixin:
             for m in specs:
                 fn, mname = _metrics.resolve(m, self._loss_fns[i], o)
                 names.append(f"{self.output_names[i]}_{mname}" if multi else mname)
-                scalars.append(ops.reduce_mean(ops.cast(fn(yt, o), "float32")))
+                scalars.append(_masked_mean(ops.cast(fn(yt, o), "float32"), masks[i] if i < len(masks) else None))
         weights, ratios = [], []
         for i, (o, yt, specs) in enumerate(zip(outs, yphs, getattr(self, "_weighted_specs", []))):
             for m in specs:
@@ -311,11 +323,12 @@ class TrainingMixin:
         phs = self._input_placeholders(xs)
         updates: list = []
         _UpdateCollector.stack.append(updates)
+        masks: list = []
         try:
-            outs = self._replay(phs, training=True)
+            outs = self._replay(phs, training=True, masks=masks)
         finally:
             _UpdateCollector.stack.pop()
-        yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
+        yphs, total, names, scalars = self._loss_and_metrics(outs, ys, masks)
         reg = self.losses
         if reg:
             total = total + _sum(reg)
@@ -342,8 +355,9 @@ class TrainingMixin:
 
     def _build_test(self, xs, ys):
         phs = self._input_placeholders(xs)
-        outs = self._replay(phs, training=False)
-        yphs, total, names, scalars = self._loss_and_metrics(outs, ys)
+        masks: list = []
+        outs = self._replay(phs, training=False, masks=masks)
+        yphs, total, names, scalars = self._loss_and_metrics(outs, ys, masks)
         return _Program(phs + yphs, [total] + scalars, ["loss"] + names, ratios=self._ratios)
 
     # -- data-parallel training (graphc.distributed) -------------------------------------------------
