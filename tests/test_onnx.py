@@ -179,13 +179,103 @@ def test_more_layers_export_and_import(name, tmp_path):
     assert np.max(np.abs(got - want)) <= TOL and np.max(np.abs(back - want)) <= TOL
 
 
-def test_variable_length_gru_is_refused_clearly(tmp_path):
+def test_unrolled_variable_length_gru_is_refused_clearly(tmp_path):
     from graphc.layers import GRU, Dense, Input
     from graphc.models import Model
     x = Input(shape=(None, 4))
-    m = Model(x, Dense(2)(GRU(3)(x)))
-    with pytest.raises(gco.OnnxError, match="variable sequence length"):
+    m = Model(x, Dense(2)(GRU(3, unroll=True)(x)))
+    with pytest.raises(gco.OnnxError, match="variable sequence length.*unroll=True"):
         gco.export(m, str(tmp_path / "g.onnx"))
+
+
+def _variable_length_rnn():
+    from graphc.layers import GRU, LSTM, Dense, Input, SimpleRNN
+    from graphc.models import Model
+    x = Input(shape=(None, 4))
+    h = GRU(5, return_sequences=True)(x)
+    h = LSTM(4, go_backwards=True, return_sequences=True, activation="relu")(h)
+    h = SimpleRNN(3, go_backwards=True)(h)
+    m = Model(x, Dense(2)(h))
+    m.compile("sgd", "mse")
+    _perturb(m, np.random.default_rng(8))
+    return m
+
+
+def test_variable_length_scan_layers_export_as_onnx_scan(tmp_path):
+    """GRU, a backwards LSTM with other activations and a backwards SimpleRNN over a None time
+    axis: one ONNX Scan each, run by onnxruntime at several lengths like predict."""
+    m = _variable_length_rnn()
+    path = str(tmp_path / "rnn.onnx")
+    gco.export(m, path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    scans = [n for n in model.graph.node if n.op_type == "Scan"]
+    assert len(scans) == 3
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert isinstance(sess.get_inputs()[0].shape[1], str)
+    rng = np.random.default_rng(9)
+    for length in (1, 5, 17):
+        x = rng.standard_normal((3, length, 4)).astype(np.float32)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        assert np.max(np.abs(got - m.predict(x))) <= TOL, length
+
+
+@pytest.mark.parametrize("executor", ["compiled", "reference"])
+def test_variable_length_scan_layers_round_trip(executor, tmp_path):
+    """The exported Scans imported back as graphc scans: one graph for every length."""
+    m = _variable_length_rnn()
+    path = str(tmp_path / "rnn.onnx")
+    gco.export(m, path)
+    sess = gco.InferenceSession(path, executor=None if executor == "compiled" else executor)
+    assert sum(sess.graph.op(n) == "scan" for n in sess.graph.nodes()) == 3
+    rng = np.random.default_rng(10)
+    for length in (1, 6, 17):
+        x = rng.standard_normal((2, length, 4)).astype(np.float32)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        assert np.max(np.abs(got - m.predict(x))) <= TOL, length
+
+
+def _while_cond_graph():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        n = gc.placeholder("int32", (), name="n")
+        w = gc.Variable(np.linspace(-0.5, 0.5, 9, dtype=np.float32).reshape(3, 3), name="w")
+        _, h = gc.while_loop(lambda i, h: i < n, lambda i, h: (i + 1, gc.tanh(gc.matmul(h, w) + x)),
+                             (gc.constant(0), x))
+        pred = gc.reduce_sum(h) > 0.0
+        y = gc.cond(pred, lambda: h * 2.0, lambda: w[0] - h)
+        _, h2 = gc.while_loop(lambda i, h: gc.reduce_sum(h) < 100.0, lambda i, h: (i + 1, h * 2.0 + 1.0),
+                              (gc.constant(0), x), maximum_iterations=n + 2)
+        sess = gc.Session()
+        sess.run(gc.global_variables_initializer())
+    return sess, x, n, y, h2, pred
+
+
+def test_export_graph_while_loop_and_cond(tmp_path):
+    """gc.while_loop (with a tensor maximum_iterations) and gc.cond as ONNX Loop and If, run by
+    onnxruntime and imported back; both branches and loops of 0 and more iterations."""
+    sess, x, n, y, h2, pred = _while_cond_graph()
+    path = str(tmp_path / "loop.onnx")
+    gco.export_graph([y, h2], [x, n], path, session=sess, output_names=["y", "h2"])
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert sorted(nd.op_type for nd in model.graph.node if nd.op_type in ("Loop", "If")) == ["If", "Loop", "Loop"]
+    o = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    back = gco.InferenceSession(path)
+    ref = gco.InferenceSession(path, executor="reference")
+    taken, counts = set(), set()
+    for k, (steps, scale) in enumerate([(0, 1.0), (3, 1.0), (2, -1.0), (5, 40.0), (1, -3.0)]):
+        xv = (scale * np.random.default_rng(k).standard_normal((2, 3)) + scale).astype(np.float32)
+        feed = {"x": xv, "n": np.asarray(steps, np.int32)}
+        want = sess.run([y, h2], {x: xv, n: feed["n"]})
+        taken.add(bool(sess.run(pred, {x: xv, n: feed["n"]})))
+        counts.add(int(np.round(np.log2((want[1][0, 0] + 1.0) / (xv[0, 0] + 1.0)))))  # h2's iterations
+        for s in (o, back, ref):
+            got = s.run(None, feed)
+            assert all(np.max(np.abs(a - b)) <= TOL for a, b in zip(want, got)), (k, s)
+    assert taken == {True, False}
+    assert len(counts) > 1      # loops stopped by cond and by maximum_iterations
 
 
 def test_export_graph_names_an_op_without_emitter(tmp_path):

@@ -385,3 +385,6 @@ def _lstm_emit(layer, src, weights):
             return ex.node("Transpose", [y], base=layer.name, perm=[1, 0, 2])
         return ex.node("Squeeze", [y_h, _i64(ex, [0])], base=layer.name)
     return emit
+
+
+from . import emitters_control  # noqa: E402,F401  (scan, while_loop, cond: their emitters)
