@@ -175,12 +175,13 @@ class Context:
             feeds = {}
             outer = {c: o for o, c in getattr(g, "captures", {}).items()}
             for n in anc:
-                if g.op(n) == "placeholder" and g is not self.graph:
+                if g.op(n) == "placeholder":
                     src = next((o for o in getattr(g, "captured", []) if o.node == outer.get(n)), None)
                     if src is None:
                         raise self.unsupported(f"{what} must be known when the model is built; in this "
-                                               "control flow body it is computed from the body's inputs",
-                                               kind="dynamic")
+                                               "control flow body it is computed from the body's inputs "
+                                               "(such as a Loop's iteration number), which graphc does "
+                                               "not support", kind="dynamic")
                     feeds[n] = self.value(src, what)
             v = evaluate(g, [t.node], feeds).values[0]
         self._consts[t.node] = v
@@ -225,7 +226,7 @@ def tensor_value(t, path, node=None):
         raise OnnxError(path, node.name if node is not None else None,
                         node.op_type if node is not None else None,
                         f"tensor {t.name!r} cannot be read: {type(e).__name__}: {e}") from None
-    return np.ascontiguousarray(arr, dtype=dt)
+    return np.ascontiguousarray(arr, dtype=dt).reshape(arr.shape)   # (a scalar stays 0-D)
 
 
 def build(model, path="<model>", input_shapes: dict | None = None, input_values: dict | None = None) -> Built:
