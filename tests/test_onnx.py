@@ -510,3 +510,27 @@ def test_export_reverse_scan_and_map_fn(tmp_path):
         for s in (o, back):
             got = s.run(None, {"x": xv})
             assert all(np.max(np.abs(a - b)) <= TOL for a, b in zip(want, got)), t
+
+
+def test_export_nested_control_flow(tmp_path):
+    """A cond whose false branch maps over rows, inside a while_loop: sub-graphs in sub-graphs,
+    the inner ones reading values two scopes out (x)."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+
+        def body(i, h):
+            return i + 1, gc.cond(gc.reduce_sum(h) > 0.0, lambda: h - 1.0,
+                                  lambda: gc.map_fn(lambda r: r * 2.0 + x[0], h))
+        _, y = gc.while_loop(lambda i, h: i < 4, body, (gc.constant(0), x))
+        sess = gc.Session(executor="reference")
+    path = str(tmp_path / "nested.onnx")
+    gco.export_graph([y], [x], path, output_names=["y"])
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    runs = [ort.InferenceSession(path, providers=["CPUExecutionProvider"]), gco.InferenceSession(path),
+            gco.InferenceSession(path, executor="reference")]
+    for k in range(3):
+        xv = np.random.default_rng(k).standard_normal((4, 3)).astype(np.float32)
+        want = sess.run(y, {x: xv})
+        for s in runs:
+            assert np.max(np.abs(s.run(None, {"x": xv})[0] - want)) <= TOL, (k, s)
