@@ -178,10 +178,9 @@ class Context:
                 if g.op(n) == "placeholder":
                     src = next((o for o in getattr(g, "captured", []) if o.node == outer.get(n)), None)
                     if src is None:
-                        raise self.unsupported(f"{what} must be known when the model is built; in this "
-                                               "control flow body it is computed from the body's inputs "
-                                               "(such as a Loop's iteration number), which graphc does "
-                                               "not support", kind="dynamic")
+                        raise self.unsupported(f"{what} computed from a control flow body's inputs (such "
+                                               "as a Loop's iteration number) is not supported: graphc "
+                                               "must know it when the model is built", kind="dynamic")
                     feeds[n] = self.value(src, what)
             v = evaluate(g, [t.node], feeds).values[0]
         self._consts[t.node] = v
