@@ -126,7 +126,9 @@ def _loop(cx, ins):
     ``cond and iteration < M`` (either part absent when its input is); the body's scan outputs
     are the while_loop's per-iteration results, stacked."""
     gp = _graph(cx, "body")
-    m_t, c_t, vs = (list(ins) + [None, None])[0], (list(ins) + [None, None])[1], list(ins[2:])
+    if len(ins) < 2:
+        raise cx.error(f"{len(ins)} inputs; Loop takes M, cond, then the loop-carried values")
+    m_t, c_t, vs = ins[0], ins[1], list(ins[2:])
     n_v = len(vs)
     n_scan = len(gp.output) - 1 - n_v
     if n_scan < 0:
@@ -136,7 +138,7 @@ def _loop(cx, ins):
     if m_t is None and c_t is None:
         raise cx.unsupported("a Loop with neither a trip count M nor a condition would never stop",
                              kind="attribute")
-    limit = None if m_t is None else gc.cast(_scalar(cx, m_t, np.int64, "M"), "int64")
+    limit = None if m_t is None else _scalar(cx, m_t, np.int64, "M")
     c0 = _scalar(cx, c_t, np.bool_, "cond") if c_t is not None else cx.constant(True)
     init = [cx.constant(np.int64(0)), c0] + vs
 
