@@ -99,9 +99,9 @@ def _scan_infer(specs, a):
 def stack_steps(ys: list, body: Body, k: int, in_shapes: list) -> list:
     """Per-step results stacked on a new first axis (a loop of no steps: empty arrays of the
     shapes the body would have given)."""
-    if not ys:              # nothing stacked: the carries' shapes need not be known
+    if len(body.outputs) == k:      # nothing stacked: the carries' shapes need not be known
         return []
-    if ys[0]:
+    if ys and ys[0]:
         return [np.stack(y) for y in ys]
     shapes = body.out_shapes(in_shapes)[k:]
     return [np.zeros((0,) + tuple(s), sp.dtype) for s, sp in zip(shapes, body.out_specs[k:])]
