@@ -179,13 +179,103 @@ def test_more_layers_export_and_import(name, tmp_path):
     assert np.max(np.abs(got - want)) <= TOL and np.max(np.abs(back - want)) <= TOL
 
 
-def test_variable_length_gru_is_refused_clearly(tmp_path):
+def test_unrolled_variable_length_gru_is_refused_clearly(tmp_path):
     from graphc.layers import GRU, Dense, Input
     from graphc.models import Model
     x = Input(shape=(None, 4))
-    m = Model(x, Dense(2)(GRU(3)(x)))
-    with pytest.raises(gco.OnnxError, match="variable sequence length"):
+    m = Model(x, Dense(2)(GRU(3, unroll=True)(x)))
+    with pytest.raises(gco.OnnxError, match="variable sequence length.*unroll=True"):
         gco.export(m, str(tmp_path / "g.onnx"))
+
+
+def _variable_length_rnn():
+    from graphc.layers import GRU, LSTM, Dense, Input, SimpleRNN
+    from graphc.models import Model
+    x = Input(shape=(None, 4))
+    h = GRU(5, return_sequences=True)(x)
+    h = LSTM(4, go_backwards=True, return_sequences=True, activation="relu")(h)
+    h = SimpleRNN(3, go_backwards=True)(h)
+    m = Model(x, Dense(2)(h))
+    m.compile("sgd", "mse")
+    _perturb(m, np.random.default_rng(8))
+    return m
+
+
+def test_variable_length_scan_layers_export_as_onnx_scan(tmp_path):
+    """GRU, a backwards LSTM with other activations and a backwards SimpleRNN over a None time
+    axis: one ONNX Scan each, run by onnxruntime at several lengths like predict."""
+    m = _variable_length_rnn()
+    path = str(tmp_path / "rnn.onnx")
+    gco.export(m, path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    scans = [n for n in model.graph.node if n.op_type == "Scan"]
+    assert len(scans) == 3
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert isinstance(sess.get_inputs()[0].shape[1], str)
+    rng = np.random.default_rng(9)
+    for length in (1, 5, 17):
+        x = rng.standard_normal((3, length, 4)).astype(np.float32)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        assert np.max(np.abs(got - m.predict(x))) <= TOL, length
+
+
+@pytest.mark.parametrize("executor", ["compiled", "reference"])
+def test_variable_length_scan_layers_round_trip(executor, tmp_path):
+    """The exported Scans imported back as graphc scans: one graph for every length."""
+    m = _variable_length_rnn()
+    path = str(tmp_path / "rnn.onnx")
+    gco.export(m, path)
+    sess = gco.InferenceSession(path, executor=None if executor == "compiled" else executor)
+    assert sum(sess.graph.op(n) == "scan" for n in sess.graph.nodes()) == 3
+    rng = np.random.default_rng(10)
+    for length in (1, 6, 17):
+        x = rng.standard_normal((2, length, 4)).astype(np.float32)
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        assert np.max(np.abs(got - m.predict(x))) <= TOL, length
+
+
+def _while_cond_graph():
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        n = gc.placeholder("int32", (), name="n")
+        w = gc.Variable(np.linspace(-0.5, 0.5, 9, dtype=np.float32).reshape(3, 3), name="w")
+        _, h = gc.while_loop(lambda i, h: i < n, lambda i, h: (i + 1, gc.tanh(gc.matmul(h, w) + x)),
+                             (gc.constant(0), x))
+        pred = gc.reduce_sum(h) > 0.0
+        y = gc.cond(pred, lambda: h * 2.0, lambda: w[0] - h)
+        _, h2 = gc.while_loop(lambda i, h: gc.reduce_sum(h) < 100.0, lambda i, h: (i + 1, h * 2.0 + 1.0),
+                              (gc.constant(0), x), maximum_iterations=n + 2)
+        sess = gc.Session()
+        sess.run(gc.global_variables_initializer())
+    return sess, x, n, y, h2, pred
+
+
+def test_export_graph_while_loop_and_cond(tmp_path):
+    """gc.while_loop (with a tensor maximum_iterations) and gc.cond as ONNX Loop and If, run by
+    onnxruntime and imported back; both branches and loops of 0 and more iterations."""
+    sess, x, n, y, h2, pred = _while_cond_graph()
+    path = str(tmp_path / "loop.onnx")
+    gco.export_graph([y, h2], [x, n], path, session=sess, output_names=["y", "h2"])
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert sorted(nd.op_type for nd in model.graph.node if nd.op_type in ("Loop", "If")) == ["If", "Loop", "Loop"]
+    o = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    back = gco.InferenceSession(path)
+    ref = gco.InferenceSession(path, executor="reference")
+    taken, counts = set(), set()
+    for k, (steps, scale) in enumerate([(0, 1.0), (3, 1.0), (2, -1.0), (5, 40.0), (1, -3.0)]):
+        xv = (scale * np.random.default_rng(k).standard_normal((2, 3)) + scale).astype(np.float32)
+        feed = {"x": xv, "n": np.asarray(steps, np.int32)}
+        want = sess.run([y, h2], {x: xv, n: feed["n"]})
+        taken.add(bool(sess.run(pred, {x: xv, n: feed["n"]})))
+        counts.add(int(np.round(np.log2((want[1][0, 0] + 1.0) / (xv[0, 0] + 1.0)))))  # h2's iterations
+        for s in (o, back, ref):
+            got = s.run(None, feed)
+            assert all(np.max(np.abs(a - b)) <= TOL for a, b in zip(want, got)), (k, s)
+    assert taken == {True, False}
+    assert len(counts) > 1      # loops stopped by cond and by maximum_iterations
 
 
 def test_export_graph_names_an_op_without_emitter(tmp_path):
@@ -328,3 +418,119 @@ def test_graph_is_built_per_value_of_inputs_a_converter_needs(tmp_path):
         y, = s.run(None, {"x": x, "shape": np.array(shape, np.int64)})
         assert np.array_equal(y, x.reshape(shape))
     assert s._value_inputs == ["shape"] and len(s._sessions) == 2
+
+
+# -- control flow: hand-built ONNX Scan / Loop / If ----------------------------------------------------
+def _control_flow_model(path):
+    """x (B, T, 3) float, n int64 scalar -> a Scan over axis 1 (a running sum, outputs reversed and
+    moved to axis 1, reading the outer initializer ``w``), a Loop (M = n, stops early when the
+    carried sum exceeds 50, with a scan output) and an If (branches read x from the outer scope)."""
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+    f = TP.FLOAT
+    w = onnx.numpy_helper.from_array(np.asarray([0.5, -1.0, 2.0], np.float32), "w")
+    scan_body = h.make_graph(
+        [h.make_node("Mul", ["x_t", "w"], ["xw"]), h.make_node("Add", ["s_in", "xw"], ["s_out"]),
+         h.make_node("Identity", ["s_out"], ["y_t"])], "scan_body",
+        [h.make_tensor_value_info("s_in", f, [None, 3]), h.make_tensor_value_info("x_t", f, [None, 3])],
+        [h.make_tensor_value_info("s_out", f, [None, 3]), h.make_tensor_value_info("y_t", f, [None, 3])])
+    one = h.make_tensor("one", f, [], [1.0])
+    fifty = h.make_tensor("fifty", f, [], [50.0])
+    loop_body = h.make_graph(
+        [h.make_node("Constant", [], ["one_c"], value=one), h.make_node("Constant", [], ["fifty_c"], value=fifty),
+         h.make_node("Cast", ["i"], ["i_f"], to=f), h.make_node("Add", ["acc", "i_f"], ["acc_1"]),
+         h.make_node("ReduceSum", ["x"], ["xs"], keepdims=0), h.make_node("Add", ["acc_1", "xs"], ["acc_2"]),
+         h.make_node("Add", ["acc_2", "one_c"], ["acc_out"]), h.make_node("Less", ["acc_out", "fifty_c"], ["c_out"]),
+         h.make_node("Mul", ["acc_out", "i_f"], ["per_iter"])], "loop_body",
+        [h.make_tensor_value_info("i", TP.INT64, []), h.make_tensor_value_info("c_in", TP.BOOL, []),
+         h.make_tensor_value_info("acc", f, [])],
+        [h.make_tensor_value_info("c_out", TP.BOOL, []), h.make_tensor_value_info("acc_out", f, []),
+         h.make_tensor_value_info("per_iter", f, [])])
+    then_g = h.make_graph([h.make_node("Mul", ["x", "x"], ["sq"])], "then",
+                          [], [h.make_tensor_value_info("sq", f, [None, None, 3])])
+    else_g = h.make_graph([h.make_node("Neg", ["x"], ["ng"])], "else",
+                          [], [h.make_tensor_value_info("ng", f, [None, None, 3])])
+    nodes = [
+        h.make_node("ReduceSum", ["x", "ax1"], ["s0"], keepdims=0),
+        h.make_node("Scan", ["s0", "x"], ["s_final", "ys"], body=scan_body, num_scan_inputs=1,
+                    scan_input_axes=[1], scan_output_axes=[1], scan_output_directions=[1]),
+        h.make_node("Constant", [], ["acc0"], value=h.make_tensor("z", f, [], [0.0])),
+        h.make_node("Constant", [], ["true"], value=h.make_tensor("t", TP.BOOL, [], [True])),
+        h.make_node("Loop", ["n", "true", "acc0"], ["acc_final", "per_iters"], body=loop_body),
+        h.make_node("Greater", ["acc_final", "acc0"], ["pos"]),
+        h.make_node("If", ["pos"], ["z"], then_branch=then_g, else_branch=else_g),
+    ]
+    g = h.make_graph(nodes, "cf", [h.make_tensor_value_info("x", f, ["B", "T", 3]),
+                                   h.make_tensor_value_info("n", TP.INT64, [])],
+                     [h.make_tensor_value_info(nm, f, shape) for nm, shape in (
+                         ("s_final", ["B", 3]), ("ys", ["B", "T", 3]), ("acc_final", []), ("per_iters", ["I"]),
+                         ("z", ["B", "T", 3]))],
+                     initializer=[w, onnx.numpy_helper.from_array(np.asarray([1], np.int64), "ax1")])
+    model = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("executor", ["compiled", "reference"])
+def test_import_hand_built_scan_loop_if(executor, tmp_path):
+    path = _control_flow_model(str(tmp_path / "cf.onnx"))
+    o = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    sess = gco.InferenceSession(path, executor=None if executor == "compiled" else executor)
+    assert {"scan", "while_loop", "cond"} <= {sess.graph.op(nd) for nd in sess.graph.nodes()}
+    rng = np.random.default_rng(11)
+    iters = set()
+    for t_len, n, scale in ((4, 3, 1.0), (1, 0, 1.0), (7, 6, -1.0), (5, 40, 1.0)):
+        x = (scale * np.abs(rng.standard_normal((2, t_len, 3)))).astype(np.float32)
+        feed = {"x": x, "n": np.asarray(n, np.int64)}
+        want, got = o.run(None, feed), sess.run(None, feed)
+        iters.add(len(want[3]))
+        for k, (a, b) in enumerate(zip(want, got)):
+            assert a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=TOL), (t_len, n, k)
+    assert 0 in iters and len(iters) > 2      # no iteration, M iterations, stopped by cond_out
+
+
+def test_export_reverse_scan_and_map_fn(tmp_path):
+    """gc.scan(reverse=True) (scan_input/output_directions) and gc.map_fn over a None axis."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        c = gc.scan(lambda a, r: a * 0.5 + r, x, reverse=True)
+        m = gc.map_fn(lambda r: gc.reduce_sum(r * r), c)
+        sess = gc.Session()
+    path = str(tmp_path / "scan.onnx")
+    gco.export_graph([c, m], [x], path, output_names=["c", "m"])
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    o = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    back = gco.InferenceSession(path)
+    for t in (2, 3, 9):     # (onnxruntime's Scan fails on 0 steps, which length 1 would give here)
+        xv = np.random.default_rng(t).standard_normal((t, 3)).astype(np.float32)
+        want = sess.run([c, m], {x: xv})
+        for s in (o, back):
+            got = s.run(None, {"x": xv})
+            assert all(np.max(np.abs(a - b)) <= TOL for a, b in zip(want, got)), t
+
+
+def test_export_nested_control_flow(tmp_path):
+    """A cond whose false branch maps over rows, inside a while_loop: sub-graphs in sub-graphs,
+    the inner ones reading values two scopes out (x)."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+
+        def body(i, h):
+            return i + 1, gc.cond(gc.reduce_sum(h) > 0.0, lambda: h - 1.0,
+                                  lambda: gc.map_fn(lambda r: r * 2.0 + x[0], h))
+        _, y = gc.while_loop(lambda i, h: i < 4, body, (gc.constant(0), x))
+        sess = gc.Session(executor="reference")
+    path = str(tmp_path / "nested.onnx")
+    gco.export_graph([y], [x], path, output_names=["y"])
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    runs = [ort.InferenceSession(path, providers=["CPUExecutionProvider"]), gco.InferenceSession(path),
+            gco.InferenceSession(path, executor="reference")]
+    for k in range(3):
+        xv = np.random.default_rng(k).standard_normal((4, 3)).astype(np.float32)
+        want = sess.run(y, {x: xv})
+        for s in runs:
+            assert np.max(np.abs(s.run(None, {"x": xv})[0] - want)) <= TOL, (k, s)

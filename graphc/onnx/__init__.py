@@ -20,7 +20,7 @@ from .errors import OnnxError, UnsupportedError, require_onnx
 
 require_onnx()
 
-from . import converters, converters_nn, converters_reduce  # noqa: E402,F401  (fill the converter table)
+from . import converters, converters_control, converters_nn, converters_reduce  # noqa: E402,F401  (the converter table)
 from .export import export, export_graph  # noqa: E402
 from .session import InferenceSession, NodeArg  # noqa: E402
 

@@ -322,10 +322,31 @@ def _constant(cx, ins):
 
 @op("ConstantOfShape")
 def _const_of_shape(cx, ins):
-    shape = _ints(cx, ins[0], "shape")
     v = cx.attr("value")
     v = np.zeros(1, np.float32) if v is None else v
+    src = _shape_source(ins[0])
+    if src is not None and any(d is None for d in src.shape):
+        # the run-time shape of a tensor (graphc's own zeros_like, as exported): no rebuild per shape
+        z = gc.zeros_like(src, dtype=v.dtype)
+        return z if v.reshape(-1)[0] == 0 else z + cx.constant(v.reshape(-1)[0])
+    shape = _ints(cx, ins[0], "shape")
     return cx.constant(np.full(shape, v.reshape(-1)[0], dtype=v.dtype))
+
+
+def _shape_source(t):
+    """The tensor whose whole run-time shape ``t`` is (Shape, maybe cast or fully sliced), or None."""
+    from ..ir import Tensor
+    g, n = t.graph, t.node
+    while True:
+        op_name = g.op(n)
+        if op_name == "shape":
+            return Tensor(g, g.inputs(n)[0])
+        key = g.attrs(n).get("key") if op_name == "strided_slice" else None
+        full = key is not None and len(key) == 1 and isinstance(key[0], tuple) and \
+            key[0][1] in (None, 0) and key[0][2] is None and key[0][3] in (None, 1)
+        if op_name not in ("cast", "identity") and not full:
+            return None
+        n = g.inputs(n)[0]
 
 
 @op("Range")

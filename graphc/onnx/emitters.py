@@ -333,7 +333,7 @@ def _in_scope(name, scope):
 
 def absorb_lstm_layers(model, g, feeds, fetches, state, path):
     """{output node: (emit, covered nodes, [input node])} for each LSTM layer of ``model`` (default activations) in
-    the program: its unrolled steps become one ONNX LSTM node over a symbolic time axis."""
+    the program: its scan (or unrolled steps) becomes one ONNX LSTM node over a symbolic time axis."""
     from ..layers.recurrent import LSTM
     out = {}
     order = g.topo_order(fetches, stop=set(feeds))
@@ -385,3 +385,6 @@ def _lstm_emit(layer, src, weights):
             return ex.node("Transpose", [y], base=layer.name, perm=[1, 0, 2])
         return ex.node("Squeeze", [y_h, _i64(ex, [0])], base=layer.name)
     return emit
+
+
+from . import emitters_control  # noqa: E402,F401  (scan, while_loop, cond: their emitters)

@@ -2,8 +2,10 @@
 
 Variables and constants become initializers; an unknown (``None``) dimension of an input becomes
 a symbolic dimension. ``export(model, path)`` exports a Keras-style model's ``predict`` program;
-its LSTM layers become one ONNX ``LSTM`` node each (so a model whose time axis is ``None`` exports
-with a symbolic time axis, although graphc itself unrolls one program per length).
+its LSTM layers become one ONNX ``LSTM`` node each, its other recurrent layers (graphc ``scan``
+nodes) ONNX ``Scan`` nodes, so a model whose time axis is ``None`` exports with a symbolic time
+axis. Control flow (``scan``, ``while_loop``, ``cond``) becomes ``Scan``, ``Loop`` and ``If`` with
+sub-graphs exported through the same emitters (``emitters_control``).
 
     >>> import graphc as gc, numpy as np, tempfile, os
     >>> g = gc.Graph()
@@ -68,7 +70,8 @@ class _Exporter:
     def const(self, value, base="const"):
         from onnx import numpy_helper
         name = self.fresh(base)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        arr = np.asarray(value)     # (np.ascontiguousarray alone would make a scalar 1-D)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr).reshape(arr.shape), name))
         return name
 
     def fail(self, n, reason):
@@ -93,6 +96,44 @@ class _Exporter:
         return parts[0] if len(parts) == 1 else self.node("Concat", parts, base="shape", axis=0)
 
     # walking ------------------------------------------------------------------------------------------
+    def emit_node(self, n):
+        """Emit graphc node ``n`` (its inputs already have ONNX names) and record its ONNX name(s)."""
+        g = self.g
+        op = g.op(n)
+        if op == "variable":
+            if g.name(n) not in self.state:
+                raise self.fail(n, "the variable has no value (run its initializer first)")
+            self.names[n] = self.const(np.asarray(self.state[g.name(n)]), g.name(n))
+        elif op == "constant":
+            self.names[n] = self.const(np.asarray(g.attrs(n)["value"]), g.name(n))
+        elif op == "placeholder":
+            raise self.fail(n, "a placeholder the outputs need is not among the inputs")
+        else:
+            em = EMITTERS.get(op)
+            if em is None:
+                raise self.fail(n, f"graphc op {op!r} has no ONNX emitter; exportable ops: "
+                                f"{', '.join(sorted(EMITTERS))}")
+            self.names[n] = em(self, n, [self.names[i] for i in g.inputs(n)], g.attrs(n))
+
+    def emit(self, targets, stop=()):
+        """Emit every node ``targets`` need (up to the already named ones); their ONNX names."""
+        for n in self.g.topo_order(list(targets), stop=set(stop) | set(self.names)):
+            if n not in self.names:
+                self.emit_node(n)
+        return [self.names[n] for n in targets]
+
+    def child(self, graph, nodes=None):
+        """An exporter for a control flow body ``graph`` (a sub-graph): it shares this exporter's
+        names (ONNX names are unique across nested graphs), initializers, symbolic dims and
+        variable values, and appends its nodes to ``nodes`` (default: a new list, the
+        sub-graph's)."""
+        sub = _Exporter.__new__(_Exporter)
+        sub.g, sub.feeds, sub.fetches, sub.state, sub.path = graph, [], [], self.state, self.path
+        sub.opset, sub.dyn_dims, sub.absorbed = self.opset, self.dyn_dims, {}
+        sub.nodes = [] if nodes is None else nodes
+        sub.inits, sub.names, sub._used = self.inits, {}, self._used
+        return sub
+
     def run(self, input_names, output_names):
         from onnx import helper
         g = self.g
@@ -121,25 +162,10 @@ class _Exporter:
         for n in order:
             if n in self.names or n in covered:
                 continue
-            op = g.op(n)
             if n in self.absorbed:
                 self.names[n] = self.absorbed[n][0](self)
                 continue
-            if op == "variable":
-                if g.name(n) not in self.state:
-                    raise self.fail(n, "the variable has no value (run its initializer first)")
-                self.names[n] = self.const(np.asarray(self.state[g.name(n)]), g.name(n))
-                continue
-            if op == "constant":
-                self.names[n] = self.const(np.asarray(g.attrs(n)["value"]), g.name(n))
-                continue
-            if op == "placeholder":
-                raise self.fail(n, "a placeholder the outputs need is not among the inputs")
-            em = EMITTERS.get(op)
-            if em is None:
-                raise self.fail(n, f"graphc op {op!r} has no ONNX emitter; exportable ops: "
-                                f"{', '.join(sorted(EMITTERS))}")
-            self.names[n] = em(self, n, [self.names[i] for i in g.inputs(n)], g.attrs(n))
+            self.emit_node(n)
         outputs = []
         for n, nm in zip(self.fetches, output_names):
             spec = g.spec(n)
@@ -220,8 +246,9 @@ def export_graph(outputs, inputs, path, *, session=None, opset=None, input_names
 
 
 def _unrolled_over(g, feeds, fetches, absorbed, t_len) -> bool:
-    """Whether a node outside the absorbed layers picks single steps of a ``t_len``-long axis (an
-    unrolled loop, which would fix the exported length)."""
+    """Whether a node outside the absorbed layers picks an inner step of a ``t_len``-long axis (an
+    unrolled loop, which would fix the exported length). A ``scan`` reads its steps itself; its
+    first or last step alone (an initial state's shape) is read at any length."""
     covered = set().union(*(v[1] for v in absorbed.values())) if absorbed else set()
     for n in g.topo_order(fetches, stop=set(feeds)):
         if n in covered or g.op(n) != "strided_slice":
@@ -230,7 +257,8 @@ def _unrolled_over(g, feeds, fetches, absorbed, t_len) -> bool:
         for k in g.attrs(n)["key"]:
             if k is None:
                 continue
-            if not isinstance(k, tuple) and dim < len(shape) and shape[dim] == t_len:
+            if not isinstance(k, tuple) and dim < len(shape) and shape[dim] == t_len \
+                    and int(k) not in (0, -1):
                 return True
             dim += 1
     return False
@@ -249,7 +277,9 @@ def export(model, path, opset=None) -> None:
     """Export a Keras-style model's inference program (``model.predict``; dropout off) to ``path``.
 
     The batch dimension is symbolic; so is any other ``None`` dimension of the model's inputs (a
-    sequence length), for models whose recurrent layers are LSTMs with the default activations.
+    sequence length): recurrent layers become ONNX ``Scan`` nodes over it (LSTMs with the default
+    activations, forward, one ``LSTM`` node), other ``gc.scan``/``while_loop``/``cond`` nodes
+    ``Scan``/``Loop``/``If`` nodes. Layers with ``unroll=True`` need a fixed length.
 
         >>> from graphc.models import Sequential; from graphc.layers import Dense
         >>> import tempfile, os
@@ -300,9 +330,10 @@ def export(model, path, opset=None) -> None:
     ex = _Exporter(g, feeds, fetches, dict(state.session.state), os.fspath(path), dyn_dims, absorbed,
                    opset=opset or DEFAULT_OPSET)
     if dyn and _unrolled_over(g, feeds, fetches, absorbed, t_len):
-        raise OnnxError(os.fspath(path), reason="a recurrent layer other than an LSTM with default "
-                        "activations (forward, no return_state) cannot be exported with a variable "
-                        "sequence length: graphc unrolls it per length; give the model a fixed length")
+        raise OnnxError(os.fspath(path), reason="cannot export with a variable sequence length: the "
+                        "graph picks single steps of that axis (an unrolled loop, such as a recurrent "
+                        "layer with unroll=True), which graphc writes out per length; use unroll=False "
+                        "(a scan, exported as an ONNX Scan) or give the model a fixed length")
     out_names = [f"output_{k}" for k in range(len(fetches))] if len(fetches) > 1 else ["output"]
     vi_in, vi_out = ex.run(in_names, out_names)
     _save(_make_model(ex, vi_in, vi_out, ex.opset, getattr(model, "name", "graphc")), path)

@@ -138,6 +138,7 @@ class Context:
         self.node, self.label = None, None
         self.input_of = {}   # placeholder node -> ONNX input name
         self.attrs = {}
+        self.env = {}        # ONNX value name -> Tensor, as far as converted (a body reads the outer scope)
         self._consts: dict = {}
 
     # errors ---------------------------------------------------------------------------------------
@@ -153,9 +154,11 @@ class Context:
 
     # constants --------------------------------------------------------------------------------------
     def value(self, t, what="input"):
-        """The numpy value of tensor ``t`` if it depends on no graph input, else UnsupportedError."""
+        """The numpy value of tensor ``t`` if it depends on no graph input, else UnsupportedError.
+        In a control flow body, a captured outer value is known if the outer tensor is; a value
+        computed from the body's arguments is not."""
         from ..interpreter import evaluate
-        g = self.graph
+        g = t.graph
         if t.node in self._consts:
             return self._consts[t.node]
         if g.op(t.node) == "constant":
@@ -169,7 +172,17 @@ class Context:
                                      f"{fed} are not supported", kind="dynamic")
                 e.inputs = fed   # InferenceSession may build the graph for these inputs' values
                 raise e
-            v = evaluate(g, [t.node]).values[0]
+            feeds = {}
+            outer = {c: o for o, c in getattr(g, "captures", {}).items()}
+            for n in anc:
+                if g.op(n) == "placeholder":
+                    src = next((o for o in getattr(g, "captured", []) if o.node == outer.get(n)), None)
+                    if src is None:
+                        raise self.unsupported(f"{what} computed from a control flow body's inputs (such "
+                                               "as a Loop's iteration number) is not supported: graphc "
+                                               "must know it when the model is built", kind="dynamic")
+                    feeds[n] = self.value(src, what)
+            v = evaluate(g, [t.node], feeds).values[0]
         self._consts[t.node] = v
         return v
 
@@ -212,7 +225,7 @@ def tensor_value(t, path, node=None):
         raise OnnxError(path, node.name if node is not None else None,
                         node.op_type if node is not None else None,
                         f"tensor {t.name!r} cannot be read: {type(e).__name__}: {e}") from None
-    return np.ascontiguousarray(arr, dtype=dt)
+    return np.ascontiguousarray(arr, dtype=dt).reshape(arr.shape)   # (a scalar stays 0-D)
 
 
 def build(model, path="<model>", input_shapes: dict | None = None, input_values: dict | None = None) -> Built:
@@ -224,7 +237,6 @@ def build(model, path="<model>", input_shapes: dict | None = None, input_values:
     """
     from .. import ir
     from ..ops.state import constant, placeholder
-    from .converters import CONVERTERS
     opset = opset_of(model, path)
     if len(model.functions):
         onnx = require_onnx()
@@ -262,45 +274,7 @@ def build(model, path="<model>", input_shapes: dict | None = None, input_values:
             input_info.append((name, shape, dt))
         cx = Context(g, path, opset)
         cx.input_of = {t.node: name for name, t in inputs.items() if name not in (input_values or {})}
-        for k, node in enumerate(graph.node):
-            domain = node.domain or ""
-            label = node.name or next((o for o in node.output if o), f"#{k}")
-            if domain not in ("", "ai.onnx"):
-                raise UnsupportedError(path, label, node.op_type, f"op {domain}.{node.op_type} is not supported "
-                                       "(graphc reads the default ONNX domain only)", kind="op")
-            conv = CONVERTERS.get(node.op_type)
-            if conv is None:
-                raise UnsupportedError(path, label, node.op_type, f"op {node.op_type} is not supported; "
-                                       f"supported ops: {', '.join(sorted(CONVERTERS))}", kind="op")
-            ins = []
-            for nm in node.input:
-                if nm == "":
-                    ins.append(None)
-                elif nm in env:
-                    ins.append(env[nm])
-                else:
-                    raise OnnxError(path, label, node.op_type, f"input {nm!r} is not produced by any earlier "
-                                    "node, initializer or graph input (nodes must be in topological order)")
-            cx.node, cx.label, cx.attrs = node, label, _attrs(node, path)
-            try:
-                with g.name_scope(_safe(label)):
-                    outs = conv(cx, ins)
-            except OnnxError:
-                raise
-            except Exception as e:  # graphc's own shape/dtype checks: name the ONNX node too
-                from ..errors import GraphcError
-                if isinstance(e, (GraphcError, ValueError, TypeError)):
-                    raise UnsupportedError(path, label, node.op_type, f"not supported: graphc cannot build "
-                                           f"it: {type(e).__name__}: {e}", kind="build") from e
-                raise
-            if not isinstance(outs, (list, tuple)):
-                outs = [outs]
-            for i, nm in enumerate(node.output):
-                if nm == "":
-                    continue
-                if i >= len(outs) or outs[i] is None:
-                    raise cx.unsupported(f"output {i} ({nm!r}) is not supported")
-                env[nm] = outs[i]
+        convert_nodes(cx, graph.node, env)
         outputs = {}
         for vi in graph.output:
             if vi.name not in env:
@@ -313,6 +287,52 @@ def build(model, path="<model>", input_shapes: dict | None = None, input_values:
             outputs[name] = t
             output_info.append((name, t.shape if shape is None else shape, dt))
     return Built(g, inputs, outputs, input_info, output_info, tuple(input_values or ()))
+
+
+def convert_nodes(cx: Context, nodes, env: dict) -> None:
+    """Convert ONNX ``nodes`` (in order) into graphc ops in ``cx.graph``, reading and extending
+    ``env`` (ONNX value name -> graphc Tensor); also used for the bodies of Scan, Loop and If."""
+    from .converters import CONVERTERS
+    g, path = cx.graph, cx.path
+    for k, node in enumerate(nodes):
+        domain = node.domain or ""
+        label = node.name or next((o for o in node.output if o), f"#{k}")
+        if domain not in ("", "ai.onnx"):
+            raise UnsupportedError(path, label, node.op_type, f"op {domain}.{node.op_type} is not supported "
+                                   "(graphc reads the default ONNX domain only)", kind="op")
+        conv = CONVERTERS.get(node.op_type)
+        if conv is None:
+            raise UnsupportedError(path, label, node.op_type, f"op {node.op_type} is not supported; "
+                                   f"supported ops: {', '.join(sorted(CONVERTERS))}", kind="op")
+        ins = []
+        for nm in node.input:
+            if nm == "":
+                ins.append(None)
+            elif nm in env:
+                ins.append(env[nm])
+            else:
+                raise OnnxError(path, label, node.op_type, f"input {nm!r} is not produced by any earlier "
+                                "node, initializer or graph input (nodes must be in topological order)")
+        cx.node, cx.label, cx.attrs, cx.env = node, label, _attrs(node, path), env
+        try:
+            with g.name_scope(_safe(label)):
+                outs = conv(cx, ins)
+        except OnnxError:
+            raise
+        except Exception as e:  # graphc's own shape/dtype checks: name the ONNX node too
+            from ..errors import GraphcError
+            if isinstance(e, (GraphcError, ValueError, TypeError)):
+                raise UnsupportedError(path, label, node.op_type, f"not supported: graphc cannot build "
+                                       f"it: {type(e).__name__}: {e}", kind="build") from e
+            raise
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        for i, nm in enumerate(node.output):
+            if nm == "":
+                continue
+            if i >= len(outs) or outs[i] is None:
+                raise cx.unsupported(f"output {i} ({nm!r}) is not supported")
+            env[nm] = outs[i]
 
 
 def _safe(name: str) -> str:

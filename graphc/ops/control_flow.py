@@ -119,6 +119,8 @@ def _known(spec) -> bool:
 def stack_steps(ys: list, body: Body, k: int, in_shapes: list) -> list:
     """Per-step results stacked on a new first axis (a loop of no steps: empty arrays of the
     shapes the body would have given)."""
+    if len(body.outputs) == k:      # nothing stacked: the carries' shapes need not be known
+        return []
     if ys and ys[0]:
         return [np.stack(y) for y in ys]
     shapes = body.out_shapes(in_shapes)[k:]
