@@ -30,9 +30,10 @@ import numpy as np
 
 from graphc import config
 from graphc.errors import KernelFallbackError, KernelFallbackWarning
+from graphc.funcgraph import bodies
 from graphc.ops.registry import OPS, get_op
 
-from . import cache, codegen
+from . import blas_threads, cache, codegen
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ def reference_call(ctx: NodeCtx) -> Call:
     """Fallback: the op's numpy reference (correct, not fast)."""
     opdef = get_op(ctx.op)
     ref, attrs = opdef.reference, ctx.attrs
+    if bodies(attrs):       # a loop on the reference tier: its steps' small GEMMs on one BLAS thread
+        def run_reference(*vals):
+            with blas_threads.serial():
+                return ref(list(vals), attrs)
+        return Call(steps=[(run_reference, [In(k) for k in range(ctx.n_in)])], name=f"ref:{ctx.op}",
+                    mode="value", contiguous=False)
 
     def run_reference(*vals):
         return ref(list(vals), attrs)
