@@ -77,6 +77,23 @@ def test_fuzz_one_classifies_a_wrong_kernel_as_a_mismatch(monkeypatch):
     assert "mismatch" in kinds
 
 
+def test_the_fuzzer_runs_the_kernels_not_the_tiered_references(monkeypatch):
+    # a tiered session runs a cold plan on the numpy references: the fuzzer would compare the
+    # oracle with itself (how seeds 302220, 306661 and 309965 passed on a cold kernel cache)
+    seen = []
+    real = gc.Session.__init__
+
+    def init(self, *a, **k):
+        real(self, *a, **k)
+        seen.append(self)
+
+    monkeypatch.setattr(gc.Session, "__init__", init)
+    with gc.config.override(tiered=True, strict_kernels=False):
+        fuzz.fuzz_one(3)
+    compiled = [s for s in seen if s.executor == "compiled"]
+    assert compiled and all(not s.config.tiered and s.config.strict_kernels for s in compiled)
+
+
 def test_fuzz_one_classifies_a_non_graphc_error_as_a_crash(monkeypatch):
     def boom(self, *a, **k):
         raise IndexError("internal")

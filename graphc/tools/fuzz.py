@@ -9,7 +9,9 @@ transpose/reshape/slice/concat/expand_dims/squeeze, softmax/log_softmax, casts, 
 float64, int32 or bool, with size-0 and size-1 dimensions, and floats carry NaN, +-inf, +-0,
 huge and tiny (normal and subnormal) values.
 
-``run_case(case)`` runs the fetches with ``gc.Session()`` (compiled, optimize on) and with
+``run_case(case)`` runs the fetches with ``gc.Session(config=COMPILED)`` (compiled, optimize on,
+untiered: a tiered session would run a cold plan on the numpy references, comparing the oracle
+with itself; strict: a kernel that fails to compile raises) and with
 ``gc.Session(executor="reference")`` and classifies the result (``Outcome.kind``):
 
 * ``ok``: every fetch agrees (``compare``).
@@ -71,6 +73,9 @@ BY_DESIGN = {
                       "(docs/ops-contract.md, Special values)",
 }
 ORDER_SENSITIVE = ("reduction", "contraction")     # fusion classes that accumulate
+# the kernels themselves: a tiered session runs a cold plan on the numpy references (the oracle
+# itself) while they compile, and a kernel that fails to compile would fall back to them quietly
+COMPILED = {"tiered": False, "strict_kernels": True}
 
 
 def _arity(op) -> int:
@@ -360,7 +365,7 @@ def run_case(case: Case) -> Outcome:
         except Exception:
             return Outcome("crash", case.seed, "reference: " + traceback.format_exc(limit=-3), steps, nrej)
         try:
-            got = gc.Session(case.graph).run(case.fetches, case.feeds)
+            got = gc.Session(case.graph, config=COMPILED).run(case.fetches, case.feeds)
         except GraphcError as e:
             return Outcome("mismatch", case.seed, f"compiled raised {type(e).__name__} where the "
                            f"reference ran: {e}", steps, nrej)
