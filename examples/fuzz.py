@@ -4,10 +4,11 @@
 
 Graph ``i`` is ``graphc.tools.fuzz.make_case(seed + i)``: the same seed gives the same graphs and
 inputs, so any failure printed here reproduces with ``--seed <its seed> --graphs 1``. Prints the
-counts (ok / graph-build errors / by-design exclusions / crashes / mismatches, and the op attempts
-that a shape or dtype rule rejected, which is correct) and each failure with the graph that gave
-it, and one line per by-design exclusion (to review). Exits 1 on any crash or mismatch. The tolerance policy and the by-design exclusions are in
-the docstring of ``graphc/tools/fuzz.py``.
+counts (ok / graph-build errors / by-design exclusions / ill-conditioned results / crashes /
+mismatches, and the op attempts that a shape or dtype rule rejected, which is correct) and each
+failure with the graph that gave it, and one line per exclusion, with its reason (to review).
+Exits 1 on any crash or mismatch. The tolerance policy and the exclusions are in the docstring
+of ``graphc/tools/fuzz.py``.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def main(argv=None) -> int:
         if o.kind == "excluded":
             excluded[o.detail.split(":")[0]] += 1
             print(f"seed {o.seed}: excluded by design: {o.detail}", flush=True)   # for review
+        if o.kind == "ill_conditioned":
+            print(f"seed {o.seed}: ill-conditioned, excluded: {o.detail}", flush=True)
         if o.kind in ("crash", "mismatch"):
             failures.append(o)
             print(fuzz.report(o), flush=True)
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
     print(f"{args.graphs} graphs (seeds {args.seed}..{args.seed + args.graphs - 1}) in "
           f"{time.perf_counter() - t0:.0f} s: ok {counts['ok']}, graph-build errors "
           f"{counts['build_error']}, excluded by design {counts['excluded']} {dict(excluded)}, "
-          f"crashes {counts['crash']}, mismatches {counts['mismatch']}; op attempts rejected by a "
+          f"ill-conditioned, excluded {counts['ill_conditioned']}, crashes {counts['crash']}, mismatches {counts['mismatch']}; op attempts rejected by a "
           f"shape/dtype rule: {rejected}")
     return 1 if failures else 0
 

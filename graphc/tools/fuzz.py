@@ -21,6 +21,11 @@ with itself; strict: a kernel that fails to compile raises) and with
 * ``crash``: anything raised that is not a ``GraphcError``, while building, compiling or running.
 * ``excluded``: a by-design difference of docs/ops-contract.md ("Special values"), named in
   ``Outcome.detail``; see ``BY_DESIGN``.
+* ``ill_conditioned``: every differing element is one that rounding alone moves past the
+  tolerance (docs/ops-contract.md, "Ill-conditioned results"; ``_ill_conditioned``): the reference
+  graph run in perturbed arithmetic, each rounding op's result (and each term of a sum or
+  contraction) off by ``ILL_ULPS`` ulps, moves it too. ``Outcome.detail`` names the first op the
+  perturbation moved past the tolerance, its operands and both values.
 * ``mismatch``: anything else.
 
 Tolerance policy (``compare``): same dtype and shape; integers and bools exactly; floats: NaN at
@@ -59,7 +64,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.errors import GraphcError
-from graphc.ops.registry import OPS
+from graphc.ops.registry import OPS, get_op
 
 DTYPES = ("float32", "float64", "int32", "bool")
 DTYPE_P = (0.4, 0.35, 0.15, 0.1)
@@ -76,6 +81,9 @@ ORDER_SENSITIVE = ("reduction", "contraction")     # fusion classes that accumul
 # the kernels themselves: a tiered session runs a cold plan on the numpy references (the oracle
 # itself) while they compile, and a kernel that fails to compile would fall back to them quietly
 COMPILED = {"tiered": False, "strict_kernels": True}
+ILL_ULPS = 4          # a legitimate per-op difference: fast-math exp/log/tanh are <= 5 ulp, numpy's <= 4
+ILL_SAMPLES = 4       # perturbed reference runs (sign patterns) that estimate a result's conditioning
+EXACT_FUSION = ("layout", "source")                # these ops move or make values, never round them
 
 
 def _arity(op) -> int:
@@ -114,7 +122,7 @@ class Case:
 
 @dataclass
 class Outcome:
-    kind: str          # ok, build_error, crash, mismatch, excluded
+    kind: str          # ok, build_error, crash, mismatch, excluded, ill_conditioned
     seed: int
     detail: str = ""
     steps: list = field(default_factory=list)
@@ -311,22 +319,28 @@ def make_case(seed: int) -> Case:
 
 
 # -- comparing -------------------------------------------------------------------------------------
+def differ(compiled: np.ndarray, ref: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    """Where two arrays of one dtype and shape disagree under the policy (module docstring)."""
+    compiled, ref = np.asarray(compiled), np.asarray(ref)
+    if compiled.dtype.kind != "f":
+        return compiled != ref
+    a, b = compiled.astype(np.float64), ref.astype(np.float64)
+    bad = np.isnan(a) != np.isnan(b)
+    bad |= (np.isinf(a) | np.isinf(b)) & (a != b) & ~(np.isnan(a) & np.isnan(b))
+    fin = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(all="ignore"):
+        rtol = RTOL[compiled.dtype.name] if rtol is None else rtol
+        tol = rtol * (np.maximum(np.abs(a), np.abs(b)) + 1.0)
+        bad |= fin & ~(np.abs(a - b) <= tol)
+    return bad
+
+
 def compare(compiled: np.ndarray, ref: np.ndarray, rtol: float | None = None) -> str:
     """'' when ``compiled`` agrees with ``ref`` (module docstring), else what differs."""
     compiled, ref = np.asarray(compiled), np.asarray(ref)
     if compiled.dtype != ref.dtype or compiled.shape != ref.shape:
         return f"dtype/shape {compiled.dtype}{compiled.shape} vs reference {ref.dtype}{ref.shape}"
-    if compiled.dtype.kind != "f":
-        bad = compiled != ref
-    else:
-        a, b = compiled.astype(np.float64), ref.astype(np.float64)
-        bad = np.isnan(a) != np.isnan(b)
-        bad |= (np.isinf(a) | np.isinf(b)) & (a != b) & ~(np.isnan(a) & np.isnan(b))
-        fin = np.isfinite(a) & np.isfinite(b)
-        with np.errstate(all="ignore"):
-            rtol = RTOL[compiled.dtype.name] if rtol is None else rtol
-            tol = rtol * (np.maximum(np.abs(a), np.abs(b)) + 1.0)
-            bad |= fin & ~(np.abs(a - b) <= tol)
+    bad = differ(compiled, ref, rtol)
     if not bad.any():
         return ""
     idx = np.flatnonzero(bad)[:6]
@@ -381,6 +395,11 @@ def run_case(case: Case) -> Outcome:
         return Outcome("ok", case.seed, "", steps, nrej)
     if all(_overflow_order(case, a, b) for _, _, a, b in diffs):
         return Outcome("excluded", case.seed, "overflow_order: " + diffs[0][1], steps, nrej)
+    ill = _ill_conditioned(case, {i: differ(a, b, rtol) for i, _, a, b in diffs if a.shape == b.shape}, rtol)
+    # excluded only when every differing element is one the perturbed runs move too
+    if ill and all(a.shape == b.shape == ill[0][i].shape and a.dtype == b.dtype
+                   and not (differ(a, b, rtol) & ~ill[0][i]).any() for i, _, a, b in diffs):
+        return Outcome("ill_conditioned", case.seed, f"{ill[1]}; {diffs[0][1]}", steps, nrej)
     return Outcome("mismatch", case.seed, "; ".join(f"fetch {i} ({case.fetches[i].name}): {d}"
                                                      for i, d, _, _ in diffs), steps, nrej)
 
@@ -398,6 +417,93 @@ def _overflow_order(case: Case, a: np.ndarray, b: np.ndarray) -> bool:
         tol = _rtol(case) * (np.maximum(np.abs(x), np.abs(y)) + 1.0)
         diff = ~((x == y) | (np.isnan(x) & np.isnan(y)) | (np.abs(x - y) <= tol))
     return bool(np.all(~np.isfinite(y[diff]) | ~np.isfinite(x[diff])))
+
+
+# -- conditioning (docs/ops-contract.md, "Ill-conditioned results") ----------------------------------
+def _jitter(v: np.ndarray, salt: int, ulps: int, direction: int = 0) -> np.ndarray:
+    """``v`` with each float element moved by ``ulps * eps`` of itself: towards +inf
+    (``direction`` 1) or -inf (-1), which moves a sum by the most, ``ulps * eps * sum |x|``, or
+    (0) up or down by a sign hashed from the element's own bits and ``salt``. Either way equal
+    values move alike (ties and equalities among one op's results survive, as in any elementwise
+    implementation), and finite values stay finite."""
+    v = np.array(v, order="C", copy=None)        # (ascontiguousarray makes a 0-d array 1-d)
+    if v.dtype.kind != "f" or not v.size:
+        return v
+    h = (v.view(f"u{v.itemsize}").astype(np.uint64) ^ np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)                 # splitmix64's finalizer: a well-mixed top bit
+    sign = np.where((h >> np.uint64(63)) == 1, 1.0, -1.0)
+    if direction:
+        sign = np.where(np.signbit(v), -direction, direction)
+    fi = np.finfo(v.dtype)
+    with np.errstate(all="ignore"):
+        w = np.clip(v.astype(np.float64) * (1.0 + sign * ulps * float(fi.eps)), -float(fi.max), float(fi.max))
+        return np.where(np.isfinite(v), w, v).astype(v.dtype)
+
+
+def _evaluate(case: Case, sample: int = 0) -> dict:
+    """node -> value of every node the fetches need, by the ops' references. ``sample`` > 0 runs
+    the perturbed arithmetic of the conditioning rule: every rounding op's float result moves by
+    ``ILL_ULPS`` ulps, and so do the float operands of a plain reduction or a contraction (its
+    backward error: a sum in any order is the exact sum of operands each off by a few ulps);
+    samples 1 and 2 move everything towards +inf and -inf, the others by hashed signs."""
+    g = case.graph
+    env = {p.node: np.asarray(v) for p, v in case.feeds.items()}
+    for n in g.topo_order([t.node for t in case.fetches], stop=env):
+        if n in env:
+            continue
+        op = get_op(g.op(n))
+        vals = [env[i] for i in g.inputs(n)]
+        salt, way = (sample * 1_000_003 + n) * 8, {1: 1, 2: -1}.get(sample, 0)   # 1, 2: directed
+        if sample and g.spec(n).dtype.kind == "f" and (op.reduce or op.fusion == "contraction"):
+            vals = [_jitter(v, salt + 1 + k, ILL_ULPS, way) for k, v in enumerate(vals)]
+        out = np.asarray(op.reference(vals, g.attrs(n)))
+        env[n] = _jitter(out, salt, ILL_ULPS, way) if sample and op.fusion not in EXACT_FUSION else out
+    return env
+
+
+def _ill_conditioned(case: Case, which: dict, rtol: float):
+    """``(masks, reason)``: per fetch, the elements that ``ILL_SAMPLES`` perturbed reference runs
+    move past the tolerance (``differ``: their value is not determined at this precision), and
+    the first op, in graph order, that the fetches of ``which`` (index -> differing elements)
+    depend on and whose result moves: it, its operands and how far it moved (at a differing
+    element where the shapes allow). ``None`` when no fetch of ``which`` has such an element or
+    the analysis itself fails."""
+    g = case.graph
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = _evaluate(case)
+            # the nodes the differing fetches depend on, fed ones aside
+            cands = g.ancestors([case.fetches[i].node for i in which]) - {p.node for p in case.feeds}
+            masks = [np.zeros(np.shape(base[t.node]), bool) for t in case.fetches]
+            origin = None
+            for sample in range(1, ILL_SAMPLES + 1):
+                pert = _evaluate(case, sample)
+                for i, t in enumerate(case.fetches):
+                    masks[i] |= differ(pert[t.node], base[t.node], rtol)
+                for n in cands & set(base):    # node ids follow creation: the first moved one amplifies
+                    moved = differ(pert[n], base[n], rtol)
+                    if moved.any() and (origin is None or n < origin[0]):
+                        at = [m & moved for m in which.values() if m.shape == moved.shape and (m & moved).any()]
+                        origin = (n, int(np.flatnonzero(at[0] if at else moved)[0]), pert[n])
+    except Exception:   # noqa: BLE001 - no estimate, no exclusion: the mismatch is reported
+        return None
+    if origin is None or not any(masks[i].any() for i in which):
+        return None
+    n, k, perturbed = origin
+    operands = [_operand(base[i], k, np.size(base[n])) for i in g.inputs(n)]
+    return masks, (f"{g.op(n)} '{g.name(n)}' of {operands} gives {base[n].ravel()[k].item()!r}, {perturbed.ravel()[k].item()!r} when each "
+                   f"op is off by {ILL_ULPS} ulps")
+
+
+def _operand(v: np.ndarray, k: int, size: int):
+    """Element ``k`` of an elementwise operand (its only one, broadcast), else a summary of the
+    terms of a reduction or contraction: their count and sum of magnitudes (cancellation)."""
+    v = np.asarray(v)
+    if v.size in (1, size):
+        return v.ravel()[k if v.size == size else 0].item()
+    return f"{v.size} values, sum of magnitudes {np.sum(np.abs(v), dtype=np.float64):.3g}"
 
 
 def fuzz_one(seed: int) -> Outcome:
