@@ -175,6 +175,35 @@ def test_the_fuzzer_runs_the_kernels_not_the_tiered_references(monkeypatch):
     assert compiled and all(not s.config.tiered and s.config.strict_kernels for s in compiled)
 
 
+def test_none_dims_relax_the_same_graph():
+    # the same ops and inputs, unknown dims declared on placeholders, and deterministic
+    seeds = range(40)
+    relaxed = 0
+    for seed in seeds:
+        a = fuzz.make_case(seed)
+        b, c = fuzz.make_case(seed, none_dims=True), fuzz.make_case(seed, none_dims=True)
+        assert b.steps[:len(a.steps)] == a.steps and b.steps == c.steps
+        for va, vb in zip(a.feeds.values(), b.feeds.values(), strict=True):
+            np.testing.assert_array_equal(va, vb)
+        shapes = [tuple(p.shape) for p in b.feeds]
+        assert shapes == [tuple(p.shape) for p in c.feeds]
+        if any(None in s for s in shapes):
+            relaxed += 1
+    assert relaxed > len(seeds) // 2
+    # size-0 and size-1 dims are fed to unknown ones
+    fed = [v.shape[k] for s in range(200) for p, v in fuzz.make_case(s, none_dims=True).feeds.items()
+           for k, d in enumerate(p.shape) if d is None]
+    assert 0 in fed and 1 in fed
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**31 - 1))
+def test_random_graphs_with_none_dims_agree_with_the_reference(seed):
+    o = fuzz.fuzz_one(seed, none_dims=True)
+    assert o.kind in ("ok", "build_error", "excluded", "ill_conditioned"), fuzz.report(o)
+
+
 def test_fuzz_one_classifies_a_non_graphc_error_as_a_crash(monkeypatch):
     def boom(self, *a, **k):
         raise IndexError("internal")

@@ -7,7 +7,9 @@ through their public functions), ``where``, reductions (axes, keepdims), argmax/
 transpose/reshape/slice/concat/expand_dims/squeeze, softmax/log_softmax, casts, and sometimes
 ``gc.gradients`` of a sum of one output with respect to the float inputs. Inputs are float32,
 float64, int32 or bool, with size-0 and size-1 dimensions, and floats carry NaN, +-inf, +-0,
-huge and tiny (normal and subnormal) values.
+huge and tiny (normal and subnormal) values. ``make_case(seed, none_dims=True)`` is the same
+graph and inputs with some placeholder dimensions declared ``None`` (unknown until run time, fed
+the same concrete values) and every spec inferred anew: the shape-polymorphic compiled plan.
 
 ``run_case(case)`` runs the fetches with ``gc.Session(config=COMPILED)`` (compiled, optimize on,
 untiered: a tiered session would run a cold plan on the numpy references, comparing the oracle
@@ -64,6 +66,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.errors import GraphcError
+from graphc.ir import TensorSpec
 from graphc.ops.registry import OPS, get_op
 
 DTYPES = ("float32", "float64", "int32", "bool")
@@ -277,9 +280,10 @@ class _Builder:
         return f"cast({to})", gc.cast(x, to)
 
 
-def make_case(seed: int) -> Case:
+def make_case(seed: int, none_dims: bool = False) -> Case:
     """The random graph of ``seed``: raises only what building it raises (GraphcErrors of single
-    ops are caught, recorded in ``rejected``, and another op drawn)."""
+    ops are caught, recorded in ``rejected``, and another op drawn). With ``none_dims`` the same
+    graph and inputs, with unknown dimensions declared on its placeholders (``_relax``)."""
     rng = np.random.default_rng(seed)
     g = gc.Graph()
     with g.as_default():
@@ -315,7 +319,39 @@ def make_case(seed: int) -> Case:
                     b.steps.append(f"gradients(sum(t{len(b.pool) - 1}), inputs): {len(got)} fetched")
                 except GraphcError as e:
                     rejected.append(f"gradients: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    return Case(seed, g, fetches, b.feeds, b.steps, rejected)
+    case = Case(seed, g, fetches, b.feeds, b.steps, rejected)
+    # its own stream: the graph of a seed is the same with and without None dims
+    return _relax(case, np.random.default_rng([seed, 22])) if none_dims else case
+
+
+def _relax(case: Case, rng) -> Case:
+    """``case`` with some placeholder dimensions declared ``None`` (unknown until run time; fed
+    the same concrete values, size-0 and size-1 dims included) and every other node's spec
+    inferred anew from them, so that the compiled plan is the shape-polymorphic one. An op whose
+    shape rule rejects the unknown dims leaves the case as it was, the error in ``rejected``."""
+    g = case.graph.copy()
+    declared = []
+    for p in case.feeds:
+        spec = g.spec(p.node)
+        if spec.shape and rng.random() < 0.7:
+            shape = tuple(None if rng.random() < 0.5 else d for d in spec.shape)
+            if None not in shape:
+                shape = (None,) + shape[1:]
+            g.nx.nodes[p.node]["spec"] = TensorSpec(shape, spec.dtype)
+            declared.append(f"{p.name}{shape}")
+    if not declared:
+        return case
+    try:
+        for n in g.topo_order():
+            if g.inputs(n):       # sources keep their spec: placeholders as declared, constants
+                g.nx.nodes[n]["spec"] = get_op(g.op(n)).infer([g.spec(i) for i in g.inputs(n)],
+                                                              dict(g.attrs(n)))
+    except GraphcError as e:
+        case.rejected.append(f"None dims {declared}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return case
+    return Case(case.seed, g, [g.tensor(t.node) for t in case.fetches],
+                {g.tensor(p.node): v for p, v in case.feeds.items()},
+                case.steps + [f"None dims: {', '.join(declared)}"], case.rejected)
 
 
 # -- comparing -------------------------------------------------------------------------------------
@@ -506,9 +542,9 @@ def _operand(v: np.ndarray, k: int, size: int):
     return f"{v.size} values, sum of magnitudes {np.sum(np.abs(v), dtype=np.float64):.3g}"
 
 
-def fuzz_one(seed: int) -> Outcome:
+def fuzz_one(seed: int, none_dims: bool = False) -> Outcome:
     try:
-        case = make_case(seed)
+        case = make_case(seed, none_dims)
     except GraphcError as e:
         return Outcome("build_error", seed, f"{type(e).__name__}: {e}")
     except Exception:
