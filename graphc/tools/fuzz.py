@@ -41,7 +41,7 @@ values test checks them op by op; here CSE may swap maximum/minimum's operands, 
 caveat of the ``commutative`` trait).
 
 By-design differences (docs/ops-contract.md) are kept out where the inputs are made or named
-when seen; nothing else is excluded:
+when seen; nothing else is excluded but ill-conditioned results (``ill_conditioned`` above):
 
 * integer ``pow`` with a negative exponent: the reference raises, compiled gives 0/1/-1. A
   reference ``ValueError`` from it is ``excluded``.
