@@ -7,9 +7,13 @@ through their public functions), ``where``, reductions (axes, keepdims), argmax/
 transpose/reshape/slice/concat/expand_dims/squeeze, softmax/log_softmax, casts, and sometimes
 ``gc.gradients`` of a sum of one output with respect to the float inputs. Inputs are float32,
 float64, int32 or bool, with size-0 and size-1 dimensions, and floats carry NaN, +-inf, +-0,
-huge and tiny (normal and subnormal) values.
+huge and tiny (normal and subnormal) values. ``make_case(seed, none_dims=True)`` is the same
+graph and inputs with some placeholder dimensions declared ``None`` (unknown until run time, fed
+the same concrete values) and every spec inferred anew: the shape-polymorphic compiled plan.
 
-``run_case(case)`` runs the fetches with ``gc.Session()`` (compiled, optimize on) and with
+``run_case(case)`` runs the fetches with ``gc.Session(config=COMPILED)`` (compiled, optimize on,
+untiered: a tiered session would run a cold plan on the numpy references, comparing the oracle
+with itself; strict: a kernel that fails to compile raises) and with
 ``gc.Session(executor="reference")`` and classifies the result (``Outcome.kind``):
 
 * ``ok``: every fetch agrees (``compare``).
@@ -19,6 +23,11 @@ huge and tiny (normal and subnormal) values.
 * ``crash``: anything raised that is not a ``GraphcError``, while building, compiling or running.
 * ``excluded``: a by-design difference of docs/ops-contract.md ("Special values"), named in
   ``Outcome.detail``; see ``BY_DESIGN``.
+* ``ill_conditioned``: every differing element is one that rounding alone moves past the
+  tolerance (docs/ops-contract.md, "Ill-conditioned results"; ``_ill_conditioned``): the reference
+  graph run in perturbed arithmetic, each rounding op's result (and each term of a sum or
+  contraction) off by ``ILL_ULPS`` ulps, moves it too. ``Outcome.detail`` names the first op the
+  perturbation moved past the tolerance, its operands and both values.
 * ``mismatch``: anything else.
 
 Tolerance policy (``compare``): same dtype and shape; integers and bools exactly; floats: NaN at
@@ -32,7 +41,7 @@ values test checks them op by op; here CSE may swap maximum/minimum's operands, 
 caveat of the ``commutative`` trait).
 
 By-design differences (docs/ops-contract.md) are kept out where the inputs are made or named
-when seen; nothing else is excluded:
+when seen; nothing else is excluded but ill-conditioned results (``ill_conditioned`` above):
 
 * integer ``pow`` with a negative exponent: the reference raises, compiled gives 0/1/-1. A
   reference ``ValueError`` from it is ``excluded``.
@@ -57,7 +66,8 @@ import numpy as np
 
 import graphc as gc
 from graphc.errors import GraphcError
-from graphc.ops.registry import OPS
+from graphc.ir import TensorSpec
+from graphc.ops.registry import OPS, get_op
 
 DTYPES = ("float32", "float64", "int32", "bool")
 DTYPE_P = (0.4, 0.35, 0.15, 0.1)
@@ -71,6 +81,12 @@ BY_DESIGN = {
                       "(docs/ops-contract.md, Special values)",
 }
 ORDER_SENSITIVE = ("reduction", "contraction")     # fusion classes that accumulate
+# the kernels themselves: a tiered session runs a cold plan on the numpy references (the oracle
+# itself) while they compile, and a kernel that fails to compile would fall back to them quietly
+COMPILED = {"tiered": False, "strict_kernels": True}
+ILL_ULPS = 4          # a legitimate per-op difference: fast-math exp/log/tanh are <= 5 ulp, numpy's <= 4
+ILL_SAMPLES = 4       # perturbed reference runs (sign patterns) that estimate a result's conditioning
+EXACT_FUSION = ("layout", "source")                # these ops move or make values, never round them
 
 
 def _arity(op) -> int:
@@ -109,7 +125,7 @@ class Case:
 
 @dataclass
 class Outcome:
-    kind: str          # ok, build_error, crash, mismatch, excluded
+    kind: str          # ok, build_error, crash, mismatch, excluded, ill_conditioned
     seed: int
     detail: str = ""
     steps: list = field(default_factory=list)
@@ -264,9 +280,10 @@ class _Builder:
         return f"cast({to})", gc.cast(x, to)
 
 
-def make_case(seed: int) -> Case:
+def make_case(seed: int, none_dims: bool = False) -> Case:
     """The random graph of ``seed``: raises only what building it raises (GraphcErrors of single
-    ops are caught, recorded in ``rejected``, and another op drawn)."""
+    ops are caught, recorded in ``rejected``, and another op drawn). With ``none_dims`` the same
+    graph and inputs, with unknown dimensions declared on its placeholders (``_relax``)."""
     rng = np.random.default_rng(seed)
     g = gc.Graph()
     with g.as_default():
@@ -302,26 +319,64 @@ def make_case(seed: int) -> Case:
                     b.steps.append(f"gradients(sum(t{len(b.pool) - 1}), inputs): {len(got)} fetched")
                 except GraphcError as e:
                     rejected.append(f"gradients: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    return Case(seed, g, fetches, b.feeds, b.steps, rejected)
+    case = Case(seed, g, fetches, b.feeds, b.steps, rejected)
+    # its own stream: the graph of a seed is the same with and without None dims
+    return _relax(case, np.random.default_rng([seed, 22])) if none_dims else case
+
+
+def _relax(case: Case, rng) -> Case:
+    """``case`` with some placeholder dimensions declared ``None`` (unknown until run time; fed
+    the same concrete values, size-0 and size-1 dims included) and every other node's spec
+    inferred anew from them, so that the compiled plan is the shape-polymorphic one. An op whose
+    shape rule rejects the unknown dims leaves the case as it was, the error in ``rejected``."""
+    g = case.graph.copy()
+    declared = []
+    for p in case.feeds:
+        spec = g.spec(p.node)
+        if spec.shape and rng.random() < 0.7:
+            shape = tuple(None if rng.random() < 0.5 else d for d in spec.shape)
+            if None not in shape:
+                shape = (None,) + shape[1:]
+            g.nx.nodes[p.node]["spec"] = TensorSpec(shape, spec.dtype)
+            declared.append(f"{p.name}{shape}")
+    if not declared:
+        return case
+    try:
+        for n in g.topo_order():
+            if g.inputs(n):       # sources keep their spec: placeholders as declared, constants
+                g.nx.nodes[n]["spec"] = get_op(g.op(n)).infer([g.spec(i) for i in g.inputs(n)],
+                                                              dict(g.attrs(n)))
+    except GraphcError as e:
+        case.rejected.append(f"None dims {declared}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return case
+    return Case(case.seed, g, [g.tensor(t.node) for t in case.fetches],
+                {g.tensor(p.node): v for p, v in case.feeds.items()},
+                case.steps + [f"None dims: {', '.join(declared)}"], case.rejected)
 
 
 # -- comparing -------------------------------------------------------------------------------------
+def differ(compiled: np.ndarray, ref: np.ndarray, rtol: float | None = None) -> np.ndarray:
+    """Where two arrays of one dtype and shape disagree under the policy (module docstring)."""
+    compiled, ref = np.asarray(compiled), np.asarray(ref)
+    if compiled.dtype.kind != "f":
+        return compiled != ref
+    a, b = compiled.astype(np.float64), ref.astype(np.float64)
+    bad = np.isnan(a) != np.isnan(b)
+    bad |= (np.isinf(a) | np.isinf(b)) & (a != b) & ~(np.isnan(a) & np.isnan(b))
+    fin = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(all="ignore"):
+        rtol = RTOL[compiled.dtype.name] if rtol is None else rtol
+        tol = rtol * (np.maximum(np.abs(a), np.abs(b)) + 1.0)
+        bad |= fin & ~(np.abs(a - b) <= tol)
+    return bad
+
+
 def compare(compiled: np.ndarray, ref: np.ndarray, rtol: float | None = None) -> str:
     """'' when ``compiled`` agrees with ``ref`` (module docstring), else what differs."""
     compiled, ref = np.asarray(compiled), np.asarray(ref)
     if compiled.dtype != ref.dtype or compiled.shape != ref.shape:
         return f"dtype/shape {compiled.dtype}{compiled.shape} vs reference {ref.dtype}{ref.shape}"
-    if compiled.dtype.kind != "f":
-        bad = compiled != ref
-    else:
-        a, b = compiled.astype(np.float64), ref.astype(np.float64)
-        bad = np.isnan(a) != np.isnan(b)
-        bad |= (np.isinf(a) | np.isinf(b)) & (a != b) & ~(np.isnan(a) & np.isnan(b))
-        fin = np.isfinite(a) & np.isfinite(b)
-        with np.errstate(all="ignore"):
-            rtol = RTOL[compiled.dtype.name] if rtol is None else rtol
-            tol = rtol * (np.maximum(np.abs(a), np.abs(b)) + 1.0)
-            bad |= fin & ~(np.abs(a - b) <= tol)
+    bad = differ(compiled, ref, rtol)
     if not bad.any():
         return ""
     idx = np.flatnonzero(bad)[:6]
@@ -360,7 +415,7 @@ def run_case(case: Case) -> Outcome:
         except Exception:
             return Outcome("crash", case.seed, "reference: " + traceback.format_exc(limit=-3), steps, nrej)
         try:
-            got = gc.Session(case.graph).run(case.fetches, case.feeds)
+            got = gc.Session(case.graph, config=COMPILED).run(case.fetches, case.feeds)
         except GraphcError as e:
             return Outcome("mismatch", case.seed, f"compiled raised {type(e).__name__} where the "
                            f"reference ran: {e}", steps, nrej)
@@ -376,6 +431,11 @@ def run_case(case: Case) -> Outcome:
         return Outcome("ok", case.seed, "", steps, nrej)
     if all(_overflow_order(case, a, b) for _, _, a, b in diffs):
         return Outcome("excluded", case.seed, "overflow_order: " + diffs[0][1], steps, nrej)
+    ill = _ill_conditioned(case, {i: differ(a, b, rtol) for i, _, a, b in diffs if a.shape == b.shape}, rtol)
+    # excluded only when every differing element is one the perturbed runs move too
+    if ill and all(a.shape == b.shape == ill[0][i].shape and a.dtype == b.dtype
+                   and not (differ(a, b, rtol) & ~ill[0][i]).any() for i, _, a, b in diffs):
+        return Outcome("ill_conditioned", case.seed, f"{ill[1]}; {diffs[0][1]}", steps, nrej)
     return Outcome("mismatch", case.seed, "; ".join(f"fetch {i} ({case.fetches[i].name}): {d}"
                                                      for i, d, _, _ in diffs), steps, nrej)
 
@@ -395,9 +455,96 @@ def _overflow_order(case: Case, a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(~np.isfinite(y[diff]) | ~np.isfinite(x[diff])))
 
 
-def fuzz_one(seed: int) -> Outcome:
+# -- conditioning (docs/ops-contract.md, "Ill-conditioned results") ----------------------------------
+def _jitter(v: np.ndarray, salt: int, ulps: int, direction: int = 0) -> np.ndarray:
+    """``v`` with each float element moved by ``ulps * eps`` of itself: towards +inf
+    (``direction`` 1) or -inf (-1), which moves a sum by the most, ``ulps * eps * sum |x|``, or
+    (0) up or down by a sign hashed from the element's own bits and ``salt``. Either way equal
+    values move alike (ties and equalities among one op's results survive, as in any elementwise
+    implementation), and finite values stay finite."""
+    v = np.array(v, order="C", copy=None)        # (ascontiguousarray makes a 0-d array 1-d)
+    if v.dtype.kind != "f" or not v.size:
+        return v
+    h = (v.view(f"u{v.itemsize}").astype(np.uint64) ^ np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)                 # splitmix64's finalizer: a well-mixed top bit
+    sign = np.where((h >> np.uint64(63)) == 1, 1.0, -1.0)
+    if direction:
+        sign = np.where(np.signbit(v), -direction, direction)
+    fi = np.finfo(v.dtype)
+    with np.errstate(all="ignore"):
+        w = np.clip(v.astype(np.float64) * (1.0 + sign * ulps * float(fi.eps)), -float(fi.max), float(fi.max))
+        return np.where(np.isfinite(v), w, v).astype(v.dtype)
+
+
+def _evaluate(case: Case, sample: int = 0) -> dict:
+    """node -> value of every node the fetches need, by the ops' references. ``sample`` > 0 runs
+    the perturbed arithmetic of the conditioning rule: every rounding op's float result moves by
+    ``ILL_ULPS`` ulps, and so do the float operands of a plain reduction or a contraction (its
+    backward error: a sum in any order is the exact sum of operands each off by a few ulps);
+    samples 1 and 2 move everything towards +inf and -inf, the others by hashed signs."""
+    g = case.graph
+    env = {p.node: np.asarray(v) for p, v in case.feeds.items()}
+    for n in g.topo_order([t.node for t in case.fetches], stop=env):
+        if n in env:
+            continue
+        op = get_op(g.op(n))
+        vals = [env[i] for i in g.inputs(n)]
+        salt, way = (sample * 1_000_003 + n) * 8, {1: 1, 2: -1}.get(sample, 0)   # 1, 2: directed
+        if sample and g.spec(n).dtype.kind == "f" and (op.reduce or op.fusion == "contraction"):
+            vals = [_jitter(v, salt + 1 + k, ILL_ULPS, way) for k, v in enumerate(vals)]
+        out = np.asarray(op.reference(vals, g.attrs(n)))
+        env[n] = _jitter(out, salt, ILL_ULPS, way) if sample and op.fusion not in EXACT_FUSION else out
+    return env
+
+
+def _ill_conditioned(case: Case, which: dict, rtol: float):
+    """``(masks, reason)``: per fetch, the elements that ``ILL_SAMPLES`` perturbed reference runs
+    move past the tolerance (``differ``: their value is not determined at this precision), and
+    the first op, in graph order, that the fetches of ``which`` (index -> differing elements)
+    depend on and whose result moves: it, its operands and how far it moved (at a differing
+    element where the shapes allow). ``None`` when no fetch of ``which`` has such an element or
+    the analysis itself fails."""
+    g = case.graph
     try:
-        case = make_case(seed)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = _evaluate(case)
+            # the nodes the differing fetches depend on, fed ones aside
+            cands = g.ancestors([case.fetches[i].node for i in which]) - {p.node for p in case.feeds}
+            masks = [np.zeros(np.shape(base[t.node]), bool) for t in case.fetches]
+            origin = None
+            for sample in range(1, ILL_SAMPLES + 1):
+                pert = _evaluate(case, sample)
+                for i, t in enumerate(case.fetches):
+                    masks[i] |= differ(pert[t.node], base[t.node], rtol)
+                for n in cands & set(base):    # node ids follow creation: the first moved one amplifies
+                    moved = differ(pert[n], base[n], rtol)
+                    if moved.any() and (origin is None or n < origin[0]):
+                        at = [m & moved for m in which.values() if m.shape == moved.shape and (m & moved).any()]
+                        origin = (n, int(np.flatnonzero(at[0] if at else moved)[0]), pert[n])
+    except Exception:   # noqa: BLE001 - no estimate, no exclusion: the mismatch is reported
+        return None
+    if origin is None or not any(masks[i].any() for i in which):
+        return None
+    n, k, perturbed = origin
+    operands = [_operand(base[i], k, np.size(base[n])) for i in g.inputs(n)]
+    return masks, (f"{g.op(n)} '{g.name(n)}' of {operands} gives {base[n].ravel()[k].item()!r}, {perturbed.ravel()[k].item()!r} when each "
+                   f"op is off by {ILL_ULPS} ulps")
+
+
+def _operand(v: np.ndarray, k: int, size: int):
+    """Element ``k`` of an elementwise operand (its only one, broadcast), else a summary of the
+    terms of a reduction or contraction: their count and sum of magnitudes (cancellation)."""
+    v = np.asarray(v)
+    if v.size in (1, size):
+        return v.ravel()[k if v.size == size else 0].item()
+    return f"{v.size} values, sum of magnitudes {np.sum(np.abs(v), dtype=np.float64):.3g}"
+
+
+def fuzz_one(seed: int, none_dims: bool = False) -> Outcome:
+    try:
+        case = make_case(seed, none_dims)
     except GraphcError as e:
         return Outcome("build_error", seed, f"{type(e).__name__}: {e}")
     except Exception:
