@@ -15,7 +15,7 @@ from .dce import dce, prune_feeds
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
 from .layout import transpose_shared_rhs
-from .loops import hoist_invariants, optimize_bodies
+from .loops import MAX_UNROLL, hoist_invariants, optimize_bodies, unroll_short_loops
 from .manager import (DEFAULT_PIPELINE, PASSES, PassCheckError, PassManager, PassRecord, Report,
                       optimize, sample_inputs)
 from .simplify import RULES, simplify
@@ -23,4 +23,4 @@ from .simplify import RULES, simplify
 __all__ = ["optimize", "PassManager", "DEFAULT_PIPELINE", "PASSES", "DEFAULT_OPTIONS", "PassContext",
            "PassResult", "PassRecord", "Report", "PassCheckError", "sample_inputs", "dce",
            "prune_feeds", "cse", "fold", "simplify", "RULES", "fuse_elementwise", "fuse_epilogue",
-           "fuse_reduction", "transpose_shared_rhs", "hoist_invariants", "optimize_bodies"]
+           "fuse_reduction", "transpose_shared_rhs", "hoist_invariants", "optimize_bodies", "unroll_short_loops", "MAX_UNROLL"]

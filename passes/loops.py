@@ -24,6 +24,42 @@ from graphc.ops.registry import get_op
 from .core import PassContext, PassResult, new_node, rewrite_in_place
 
 
+# a scan of at most this many steps, known when the graph is optimized, is unrolled: there a loop's
+# per-step calls cost more than the larger graph. Measured on 2 cores: graphc bench --quick lstm_train
+# (8 steps, 16 units) 0.235 ms per training step as a loop, 0.131 ms unrolled; the row-LSTM seed
+# (28 steps, 64 units, batch 32) 0.180-0.194 s per 6,000-image epoch as a loop, 0.145-0.168 s unrolled.
+MAX_UNROLL = 32
+
+
+def unroll_short_loops(g: Graph, ctx: PassContext) -> PassResult:
+    """A ``scan`` whose number of steps is known and at most ``MAX_UNROLL`` becomes its body inlined
+    once per step (slices of the sequences in, results stacked): no loop, and the passes after this
+    one (CSE, fusion) see across steps."""
+    from graphc.ops.array import stack
+    res = PassResult()
+    for n in g.nodes():
+        if n not in g or g.op(n) != "scan" or ctx.is_fetched(n):
+            continue
+        a = g.attrs(n)
+        k, m, body = a["n_carry"], a["n_xs"], a["body"]
+        ins = [g.tensor(i) for i in g.inputs(n)]
+        t_len = ins[k].shape[0] if m else a.get("length")
+        if t_len is None or not 0 < t_len <= MAX_UNROLL or any(g.op(c) != "tuple_get" for c in g.users(n)):
+            continue
+        carries, xs, caps = ins[:k], ins[k:k + m], ins[k + m:]
+        steps: dict[int, list] = {}
+        with g.as_default(), g.name_scope(g.name(n).rsplit("/", 1)[-1] + "_unrolled"):
+            for t in (range(t_len - 1, -1, -1) if a["reverse"] else range(t_len)):
+                outs, _ = inline(body, carries + [x[t] for x in xs] + caps, graph=g)
+                carries, steps[t] = outs[:k], outs[k:]
+            results = carries + [stack([steps[t][j] for t in range(t_len)], axis=0)
+                                 for j in range(len(body.outputs) - k)]
+        for c in g.users(n):
+            ctx.replace(g, c, results[g.attrs(c)["index"]].node)
+        res.changed += 1
+    return res
+
+
 def optimize_bodies(g: Graph, ctx: PassContext) -> PassResult:
     """Every control flow node's bodies through the default pipeline (new ``Body`` objects)."""
     res = PassResult()

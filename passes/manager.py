@@ -27,7 +27,7 @@ from .dce import dce
 from .fold import fold
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
 from .layout import transpose_shared_rhs
-from .loops import hoist_invariants, optimize_bodies
+from .loops import hoist_invariants, optimize_bodies, unroll_short_loops
 from .simplify import simplify
 
 PassFn = Callable[[Graph, PassContext], PassResult]
@@ -37,6 +37,7 @@ PassFn = Callable[[Graph, PassContext], PassResult]
 # and equal subexpressions), then operand layouts for BLAS, then fusion last, on the smallest graph.
 DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("dce", dce),                            # fed nodes become placeholders; drop what fetches don't need
+    ("unroll_short_loops", unroll_short_loops),  # a scan of a few known steps -> its body once per step
     ("hoist_invariants", hoist_invariants),  # loop-invariant work in scan bodies -> once, before the loop
     ("fold", fold),                          # all-constant subgraphs -> constants
     ("simplify", simplify),                  # algebraic rules (x*1, transpose pairs, reshape chains...)

@@ -207,6 +207,18 @@ def relu_mask_into_pool_grad(g, n, ctx):
     return new_node(g, "max_pool2d_grad", list(g.inputs(t)), {**attrs, "relu_mask": True}, n)
 
 
+def slice_of_stack(g, n, ctx):
+    # stack([a0, a1, ...], axis=0)[t] -> a_t: an unrolled loop's saved values, read back per step
+    key = g.attrs(n).get("key")
+    (x,) = g.inputs(n)
+    if g.op(x) != "stack" or g.attrs(x)["axis"] != 0 or not key or not isinstance(key[0], int) \
+            or any(k != ("s", None, None, None) for k in key[1:]) or ctx.is_fed(x):
+        return None
+    parts = g.inputs(x)
+    t = key[0] + len(parts) if key[0] < 0 else key[0]
+    return parts[t] if 0 <= t < len(parts) else None
+
+
 # op -> rules tried in order; the first replacement wins
 RULES = {
     "mul": [mul_one],
@@ -231,6 +243,7 @@ RULES = {
     "ones_like": [like_fill],
     "log": [log_exp],
     "where": [relu_mask_into_pool_grad],
+    "strided_slice": [slice_of_stack],
 }
 
 

@@ -25,6 +25,7 @@ arrays), and nothing is written to ``state``.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
@@ -220,6 +221,36 @@ class Executable:
             self._kernel_failed(kernel_error, F, state, run_key)
         finally:
             free.append(b)
+
+    @contextlib.contextmanager
+    def runner(self):
+        """``run_list`` for a caller making many runs in a row (a loop's steps): the bindings it
+        takes stay its own until the block ends, so each run is one call of the bound driver.
+        Yields ``run(F) -> fetch values`` (no state: bodies read none)."""
+        held: dict = {}
+        empty: dict = {}
+
+        def run(F):
+            key = tuple([v.shape for v in F])
+            b = held.get(key)
+            if b is None:
+                self._used[key] = 0
+                b = held[key] = self._acquire(key)
+            if b is None:       # shapes that depend on values: the interpreter
+                return self.run_list(F, empty)[0]
+            try:
+                return b.driver(F, empty, 0)[0]
+            except UninitializedVariableError:
+                raise
+            except Exception as kernel_error:
+                self._kernel_failed(kernel_error, F, empty, 0)
+        try:
+            yield run
+        finally:
+            with self._lock:
+                for key, b in held.items():
+                    if b is not None and key in self._free:     # not evicted meanwhile
+                        self._free[key].append(b)
 
     def _kernel_failed(self, kernel_error, F, state, run_key):
         # bad input (e.g. a label out of range): the reference raises the clear, named error

@@ -21,6 +21,7 @@ batch size: a new length only changes the trip count; a new batch size binds the
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 
@@ -50,6 +51,14 @@ class CompiledBody:
 
     def __call__(self, values: list) -> list:
         return self.exe.run_list([v for v, u in zip(values, self.used) if u], {}, 0)[0]
+
+    @contextlib.contextmanager
+    def steps(self):
+        """``step(values) -> results`` for a loop: the body's bindings are held for the whole loop
+        (``Executable.runner``), so a step is one call of its bound driver."""
+        idx = [i for i, u in enumerate(self.used) if u]
+        with self.exe.runner() as run:
+            yield lambda values: run([values[i] for i in idx])
 
     def kernels(self, in_shapes: list) -> list:
         """The ``(dispatcher, signature)`` pairs the body needs for these input shapes that this
@@ -82,18 +91,19 @@ def compiled(body: Body) -> CompiledBody:
 
 
 def _run_scan(body: CompiledBody, k: int, m: int, reverse: bool, length, *vals):
-    with blas_threads.serial():     # a step's GEMMs are too small to split over BLAS threads
-        return _scan_steps(body, k, m, reverse, length, vals)
+    # a step's GEMMs are too small to split over BLAS threads
+    with blas_threads.serial(), body.steps() as step:
+        return _scan_steps(step, body, k, m, reverse, length, vals)
 
 
-def _scan_steps(body, k, m, reverse, length, vals):
+def _scan_steps(step, body, k, m, reverse, length, vals):
     carries, xs, caps = list(vals[:k]), vals[k:k + m], list(vals[k + m:])
     t_len = xs[0].shape[0] if m else int(length)
     if any(x.shape[0] != t_len for x in xs):
         raise ValueError(f"scan: elems have different numbers of steps {[x.shape[0] for x in xs]}")
     ys = None
     for t in (range(t_len - 1, -1, -1) if reverse else range(t_len)):
-        outs = body(carries + [x[t] for x in xs] + caps)
+        outs = step(carries + [x[t] for x in xs] + caps)
         carries = outs[:k]
         if ys is None:
             ys = [np.empty((t_len,) + y.shape, y.dtype) for y in outs[k:]]
@@ -117,18 +127,18 @@ def bind_scan(ctx: NodeCtx) -> Call:
 
 
 def _run_while(cond: CompiledBody, body: CompiledBody, k: int, limit, has_limit_input: bool, *vals):
-    with blas_threads.serial():
-        return _while_steps(cond, body, k, limit, has_limit_input, vals)
+    with blas_threads.serial(), cond.steps() as test, body.steps() as step:
+        return _while_steps(test, step, body, k, limit, has_limit_input, vals)
 
 
-def _while_steps(cond, body, k, limit, has_limit_input, vals):
+def _while_steps(test, step, body, k, limit, has_limit_input, vals):
     if has_limit_input:
         limit, vals = int(vals[-1]), vals[:-1]
     loop_vars, caps = list(vals[:k]), list(vals[k:])
     saved = None
     i = 0
-    while (limit is None or i < limit) and bool(cond(loop_vars + caps)[0]):
-        outs = body(loop_vars + caps)
+    while (limit is None or i < limit) and bool(test(loop_vars + caps)[0]):
+        outs = step(loop_vars + caps)
         if saved is None:
             saved = [[] for _ in outs[k:]]
         for lst, r in zip(saved, outs[k:]):

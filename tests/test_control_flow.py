@@ -328,3 +328,28 @@ def test_random_loop_bodies_compiled_match_the_reference(seed):
     want = gc.Session(g, optimize=False, executor="reference").run(fetches, feed)
     for a, b, t in zip(got, want, fetches):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=t.name)
+
+
+def test_short_loops_of_known_length_are_unrolled_by_the_compiler():
+    from graphc.passes import MAX_UNROLL, optimize
+    g = gc.Graph()
+    with g.as_default():
+        short = gc.placeholder("float32", (MAX_UNROLL, 2, 3), name="short")
+        long = gc.placeholder("float32", (MAX_UNROLL + 1, 2, 3), name="long")
+        open_ = gc.placeholder("float32", (None, 2, 3), name="open")
+        u = gc.constant(RNG.normal(size=(3, 3)).astype(np.float32))
+        outs = [gc.scan(lambda h, x: gc.tanh(gc.matmul(h, u) + x), xs, initializer=gc.zeros((2, 3)))
+                for xs in (short, long, open_)]
+        loss = gc.reduce_sum(outs[0] * outs[0]) + gc.reduce_sum(outs[1] * outs[1]) + gc.reduce_sum(outs[2])
+        grads = gc.gradients(loss, [short, long, open_])
+    opt, report = optimize(g, [loss] + grads, feeds=[short, long, open_])
+    scans = [n for n in opt.nodes() if opt.op(n) == "scan"]
+    assert len(scans) == 4          # the long and the open loop, forward and backward
+    assert [p.changed for p in report.passes if p.name == "unroll_short_loops"] == [2]
+    feed = {short: RNG.normal(size=short.shape).astype(np.float32),
+            long: RNG.normal(size=long.shape).astype(np.float32),
+            open_: RNG.normal(size=(5, 2, 3)).astype(np.float32)}
+    got = gc.Session(g).run([loss] + grads, feed)
+    want = gc.Session(g, optimize=False, executor="reference").run([loss] + grads, feed)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-5)

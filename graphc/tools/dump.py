@@ -45,7 +45,7 @@ def stages(prog: Program, stage: str = "optimized") -> list[Stage]:
 
         >>> from graphc.tools.workloads import build
         >>> [s.name for s in stages(build("chain_4", quick=True), "all")][:3]
-        ['raw', 'dce', 'hoist_invariants']
+        ['raw', 'dce', 'unroll_short_loops']
     """
     raw = Stage("raw", prog.graph, _schedule(prog.graph, prog.fetches, prog.feeds), prog.fetches, prog.feeds)
     if stage == "raw":
