@@ -223,16 +223,24 @@ def load_module(source: str, tag: str = "k"):
                 _drop_numba_files(kdir, modname)
             _atomic_write(path, text)
             STATS["modules_written"] += 1
-        mod = _import_file(modname, path)
+        mod = _import_file(modname, path, text)
     _MODULES[key] = mod
     return mod
 
 
-def _import_file(modname: str, path: str):
+def _import_file(modname: str, path: str, text: str):
+    """The module of file ``path`` run from ``text``, that file's content just read and checked:
+    not through the import system, which would run a ``.pyc`` written next to numba's cache files
+    (one not checked, and one that, counted as a numba file, failed the digest check of
+    ``_verify_entries`` in every process that writes bytecode: every kernel compiled again)."""
     spec = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
+    try:
+        exec(builtins.compile(text, path, "exec", dont_inherit=True), mod.__dict__)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
     return mod
 
 
@@ -252,10 +260,15 @@ def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
 _SEEN: dict[str, dict] = {}     # module -> {file name: (mtime_ns, size, sha256)} verified or written here
 
 
+_NUMBA_SUFFIXES = (".nbi", ".nbc")     # numba's index and data files: what it reads from the cache
+
+
 def _numba_files(kdir: str, modname: str) -> dict:
-    """{file name: path} of numba's cache files of ``modname`` (not numba's own temp files)."""
+    """{file name: path} of numba's cache files of ``modname`` (its index and data files; not its
+    temp files, nor anything else in the folder, such as a ``.pyc``, that numba never reads)."""
     paths = glob.glob(os.path.join(kdir, "__pycache__", f"{modname}.*"))
-    return {os.path.basename(p): p for p in paths if ".tmp." not in os.path.basename(p)}
+    return {os.path.basename(p): p for p in paths
+            if p.endswith(_NUMBA_SUFFIXES) and ".tmp." not in os.path.basename(p)}
 
 
 def _digests(files: dict, modname: str) -> dict:
