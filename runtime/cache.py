@@ -351,6 +351,7 @@ def ensure_compiled(disp, sig: tuple):
         if kdir:                # a module in the cache folder (not compiled in memory)
             _verify_entries(kdir, modname)
         hits = sum(disp._cache_hits.values())
+        _loads_without_refresh(disp)
         try:
             disp.compile(sig)
         except Exception:
@@ -373,6 +374,46 @@ def ensure_compiled(disp, sig: tuple):
             if kdir:
                 _record_entries(kdir, modname, _entry(disp, sig))
     return disp
+
+
+def _loads_without_refresh(disp) -> None:
+    """Let ``disp`` load its cache entries without numba's ``target_context.refresh()``.
+
+    numba refreshes its typing and target contexts before every cache load: on the first, that
+    imports and installs every registry it has (numba.np.arraymath, whose ``_check_blas`` imports
+    scipy.linalg, the random, typed-container and jitclass modules...), measured 0.35-0.45 s of a
+    warm start's ~0.7 s. A load needs none of it: it unpickles a compiled library and links it,
+    needing only the symbols numba registers when its target context is created (its C helpers,
+    libm), those of its runtime (NRT, initialized here), of the hash secret (imported here), and
+    graphc's own (``blas.py``, registered on import by the module that uses them). A real compile
+    still refreshes: numba's compiler pipeline does that itself. Nothing of the digest check
+    changes: ``ensure_compiled`` verifies the module's files before this load reads them.
+    Where numba lacks the private methods used here, loads stay numba's own."""
+    c = getattr(disp, "_cache", None)
+    if "load_overload" in getattr(c, "__dict__", {"load_overload": 0}) or \
+            not hasattr(c, "_load_overload") or not hasattr(c, "_guard_against_spurious_io_errors"):
+        return
+
+    def load_overload(sig, target_context, _c=c):
+        _link_ready(target_context)
+        with _c._guard_against_spurious_io_errors():
+            return _c._load_overload(sig, target_context)
+        return None     # the guard swallowed an error (Windows only): compile instead
+
+    c.load_overload = load_overload
+
+
+def _link_ready(target_context) -> None:
+    """What numba's refresh does that a cache load needs: its runtime's and the hash secret's
+    symbols registered with LLVM."""
+    if not _LINK_READY:
+        from numba.core.runtime import rtsys
+        import numba.cpython.hashing  # noqa: F401  (registers _numba_hashsecret_* on import)
+        rtsys.initialize(target_context)
+        _LINK_READY.append(True)
+
+
+_LINK_READY: list = []
 
 
 def compile_parallel(pairs) -> int:

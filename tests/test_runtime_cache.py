@@ -90,6 +90,21 @@ def test_a_warm_start_that_writes_bytecode_loads_everything(tmp_path):
     assert not glob.glob(str(tmp_path / "kernels" / "**" / "*.pyc"), recursive=True)
 
 
+def test_a_warm_start_loads_without_numbas_registries(tmp_path):
+    # numba refreshes its typing and target contexts before a cache load, which imports every
+    # registry it has (numba.np.arraymath's _check_blas imports scipy.linalg): 0.35-0.45 s of a
+    # ~0.7 s warm start. graphc's loads skip it; a real compile still refreshes.
+    probe = ("import atexit, sys\natexit.register(lambda: print(json.dumps(sorted(m for m in "
+             "('numba.np.arraymath', 'numba.np.linalg', 'scipy.linalg') if m in sys.modules))))\n")
+    first = _run(tmp_path, prefix="import json\n" + probe)
+    assert first["stats"]["compiled"] >= 2
+    assert "numba.np.arraymath" in first["loaded_modules"]      # compiling refreshed numba
+    warm = _run(tmp_path, prefix="import json\n" + probe)
+    assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] >= 2
+    np.testing.assert_allclose(warm["out"], _expected(), rtol=1e-5)
+    assert warm["loaded_modules"] == []
+
+
 def test_cache_info_and_clear(tmp_path, configure):
     from graphc import runtime
     from graphc.runtime import cache
