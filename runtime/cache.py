@@ -266,9 +266,14 @@ _NUMBA_SUFFIXES = (".nbi", ".nbc")     # numba's index and data files: what it r
 def _numba_files(kdir: str, modname: str) -> dict:
     """{file name: path} of numba's cache files of ``modname`` (its index and data files; not its
     temp files, nor anything else in the folder, such as a ``.pyc``, that numba never reads)."""
-    paths = glob.glob(os.path.join(kdir, "__pycache__", f"{modname}.*"))
-    return {os.path.basename(p): p for p in paths
-            if p.endswith(_NUMBA_SUFFIXES) and ".tmp." not in os.path.basename(p)}
+    pdir = os.path.join(kdir, "__pycache__")
+    try:
+        names = os.listdir(pdir)    # not glob: 7x slower in a folder of 350 files, per module
+    except OSError:
+        return {}
+    prefix = modname + "."
+    return {n: os.path.join(pdir, n) for n in names
+            if n.startswith(prefix) and n.endswith(_NUMBA_SUFFIXES) and ".tmp." not in n}
 
 
 def _digests(files: dict, modname: str) -> dict:
