@@ -281,3 +281,71 @@ def test_four_processes_share_an_empty_cache(tmp_path):
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
         assert out.strip() == "True"
+
+
+FUNCTION_SHAPES = '''
+def deco(*args, **kwargs):
+    return args[0] if args and callable(args[0]) else deco
+
+
+@deco
+@deco(parallel=False,
+      contract=True)
+def decorated(x):
+    return (x +
+            1)
+    # a comment after the last statement
+
+
+def loop_then_pass(n):
+    for i in range(n):
+        continue
+    pass
+# a comment at the top level
+
+
+def return_then_comment(x):
+    return x
+
+    # an indented comment after a blank line
+
+
+def nested(x):
+    def inner(y):
+        return [
+            y,
+        ]
+    return inner(x)
+
+
+def docstring_only():
+    """one
+line
+    and more"""
+
+
+def one_liner(x): return x
+'''
+
+
+def test_kernel_family_sources_are_inspects(tmp_path, monkeypatch):
+    # a warm start builds a family's source to find its module: function_source takes the lines
+    # from the code object's positions instead of tokenizing each function; the text is the same
+    import importlib
+    import inspect
+    import pkgutil
+
+    import graphc.runtime as rt
+    from graphc.runtime import cache
+    mods = [importlib.import_module(f"graphc.runtime.{m.name}") for m in pkgutil.iter_modules(rt.__path__)]
+    fams = {id(v): v for m in mods for v in vars(m).values() if isinstance(v, cache.KernelFamily)}
+    fns = [fn for fam in fams.values() for fn, _ in fam.funcs]
+    assert len(fams) >= 5 and len(fns) >= 30
+    assert [cache.function_source(fn) for fn in fns] == [inspect.getsource(fn) for fn in fns]
+    (tmp_path / "shapes_mod.py").write_text(FUNCTION_SHAPES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shapes = importlib.import_module("shapes_mod")
+    for name in ("decorated", "loop_then_pass", "return_then_comment", "nested", "docstring_only",
+                 "one_liner"):
+        fn = getattr(shapes, name)
+        assert cache.function_source(fn) == inspect.getsource(fn), name
