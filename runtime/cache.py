@@ -225,6 +225,9 @@ def load_module(source: str, tag: str = "k"):
             _atomic_write(path, text)
             STATS["modules_written"] += 1
         mod = _import_file(modname, path, text)
+        for obj in list(vars(mod).values()):
+            if hasattr(obj, "_cache") and hasattr(obj, "overloads"):
+                _hook_cache(obj, kdir, modname)
     _MODULES[key] = mod
     return mod
 
@@ -357,7 +360,8 @@ def ensure_compiled(disp, sig: tuple):
         if kdir:                # a module in the cache folder (not compiled in memory)
             _verify_entries(kdir, modname)
         hits = sum(disp._cache_hits.values())
-        _loads_without_refresh(disp)
+        if kdir:
+            _hook_cache(disp, kdir, modname)
         try:
             disp.compile(sig)
         except Exception:
@@ -382,31 +386,44 @@ def ensure_compiled(disp, sig: tuple):
     return disp
 
 
-def _loads_without_refresh(disp) -> None:
-    """Let ``disp`` load its cache entries without numba's ``target_context.refresh()``.
+def _hook_cache(disp, kdir: str, modname: str) -> None:
+    """Make every disk-cache load of ``disp`` verified and quick, and every save recorded, also
+    those numba makes by itself when a kernel is called with argument types no binder compiled
+    (the LSTM gradient's ``copy_column_blocks``, whose tuple of pieces binders do not declare):
+    such a load used to read numba's files unchecked, and such a save left the module's index
+    stale, so the next process deleted and compiled the whole module again.
 
-    numba refreshes its typing and target contexts before every cache load: on the first, that
-    imports and installs every registry it has (numba.np.arraymath, whose ``_check_blas`` imports
-    scipy.linalg, the random, typed-container and jitclass modules...), measured 0.35-0.45 s of a
-    warm start's ~0.7 s. A load needs none of it: it unpickles a compiled library and links it,
-    needing only the symbols numba registers when its target context is created (its C helpers,
-    libm), those of its runtime (NRT, initialized here), of the hash secret (imported here), and
-    graphc's own (``blas.py``, registered on import by the module that uses them). A real compile
-    still refreshes: numba's compiler pipeline does that itself. Nothing of the digest check
-    changes: ``ensure_compiled`` verifies the module's files before this load reads them.
-    Where numba lacks the private methods used here, loads stay numba's own."""
+    A load verifies the module's files (``_verify_entries``) and then skips numba's
+    ``target_context.refresh()``. numba refreshes its typing and target contexts before every
+    cache load: on the first, that imports and installs every registry it has (numba.np.arraymath,
+    whose ``_check_blas`` imports scipy.linalg, the random, typed-container and jitclass
+    modules...), measured 0.35-0.45 s of a warm start's ~0.7 s. A load needs none of it: it
+    unpickles a compiled library and links it, needing only the symbols numba registers when its
+    target context is created (its C helpers, libm), those of its runtime (NRT) and of the hash
+    secret (``_link_ready``), and graphc's own (``blas.py``, registered on import by the module
+    that uses them). A real compile still refreshes: numba's compiler pipeline does that itself.
+    Where numba lacks the private methods used here, loads and saves stay numba's own (and
+    ``ensure_compiled`` still verifies and records)."""
     c = getattr(disp, "_cache", None)
     if "load_overload" in getattr(c, "__dict__", {"load_overload": 0}) or \
             not hasattr(c, "_load_overload") or not hasattr(c, "_guard_against_spurious_io_errors"):
         return
+    save = c.save_overload
 
-    def load_overload(sig, target_context, _c=c):
-        _link_ready(target_context)
-        with _c._guard_against_spurious_io_errors():
-            return _c._load_overload(sig, target_context)
+    def load_overload(sig, target_context):
+        with file_lock(key=modname):
+            _verify_entries(kdir, modname)
+            _link_ready(target_context)
+            with c._guard_against_spurious_io_errors():
+                return c._load_overload(sig, target_context)
         return None     # the guard swallowed an error (Windows only): compile instead
 
-    c.load_overload = load_overload
+    def save_overload(sig, data):
+        with file_lock(key=modname):
+            save(sig, data)
+            _record_entries(kdir, modname, _entry(disp, sig))
+
+    c.load_overload, c.save_overload = load_overload, save_overload
 
 
 def _link_ready(target_context) -> None:

@@ -349,3 +349,39 @@ def test_kernel_family_sources_are_inspects(tmp_path, monkeypatch):
                  "one_liner"):
         fn = getattr(shapes, name)
         assert cache.function_source(fn) == inspect.getsource(fn), name
+
+
+LAZY = r"""
+import json, sys
+import numpy as np
+from graphc.runtime import cache, kernels_array
+k = kernels_array.fam.get("copy_column_blocks")     # called with types no binder compiled for it
+out = np.zeros((3, 5), np.float32)
+k(out, np.array([0, 2]), np.ones((3, 2), np.float32), np.full((3, 3), 2, np.float32))
+print(json.dumps({"stats": cache.STATS, "out": out.tolist(), "arraymath": "numba.np.arraymath" in sys.modules}))
+"""
+
+
+def _lazy(cache_dir):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir))
+    p = subprocess.run([sys.executable, "-c", LAZY], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["out"] == [[1, 1, 2, 2, 2]] * 3
+    return r
+
+
+def test_a_kernel_numba_compiles_on_call_is_recorded_and_verified(tmp_path):
+    # numba compiles a signature no binder declared when the kernel is first called: its cache
+    # entry is recorded in the module's index like any other, and checked before numba loads it
+    _lazy(tmp_path)
+    (index,) = glob.glob(str(tmp_path / "kernels" / "graphc_array_*.sha256.json"))
+    assert any(e.startswith("copy_column_blocks(") for e in json.load(open(index))["compiled"])
+    warm = _lazy(tmp_path)
+    assert warm["stats"]["rebuilt"] == 0 and not warm["arraymath"]     # loaded, quickly
+    (data,) = glob.glob(str(tmp_path / "kernels" / "__pycache__" / "graphc_array_*.copy_column_blocks-*.nbc"))
+    blob = bytearray(open(data, "rb").read())
+    blob[len(blob) // 2] ^= 0x10
+    open(data, "wb").write(bytes(blob))
+    assert _lazy(tmp_path)["stats"]["rebuilt"] == 1         # caught, deleted, compiled again
+    assert _lazy(tmp_path)["stats"]["rebuilt"] == 0
