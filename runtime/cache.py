@@ -357,11 +357,11 @@ def ensure_compiled(disp, sig: tuple):
     with file_lock(key=modname):
         if sig in disp.overloads:
             return disp
-        if kdir:                # a module in the cache folder (not compiled in memory)
+        # a module in the cache folder (not compiled in memory): its files verified before numba
+        # reads them, by the load _hook_cache gave its dispatchers, else here
+        if kdir and not _hook_cache(disp, kdir, modname):
             _verify_entries(kdir, modname)
         hits = sum(disp._cache_hits.values())
-        if kdir:
-            _hook_cache(disp, kdir, modname)
         try:
             disp.compile(sig)
         except Exception:
@@ -386,7 +386,7 @@ def ensure_compiled(disp, sig: tuple):
     return disp
 
 
-def _hook_cache(disp, kdir: str, modname: str) -> None:
+def _hook_cache(disp, kdir: str, modname: str) -> bool:
     """Make every disk-cache load of ``disp`` verified and quick, and every save recorded, also
     those numba makes by itself when a kernel is called with argument types no binder compiled
     (the LSTM gradient's ``copy_column_blocks``, whose tuple of pieces binders do not declare):
@@ -403,11 +403,12 @@ def _hook_cache(disp, kdir: str, modname: str) -> None:
     secret (``_link_ready``), and graphc's own (``blas.py``, registered on import by the module
     that uses them). A real compile still refreshes: numba's compiler pipeline does that itself.
     Where numba lacks the private methods used here, loads and saves stay numba's own (and
-    ``ensure_compiled`` still verifies and records)."""
+    ``ensure_compiled`` verifies itself). True when ``disp``'s loads are verified here."""
     c = getattr(disp, "_cache", None)
-    if "load_overload" in getattr(c, "__dict__", {"load_overload": 0}) or \
-            not hasattr(c, "_load_overload") or not hasattr(c, "_guard_against_spurious_io_errors"):
-        return
+    if c is None or "load_overload" in getattr(c, "__dict__", {}):
+        return c is not None
+    if not hasattr(c, "_load_overload") or not hasattr(c, "_guard_against_spurious_io_errors"):
+        return False
     save = c.save_overload
 
     def load_overload(sig, target_context):
@@ -424,6 +425,7 @@ def _hook_cache(disp, kdir: str, modname: str) -> None:
             _record_entries(kdir, modname, _entry(disp, sig))
 
     c.load_overload, c.save_overload = load_overload, save_overload
+    return True
 
 
 def _link_ready(target_context) -> None:
