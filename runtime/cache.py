@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import linecache
 import os
 import shutil
 import sys
@@ -223,16 +224,27 @@ def load_module(source: str, tag: str = "k"):
                 _drop_numba_files(kdir, modname)
             _atomic_write(path, text)
             STATS["modules_written"] += 1
-        mod = _import_file(modname, path)
+        mod = _import_file(modname, path, text)
+        for obj in list(vars(mod).values()):
+            if hasattr(obj, "_cache") and hasattr(obj, "overloads"):
+                _hook_cache(obj, kdir, modname)
     _MODULES[key] = mod
     return mod
 
 
-def _import_file(modname: str, path: str):
+def _import_file(modname: str, path: str, text: str):
+    """The module of file ``path`` run from ``text``, that file's content just read and checked:
+    not through the import system, which would run a ``.pyc`` written next to numba's cache files
+    (one not checked, and one that, counted as a numba file, failed the digest check of
+    ``_verify_entries`` in every process that writes bytecode: every kernel compiled again)."""
     spec = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
+    try:
+        exec(builtins.compile(text, path, "exec", dont_inherit=True), mod.__dict__)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
     return mod
 
 
@@ -252,10 +264,20 @@ def _drop_numba_files(kdir: str, modname: str, func: str | None = None) -> None:
 _SEEN: dict[str, dict] = {}     # module -> {file name: (mtime_ns, size, sha256)} verified or written here
 
 
+_NUMBA_SUFFIXES = (".nbi", ".nbc")     # numba's index and data files: what it reads from the cache
+
+
 def _numba_files(kdir: str, modname: str) -> dict:
-    """{file name: path} of numba's cache files of ``modname`` (not numba's own temp files)."""
-    paths = glob.glob(os.path.join(kdir, "__pycache__", f"{modname}.*"))
-    return {os.path.basename(p): p for p in paths if ".tmp." not in os.path.basename(p)}
+    """{file name: path} of numba's cache files of ``modname`` (its index and data files; not its
+    temp files, nor anything else in the folder, such as a ``.pyc``, that numba never reads)."""
+    pdir = os.path.join(kdir, "__pycache__")
+    try:
+        names = os.listdir(pdir)    # not glob: 7x slower in a folder of 350 files, per module
+    except OSError:
+        return {}
+    prefix = modname + "."
+    return {n: os.path.join(pdir, n) for n in names
+            if n.startswith(prefix) and n.endswith(_NUMBA_SUFFIXES) and ".tmp." not in n}
 
 
 def _digests(files: dict, modname: str) -> dict:
@@ -335,7 +357,9 @@ def ensure_compiled(disp, sig: tuple):
     with file_lock(key=modname):
         if sig in disp.overloads:
             return disp
-        if kdir:                # a module in the cache folder (not compiled in memory)
+        # a module in the cache folder (not compiled in memory): its files verified before numba
+        # reads them, by the load _hook_cache gave its dispatchers, else here
+        if kdir and not _hook_cache(disp, kdir, modname):
             _verify_entries(kdir, modname)
         hits = sum(disp._cache_hits.values())
         try:
@@ -360,6 +384,61 @@ def ensure_compiled(disp, sig: tuple):
             if kdir:
                 _record_entries(kdir, modname, _entry(disp, sig))
     return disp
+
+
+def _hook_cache(disp, kdir: str, modname: str) -> bool:
+    """Make every disk-cache load of ``disp`` verified and quick, and every save recorded, also
+    those numba makes by itself when a kernel is called with argument types no binder compiled
+    (the LSTM gradient's ``copy_column_blocks``, whose tuple of pieces binders do not declare):
+    such a load used to read numba's files unchecked, and such a save left the module's index
+    stale, so the next process deleted and compiled the whole module again.
+
+    A load verifies the module's files (``_verify_entries``) and then skips numba's
+    ``target_context.refresh()``. numba refreshes its typing and target contexts before every
+    cache load: on the first, that imports and installs every registry it has (numba.np.arraymath,
+    whose ``_check_blas`` imports scipy.linalg, the random, typed-container and jitclass
+    modules...), measured 0.35-0.45 s of a warm start's ~0.7 s. A load needs none of it: it
+    unpickles a compiled library and links it, needing only the symbols numba registers when its
+    target context is created (its C helpers, libm), those of its runtime (NRT) and of the hash
+    secret (``_link_ready``), and graphc's own (``blas.py``, registered on import by the module
+    that uses them). A real compile still refreshes: numba's compiler pipeline does that itself.
+    Where numba lacks the private methods used here, loads and saves stay numba's own (and
+    ``ensure_compiled`` verifies itself). True when ``disp``'s loads are verified here."""
+    c = getattr(disp, "_cache", None)
+    if c is None or "load_overload" in getattr(c, "__dict__", {}):
+        return c is not None
+    if not hasattr(c, "_load_overload") or not hasattr(c, "_guard_against_spurious_io_errors"):
+        return False
+    save = c.save_overload
+
+    def load_overload(sig, target_context):
+        with file_lock(key=modname):
+            _verify_entries(kdir, modname)
+            _link_ready(target_context)
+            with c._guard_against_spurious_io_errors():
+                return c._load_overload(sig, target_context)
+        return None     # the guard swallowed an error (Windows only): compile instead
+
+    def save_overload(sig, data):
+        with file_lock(key=modname):
+            save(sig, data)
+            _record_entries(kdir, modname, _entry(disp, sig))
+
+    c.load_overload, c.save_overload = load_overload, save_overload
+    return True
+
+
+def _link_ready(target_context) -> None:
+    """What numba's refresh does that a cache load needs: its runtime's and the hash secret's
+    symbols registered with LLVM."""
+    if not _LINK_READY:
+        from numba.core.runtime import rtsys
+        import numba.cpython.hashing  # noqa: F401  (registers _numba_hashsecret_* on import)
+        rtsys.initialize(target_context)
+        _LINK_READY.append(True)
+
+
+_LINK_READY: list = []
 
 
 def compile_parallel(pairs) -> int:
@@ -517,6 +596,29 @@ def _fork_compiling(pairs) -> int:
     return pid
 
 
+def function_source(fn) -> str:
+    """``inspect.getsource(fn)``, the same text, for a function defined at the top level of a file:
+    its lines from its first decorator to the end of its last statement, which the code object's
+    positions give (Python 3.11+), checked by the next line that is not blank being at the top
+    level (else, and before 3.11, inspect's). inspect tokenizes each function in Python, ~1 ms apiece, and a
+    warm start builds the source of a whole family (17 functions in the nn one) to find its module."""
+    code = fn.__code__
+    lines = linecache.getlines(code.co_filename)
+    end = _last_line(code) if hasattr(code, "co_positions") else None
+    if lines and end is not None and code.co_firstlineno <= end <= len(lines):
+        after = (ln for ln in lines[end:] if ln.strip())
+        if not next(after, "")[:1].isspace():       # not an indented line (inspect keeps comments)
+            return "".join(lines[code.co_firstlineno - 1:end])
+    return inspect.getsource(fn)
+
+
+def _last_line(code) -> int | None:
+    """The last source line of ``code`` and the code nested in it."""
+    ends = [p[1] for p in code.co_positions() if p[1] is not None]
+    ends += [_last_line(c) or 0 for c in code.co_consts if isinstance(c, types.CodeType)]
+    return max(ends, default=None)
+
+
 # -- hand-written kernel families ------------------------------------------------------------------
 class KernelFamily:
     """Hand-written numba kernels kept as plain Python functions, compiled through the cache.
@@ -550,7 +652,7 @@ class KernelFamily:
         parallel = config.get().parallel
         parts = [self.prelude()] if self.prelude else []
         for fn, (par, contract, reassoc) in self.funcs:
-            src = textwrap.dedent(inspect.getsource(fn))
+            src = textwrap.dedent(function_source(fn))
             lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
             opts = ", parallel=True" if par and parallel else ""
             flags = ["'contract'"] * contract + ["'reassoc'"] * reassoc

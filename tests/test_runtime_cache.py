@@ -32,7 +32,11 @@ def _run(cache_dir, n=1, prefix="", **env_vars):
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-        res.append(json.loads(out.strip().splitlines()[-1]))
+        lines = out.strip().splitlines()
+        r = json.loads(lines[-1])
+        if isinstance(r, list):     # a probe's atexit line follows the result
+            r = dict(json.loads(lines[-2]), loaded_modules=r)
+        res.append(r)
     return res if n > 1 else res[0]
 
 
@@ -68,6 +72,37 @@ def test_warm_start_corruption_and_concurrency(tmp_path):
     assert again["stats"]["rebuilt"] + again["stats"]["compiled"] >= 1
     # and the repaired cache is warm again
     assert _run(tmp_path)["stats"]["compiled"] == 0
+
+
+def test_a_warm_start_that_writes_bytecode_loads_everything(tmp_path):
+    # the kernel modules were imported through the import system, which wrote a .pyc into the
+    # folder of numba's cache files; counted as one of them it failed the digest check, so every
+    # process that writes bytecode (Python's default) deleted the module's entries and compiled
+    # them again. Kernel modules now run their checked text: no .pyc, warm from the second process.
+    bytecode = {"PYTHONDONTWRITEBYTECODE": ""}
+    first = _run(tmp_path, **bytecode)
+    assert first["stats"]["compiled"] >= 2
+    for _ in range(2):
+        warm = _run(tmp_path, **bytecode)
+        assert warm["stats"]["compiled"] == 0 and warm["stats"]["rebuilt"] == 0, warm["stats"]
+        assert warm["stats"]["loaded"] >= 2
+        np.testing.assert_allclose(warm["out"], _expected(), rtol=1e-5)
+    assert not glob.glob(str(tmp_path / "kernels" / "**" / "*.pyc"), recursive=True)
+
+
+def test_a_warm_start_loads_without_numbas_registries(tmp_path):
+    # numba refreshes its typing and target contexts before a cache load, which imports every
+    # registry it has (numba.np.arraymath's _check_blas imports scipy.linalg): 0.35-0.45 s of a
+    # ~0.7 s warm start. graphc's loads skip it; a real compile still refreshes.
+    probe = ("import atexit, sys\natexit.register(lambda: print(json.dumps(sorted(m for m in "
+             "('numba.np.arraymath', 'numba.np.linalg', 'scipy.linalg') if m in sys.modules))))\n")
+    first = _run(tmp_path, prefix="import json\n" + probe)
+    assert first["stats"]["compiled"] >= 2
+    assert "numba.np.arraymath" in first["loaded_modules"]      # compiling refreshed numba
+    warm = _run(tmp_path, prefix="import json\n" + probe)
+    assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] >= 2
+    np.testing.assert_allclose(warm["out"], _expected(), rtol=1e-5)
+    assert warm["loaded_modules"] == []
 
 
 def test_cache_info_and_clear(tmp_path, configure):
@@ -246,3 +281,107 @@ def test_four_processes_share_an_empty_cache(tmp_path):
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
         assert out.strip() == "True"
+
+
+FUNCTION_SHAPES = '''
+def deco(*args, **kwargs):
+    return args[0] if args and callable(args[0]) else deco
+
+
+@deco
+@deco(parallel=False,
+      contract=True)
+def decorated(x):
+    return (x +
+            1)
+    # a comment after the last statement
+
+
+def loop_then_pass(n):
+    for i in range(n):
+        continue
+    pass
+# a comment at the top level
+
+
+def return_then_comment(x):
+    return x
+
+    # an indented comment after a blank line
+
+
+def nested(x):
+    def inner(y):
+        return [
+            y,
+        ]
+    return inner(x)
+
+
+def docstring_only():
+    """one
+line
+    and more"""
+
+
+def one_liner(x): return x
+'''
+
+
+def test_kernel_family_sources_are_inspects(tmp_path, monkeypatch):
+    # a warm start builds a family's source to find its module: function_source takes the lines
+    # from the code object's positions instead of tokenizing each function; the text is the same
+    import importlib
+    import inspect
+    import pkgutil
+
+    import graphc.runtime as rt
+    from graphc.runtime import cache
+    mods = [importlib.import_module(f"graphc.runtime.{m.name}") for m in pkgutil.iter_modules(rt.__path__)]
+    fams = {id(v): v for m in mods for v in vars(m).values() if isinstance(v, cache.KernelFamily)}
+    fns = [fn for fam in fams.values() for fn, _ in fam.funcs]
+    assert len(fams) >= 5 and len(fns) >= 30
+    assert [cache.function_source(fn) for fn in fns] == [inspect.getsource(fn) for fn in fns]
+    (tmp_path / "shapes_mod.py").write_text(FUNCTION_SHAPES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shapes = importlib.import_module("shapes_mod")
+    for name in ("decorated", "loop_then_pass", "return_then_comment", "nested", "docstring_only",
+                 "one_liner"):
+        fn = getattr(shapes, name)
+        assert cache.function_source(fn) == inspect.getsource(fn), name
+
+
+LAZY = r"""
+import json, sys
+import numpy as np
+from graphc.runtime import cache, kernels_array
+k = kernels_array.fam.get("copy_column_blocks")     # called with types no binder compiled for it
+out = np.zeros((3, 5), np.float32)
+k(out, np.array([0, 2]), np.ones((3, 2), np.float32), np.full((3, 3), 2, np.float32))
+print(json.dumps({"stats": cache.STATS, "out": out.tolist(), "arraymath": "numba.np.arraymath" in sys.modules}))
+"""
+
+
+def _lazy(cache_dir):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache_dir))
+    p = subprocess.run([sys.executable, "-c", LAZY], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["out"] == [[1, 1, 2, 2, 2]] * 3
+    return r
+
+
+def test_a_kernel_numba_compiles_on_call_is_recorded_and_verified(tmp_path):
+    # numba compiles a signature no binder declared when the kernel is first called: its cache
+    # entry is recorded in the module's index like any other, and checked before numba loads it
+    _lazy(tmp_path)
+    (index,) = glob.glob(str(tmp_path / "kernels" / "graphc_array_*.sha256.json"))
+    assert any(e.startswith("copy_column_blocks(") for e in json.load(open(index))["compiled"])
+    warm = _lazy(tmp_path)
+    assert warm["stats"]["rebuilt"] == 0 and not warm["arraymath"]     # loaded, quickly
+    (data,) = glob.glob(str(tmp_path / "kernels" / "__pycache__" / "graphc_array_*.copy_column_blocks-*.nbc"))
+    blob = bytearray(open(data, "rb").read())
+    blob[len(blob) // 2] ^= 0x10
+    open(data, "wb").write(bytes(blob))
+    assert _lazy(tmp_path)["stats"]["rebuilt"] == 1         # caught, deleted, compiled again
+    assert _lazy(tmp_path)["stats"]["rebuilt"] == 0
