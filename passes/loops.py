@@ -25,12 +25,13 @@ from .core import PassContext, PassResult, new_node, rewrite_in_place
 
 
 # a scan of at most this many steps, known when the graph is optimized, is unrolled: there a loop's
-# per-step calls cost more than the larger graph. Measured on 2 cores: graphc bench --quick lstm_train
-# (8 steps, 16 units) 0.235 ms per training step as a loop, 0.131 ms unrolled. The row-LSTM seed (28
-# steps, 64 units, batch 32) stays a loop: unrolled it was 15% faster on an idle machine but 2-3x
-# slower with another process on one core (its GEMMs then run on two BLAS threads; a plan with a
-# loop runs on one, see runtime/bound.py).
-MAX_UNROLL = 16
+# per-step calls cost more than the larger graph. Measured on 2 cores, alternating runs: graphc bench
+# --quick lstm_train (8 steps, 16 units) 0.235 ms per training step as a loop, 0.131 ms unrolled; the
+# row-LSTM seed (28 steps, 64 units, batch 32, 8,000 images) 0.84-0.87 s per epoch as a loop,
+# 0.71-0.73 s unrolled (the previous main's unrolled layer: 0.68-0.70 s). With another process busy
+# on one core the unrolled form is erratic (its GEMMs use two BLAS threads; a plan with a loop runs
+# on one, see runtime/bound.py), 0.7-2.2 s against the loop's 0.82-0.99 s.
+MAX_UNROLL = 32
 
 
 def unroll_short_loops(g: Graph, ctx: PassContext) -> PassResult:
