@@ -335,8 +335,9 @@ def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
     bind time: the view always shows the buffer's current contents, and the run skips a numpy call
     (in the MNIST CNN's step a flatten cost 7-18 us there: after kernels that streamed megabytes,
     the interpreter's own data is out of the caches; 0.9 us alone). None unless the reference really
-    returned a view of the whole input."""
-    if not get_op(s.op).view or not s.inputs or any(u not in fixed or u in per_run for u in s.inputs):
+    returned a view of the input: of all of it, or a C-contiguous part (an unrolled RNN's time
+    step ``xw[t]``; kernels take a fixed array as it is, so a strided part stays a per-run view)."""
+    if not (get_op(s.op).view or getattr(fn, "view_only", False)) or not s.inputs or any(u not in fixed or u in per_run for u in s.inputs):
         return None
     base = fixed[s.inputs[0]]
     args = [fixed[s.inputs[d.k]] if isinstance(d, In) else d.value for d in descs]
@@ -344,8 +345,8 @@ def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
         val = fn(*args)
     except Exception:           # the run raises it
         return None
-    if isinstance(val, np.ndarray) and val.size and val.size == base.size and np.shares_memory(val, base) \
-            and val.ctypes.data == base.ctypes.data:
+    if isinstance(val, np.ndarray) and val.size and np.shares_memory(val, base) and (
+            val.size == base.size and val.ctypes.data == base.ctypes.data or val.flags.c_contiguous):
         return val
     return None
 

@@ -1,5 +1,5 @@
-"""Layout / indexing kernels: transpose, concat, gather, one_hot, pad and the summed gradients of many
-slices (strided_slice_grad_n), written into planned buffers.
+"""Layout / indexing kernels: transpose, concat, stack, gather, one_hot, pad and the summed gradients
+of many slices (strided_slice_grad_n), written into planned buffers.
 
 Views (reshape, expand_dims, squeeze, slicing) stay numpy views: their
 references are zero-copy and the memory plan keeps the viewed buffer alive.
@@ -124,6 +124,18 @@ def bind_concat(ctx: NodeCtx):
     def concat_into(*arrays):
         np.concatenate(arrays[:-1], axis=axis, out=arrays[-1])
     return Call(steps=[(concat_into, [In(k) for k in range(ctx.n_in)] + [Out()])], name="concat")
+
+
+@kernel_for("stack")
+def bind_stack(ctx: NodeCtx):
+    # into the planned buffer, reading strided pieces as they are (an unrolled RNN's per-step
+    # gate gradients are column slices of each step's buffer)
+    axis = ctx.attrs["axis"]
+
+    def stack_into(*arrays):
+        np.stack(arrays[:-1], axis=axis, out=arrays[-1])
+    stack_into.takes_strided = True
+    return Call(steps=[(stack_into, [In(k) for k in range(ctx.n_in)] + [Out()])], name="stack")
 
 
 @kernel_for("gather")
