@@ -25,6 +25,8 @@ from .core import PassContext, PassResult
 from .cse import cse
 from .dce import dce
 from .fold import fold
+from .gemm import merge_gemms
+from .rnn import save_lstm_gates, split_lstm_grad_inputs
 from .fusion import fuse_elementwise, fuse_epilogue, fuse_reduction
 from .layout import transpose_shared_rhs
 from .loops import hoist_invariants, optimize_bodies, unroll_short_loops
@@ -43,6 +45,9 @@ DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("simplify", simplify),                  # algebraic rules (x*1, transpose pairs, reshape chains...)
     ("fold.2", fold),                        # what simplification exposed (e.g. reduce of a bypassed op)
     ("cse", cse),                            # equal nodes -> one node
+    ("merge_gemms", merge_gemms),            # sums of matrix products -> one GEMM over stacked rows
+    ("split_lstm_grad_inputs", split_lstm_grad_inputs),  # LSTM step gradients read dh, dc in place
+    ("save_lstm_gates", save_lstm_gates),    # LSTM steps keep their gates for their gradient
     ("dce.2", dce),                          # drop what folding/simplification/CSE left unused
     ("optimize_bodies", optimize_bodies),    # this whole pipeline inside every loop body and branch
     ("transpose_shared_rhs", transpose_shared_rhs),  # a matrix many matmuls read transposed: transpose once
