@@ -153,6 +153,11 @@ case("lstm_cell_grad",                                                          
      lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3]], {}),
      u(2, 8), u(2, 2), u(2, 4), u(2, 4))
 case("lstm_cell_grad", lambda x: apply("lstm_cell_grad", [x[0], x[1], x[2]], {}), u(3, 4), u(3, 2), u(3, 2))
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0] * 2.0, x[1]], {"gates": True}), u(2, 8), u(2, 2))  # + gates
+case("lstm_cell_grad",                                                                # dh, dc apart
+     lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3], x[4]],
+                     {"split_d": True}),
+     u(2, 8), u(2, 2), u(2, 4), u(2, 2), u(2, 2))
 # one process: the reduction over the job is the identity (tests/test_distributed.py runs two)
 case("allreduce", lambda x: gc.distributed.allreduce(x[0] * x[0], op="mean"), u(2, 3))
 case("allreduce", lambda x: gc.distributed.allreduce(x[0], op="sum") * x[0], u(4))

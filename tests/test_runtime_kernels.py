@@ -433,6 +433,37 @@ def test_lstm_cell_kernels(dtype):
                                                              "lstm_cell_grad"]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
+    # lstm_cell(gates=True) stores [h | c | i f g o]; lstm_cell_grad reads those gates, and with
+    # split_d takes dh and dc apart (dc a strided column block): the same bits as recomputing them
+    g = gc.Graph()
+    with g.as_default():
+        z = gc.placeholder(dtype, (None, 4 * 19), name="z")
+        c = gc.placeholder(dtype, (None, 19), name="c")
+        d = gc.placeholder(dtype, (None, 38), name="d")
+        e = gc.placeholder(dtype, (None, 60), name="e")
+        dd = gc.placeholder(dtype, (None, 38), name="dd")
+        hc, hcg = gc.nn.lstm_cell(z, c), apply("lstm_cell", [z, c], {"gates": True})
+        h1g = apply("lstm_cell", [z], {"gates": True})
+        dc = e[:, 41:]                                                     # strided: 19 of 60 columns
+        fetches = [hcg, h1g, apply("lstm_cell_grad", [z, c, hc, d], {}),
+                   apply("lstm_cell_grad", [z, c, hcg, d], {}),
+                   apply("lstm_cell_grad", [z, c, hcg, d[:, :19], dc], {"split_d": True}),
+                   apply("lstm_cell_grad", [z, h1g, d[:, :19], dc], {"split_d": True}),
+                   apply("lstm_cell_grad", [z, c, hc, d[:, :19], dc], {"split_d": True}),
+                   apply("lstm_cell_grad", [z, c, hc, dd], {})]
+    feeds = {z: data((5, 76), dtype) * 4.0, c: data((5, 19), dtype), d: data((5, 38), dtype),
+             e: data((5, 60), dtype)}
+    feeds[dd] = np.concatenate([feeds[d][:, :19], feeds[e][:, 41:]], axis=1)
+    exe, got, _ = run_both(fetches, feeds, rtol=2e-5, atol=2e-6)
+    assert got[0].shape == (5, 6 * 19) and got[1].shape == (5, 6 * 19)
+    np.testing.assert_array_equal(got[2], got[3])         # saved gates: bit-identical gradient
+    np.testing.assert_array_equal(got[4], got[7])         # dh, dc apart: the same as [dh | dc]
+    np.testing.assert_array_equal(got[6], got[7])
+    assert "lstm_cell_grad" in [st.call.name for st in exe.plan.kernel_calls]
+
+
 def test_random_ops_match_reference():
     g = gc.Graph()
     with g.as_default():

@@ -60,51 +60,80 @@ def _cell_infer(specs, a):
         _check_state("lstm_cell", z, specs[1], u, "the cell state c")
     elif len(specs) != 1:
         raise ShapeError(f"lstm_cell takes z and optionally c, got {len(specs)} inputs")
-    return TensorSpec((z.shape[0], 2 * u), z.dtype)
+    return TensorSpec((z.shape[0], (6 if a.get("gates") else 2) * u), z.dtype)
 
 
 def _cell_ref(v, a):
     z = v[0]
     i, f, g, o = _gates(z)
     c_new = i * g if len(v) == 1 else f * v[1] + i * g
-    return np.concatenate([o * np.tanh(c_new), c_new], axis=1).astype(z.dtype)
+    return np.concatenate([o * np.tanh(c_new), c_new] + ([i, f, g, o] if a.get("gates") else []),
+                          axis=1).astype(z.dtype)
 
 
 def _cell_grad(x, y, dy, a):
-    g = apply("lstm_cell_grad", list(x) + [y, dy], {})
-    u4 = 4 * (x[0].shape[1] // 4)
-    return [g[:, :u4]] + ([g[:, u4:]] if len(x) == 2 else [])
+    u = x[0].shape[1] // 4
+    if not a.get("gates"):
+        g = apply("lstm_cell_grad", list(x) + [y, dy], {})
+        return [g[:, :4 * u]] + ([g[:, 4 * u:]] if len(x) == 2 else [])
+    # the saved gates are outputs too: their gradients add to dz through each activation's slope
+    g = apply("lstm_cell_grad", list(x) + [y, dy[:, :2 * u]], {})
+    i, f, gg, o = (y[:, k * u:(k + 1) * u] for k in range(2, 6))
+    di, df, dg, do = (dy[:, k * u:(k + 1) * u] for k in range(2, 6))
+    from .array import concat
+    extra = concat([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - gg * gg), do * o * (1.0 - o)], axis=1)
+    return [g[:, :4 * u] + extra] + ([g[:, 4 * u:]] if len(x) == 2 else [])
 
 
 register(OpDef(
     "lstm_cell", fusion="opaque", infer=_cell_infer, reference=_cell_ref, grad=_cell_grad,
     doc="One LSTM step from the gate pre-activations z = [i f g o] (batch, 4u) and the cell state c "
-        "(batch, u; none on the first step): [h_new | c_new] (batch, 2u) with sigmoid gates and tanh."))
+        "(batch, u; none on the first step): [h_new | c_new] (batch, 2u) with sigmoid gates and tanh. "
+        "attrs['gates'] (set by the save_lstm_gates pass): [h_new | c_new | i f g o] (batch, 6u), the "
+        "activated gates kept for lstm_cell_grad, which then computes no gate again."))
 
 
 # -- lstm_cell_grad(z[, c], out, d_out) -> [dz | dc] --------------------------------------------------------
+def _grad_layout(n_in: int, a: dict, op: str = "lstm_cell_grad") -> tuple[bool, int]:
+    """(has a cell state c, number of d_out parts): d_out is [dh | dc] in one matrix, or dh and dc
+    apart with attrs['split_d'] (set by the split_lstm_grad_inputs pass)."""
+    n_d = 2 if a.get("split_d") else 1
+    if n_in - 2 - n_d not in (0, 1):
+        raise ShapeError(f"{op} takes (z, [c,] out, " + ("dh, dc" if n_d == 2 else "d_out")
+                         + f"), got {n_in} inputs")
+    return n_in - 2 - n_d == 1, n_d
+
+
 def _grad_infer(specs, a):
-    z, rest = specs[0], specs[1:]
+    z = specs[0]
     u = _units(z, "lstm_cell_grad")
-    if len(rest) not in (2, 3):
-        raise ShapeError(f"lstm_cell_grad takes (z, [c,] out, d_out), got {len(specs)} inputs")
-    if len(rest) == 3:
-        _check_state("lstm_cell_grad", z, rest[0], u, "the cell state c")
-    for s, what in zip(rest[-2:], ("out", "d_out")):
-        _check_state("lstm_cell_grad", z, s, 2 * u, what)
-    return TensorSpec((z.shape[0], (5 if len(rest) == 3 else 4) * u), z.dtype)
+    has_c, n_d = _grad_layout(len(specs), a)
+    if has_c:
+        _check_state("lstm_cell_grad", z, specs[1], u, "the cell state c")
+    out = specs[-1 - n_d]
+    _check_state("lstm_cell_grad", z, out, 6 * u if out.shape[1] == 6 * u else 2 * u, "out")
+    if n_d == 2:
+        _check_state("lstm_cell_grad", z, specs[-2], u, "dh")
+        _check_state("lstm_cell_grad", z, specs[-1], u, "dc")
+    else:
+        _check_state("lstm_cell_grad", z, specs[-1], 2 * u, "d_out")
+    return TensorSpec((z.shape[0], (5 if has_c else 4) * u), z.dtype)
 
 
 def _grad_ref(v, a):
-    z, c = v[0], (v[1] if len(v) == 4 else np.zeros((v[0].shape[0], v[0].shape[1] // 4), v[0].dtype))
-    out, d_out = v[-2], v[-1]
+    has_c, n_d = _grad_layout(len(v), a)
+    z = v[0]
+    c = v[1] if has_c else np.zeros((z.shape[0], z.shape[1] // 4), z.dtype)
+    out = v[-1 - n_d]
+    d_out = np.concatenate(v[-2:], axis=1) if n_d == 2 else v[-1]
     u = z.shape[1] // 4
-    i, f, g, o = _gates(z)
-    tc = np.tanh(out[:, u:])
+    # out = [h | c | i f g o] holds the gates lstm_cell(gates=True) saved; else compute them
+    i, f, g, o = (out[:, k * u:(k + 1) * u] for k in range(2, 6)) if out.shape[1] == 6 * u else _gates(z)
+    tc = np.tanh(out[:, u:2 * u])
     dh = d_out[:, :u]
     dc = d_out[:, u:] + dh * o * (1 - tc * tc)
     parts = [dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)]
-    if len(v) == 4:
+    if has_c:
         parts.append(dc * f)
     return np.concatenate(parts, axis=1).astype(z.dtype)
 
@@ -113,23 +142,27 @@ def _grad_composite(x, a):
     """lstm_cell_grad(*x) written with primitive ops (what autodiff differentiates for its gradient)."""
     from .array import concat
     from .elementwise import sigmoid, tanh
-    z, out, d_out = x[0], x[-2], x[-1]
+    has_c, n_d = _grad_layout(len(x), a)
+    z, out = x[0], x[-1 - n_d]
+    d_out = concat(list(x[-2:]), axis=1) if n_d == 2 else x[-1]
     u = z.shape[1] // 4
     i, f, g, o = (sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), tanh(z[:, 2 * u:3 * u]),
                   sigmoid(z[:, 3 * u:]))
-    tc = tanh(out[:, u:])
+    tc = tanh(out[:, u:2 * u])
     dh = d_out[:, :u]
     dc = d_out[:, u:] + dh * o * (1.0 - tc * tc)
-    df = dc * x[1] * f * (1.0 - f) if len(x) == 4 else z[:, u:2 * u] * 0.0
+    df = dc * x[1] * f * (1.0 - f) if has_c else z[:, u:2 * u] * 0.0
     parts = [dc * g * i * (1.0 - i), df, dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)]
-    return concat(parts + ([dc * f] if len(x) == 4 else []), axis=1)
+    return concat(parts + ([dc * f] if has_c else []), axis=1)
 
 
 # second order (rare): no grad rule; autodiff differentiates the composite form
 register(OpDef(
     "lstm_cell_grad", fusion="opaque", infer=_grad_infer, reference=_grad_ref,
     composite=_grad_composite,
-    doc="The gradient of lstm_cell: inputs (z, [c,] out, d_out) -> [dz | dc] (dc only with c)."))
+    doc="The gradient of lstm_cell: inputs (z, [c,] out, d_out) -> [dz | dc] (dc only with c); out "
+        "may hold the saved gates (lstm_cell with attrs['gates']); with attrs['split_d'] d_out comes "
+        "as two inputs dh, dc."))
 
 
 def lstm_cell(z, c=None, name=None):

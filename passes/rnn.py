@@ -1,0 +1,106 @@
+"""Recurrent-cell rewrites: a training step's LSTM cells keep their gates for the gradient.
+
+``lstm_cell_grad`` needs the four activated gates of its step. Computed again from ``z`` they
+cost four of its five transcendental functions; ``lstm_cell(gates=True)`` writes them beside
+``[h | c]`` instead (``[h | c | i f g o]``), which the gradient reads. The values are the same
+bits either way (the same functions on the same inputs), so this changes no result.
+
+    >>> import graphc as gc
+    >>> from graphc.passes import optimize
+    >>> g = gc.Graph()
+    >>> with g.as_default():
+    ...     z = gc.placeholder("float32", (None, 8), name="z")
+    ...     c = gc.placeholder("float32", (None, 2), name="c")
+    ...     hc = gc.nn.lstm_cell(z, c)
+    ...     dz, dc = gc.gradients(gc.reduce_sum(hc[:, :2] * hc[:, 2:]), [z, c])
+    >>> opt, report = optimize(g, [dz, dc], feeds=[z, c], pipeline=["save_lstm_gates"])
+    >>> [opt.spec(n).shape for n in opt.topo_order() if opt.op(n) == "lstm_cell"]
+    [(None, 12)]
+"""
+from __future__ import annotations
+
+from graphc.ir import Graph, TensorSpec
+
+from .core import PassContext, PassResult, new_node, remove_unused, rewrite_in_place
+
+
+def _column_range(key: tuple, width: int) -> tuple[int, int] | None:
+    """The columns ``[a, b)`` a ``strided_slice`` key ``[:, a:b]`` of a (batch, width) matrix reads."""
+    if len(key) != 2 or key[0] != ("s", None, None, None) or not isinstance(key[1], tuple):
+        return None
+    _, start, stop, step = key[1]
+    if step not in (None, 1):
+        return None
+    a, b, _ = slice(start, stop).indices(width)
+    return a, b
+
+
+def _reads_as_out(g: Graph, v: int, n: int) -> bool:
+    """Gradient step ``v`` reads cell ``n``'s output as its ``out`` (and n's own z and c), only."""
+    from graphc.ops.rnn import _grad_layout
+    ins = list(g.inputs(v))
+    _, n_d = _grad_layout(len(ins), g.attrs(v))
+    return ins[-1 - n_d] == n and ins[:-1 - n_d] == list(g.inputs(n)) and n not in ins[-n_d:]
+
+
+def split_lstm_grad_inputs(g: Graph, ctx: PassContext) -> PassResult:
+    """``lstm_cell_grad(..., d_out)`` with ``d_out = [dh | dc]`` assembled from two pieces (an
+    unrolled LSTM's ``dh = dz_next @ U^T`` and ``dc`` from the next step's gradient) ->
+    ``lstm_cell_grad(..., dh, dc, split_d=True)``: the kernel reads both where they lie, and the
+    copy into one matrix goes."""
+    res = PassResult()
+    for v in list(g.topo_order()):
+        if g.op(v) != "lstm_cell_grad" or g.attrs(v).get("split_d"):
+            continue
+        d = g.inputs(v)[-1]
+        if g.op(d) != "strided_slice_grad_n" or g.num_uses(d) != 1 or ctx.is_fetched(d) \
+                or ctx.is_fed(d) or len(g.inputs(d)) != 3:
+            continue
+        width = g.spec(d).shape[1]
+        cols = [_column_range(k, width) for k in g.attrs(d)["keys"]]
+        pieces = dict(zip(cols, g.inputs(d)[:2]))
+        u = width // 2
+        if set(cols) != {(0, u), (u, width)}:
+            continue
+        g.set_inputs(v, list(g.inputs(v)[:-1]) + [pieces[(0, u)], pieces[(u, width)]])
+        g.node_data(v)["attrs"] = {**g.attrs(v), "split_d": True}
+        remove_unused(g, [d], ctx)
+        res.changed += 1
+    if res.changed:
+        res.notes = [f"{res.changed} LSTM step gradients read dh and dc apart"]
+    return res
+
+
+def save_lstm_gates(g: Graph, ctx: PassContext) -> PassResult:
+    """``lstm_cell`` whose output a ``lstm_cell_grad`` reads -> ``lstm_cell(gates=True)``. Its
+    output grows by the gates' 4u columns, so its other readers keep seeing ``[h | c]``: a column
+    slice within it gets explicit bounds, any other reader reads the view ``out[:, :2u]``."""
+    res = PassResult()
+    for n in list(g.topo_order()):
+        if g.op(n) != "lstm_cell" or g.attrs(n).get("gates") or ctx.is_fetched(n) or ctx.is_fed(n):
+            continue
+        spec = g.spec(n)
+        width = spec.shape[1]
+        users = g.users(n)
+        grads = [v for v in users if g.op(v) == "lstm_cell_grad" and _reads_as_out(g, v, n)]
+        if not grads:
+            continue
+        rewrite_in_place(g, n, "lstm_cell", {**g.attrs(n), "gates": True}, g.inputs(n),
+                         TensorSpec((spec.shape[0], 3 * width), spec.dtype))
+        view = None
+        for v in users:
+            if v in grads:
+                continue
+            cols = _column_range(g.attrs(v)["key"], width) if g.op(v) == "strided_slice" else None
+            if cols is not None:
+                key = (("s", None, None, None), ("s", cols[0], cols[1], None))
+                rewrite_in_place(g, v, "strided_slice", {**g.attrs(v), "key": key}, [n])
+                continue
+            if view is None:
+                view = new_node(g, "strided_slice", [n], {"key": (("s", None, None, None),
+                                                                   ("s", 0, width, None))}, n)
+            g.set_inputs(v, [view if i == n else i for i in g.inputs(v)])
+        res.changed += 1
+    if res.changed:
+        res.notes = [f"{res.changed} LSTM steps keep their gates"]
+    return res
