@@ -5,7 +5,7 @@
 The default pipeline (``DEFAULT_PIPELINE`` in ``manager.py``) is: dead-code
 elimination, constant folding, algebraic simplification, folding again, CSE,
 sums of matrix products merged into one GEMM (``gemm.py``), an unrolled LSTM's training steps
-keeping their gates for the gradient (``rnn.py``), DCE again, the pipeline inside every loop body
+keeping their gates for the gradient (``rnn.py``), the pipeline inside every loop body
 and branch (``loops.py``, which also hoists loop-invariant work out of ``scan`` bodies first),
 one transposed copy of a matrix that many
 matmuls read transposed (``layout.py``), then elementwise, epilogue (matmul/conv2d + tail) and reduction

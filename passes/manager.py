@@ -45,10 +45,10 @@ DEFAULT_PIPELINE: list[tuple[str, PassFn]] = [
     ("simplify", simplify),                  # algebraic rules (x*1, transpose pairs, reshape chains...)
     ("fold.2", fold),                        # what simplification exposed (e.g. reduce of a bypassed op)
     ("cse", cse),                            # equal nodes -> one node
+    ("dce.2", dce),                          # drop what folding/simplification/CSE left unused
     ("merge_gemms", merge_gemms),            # sums of matrix products -> one GEMM over stacked rows
     ("split_lstm_grad_inputs", split_lstm_grad_inputs),  # LSTM step gradients read dh, dc in place
     ("save_lstm_gates", save_lstm_gates),    # LSTM steps keep their gates for their gradient
-    ("dce.2", dce),                          # drop what folding/simplification/CSE left unused
     ("optimize_bodies", optimize_bodies),    # this whole pipeline inside every loop body and branch
     ("transpose_shared_rhs", transpose_shared_rhs),  # a matrix many matmuls read transposed: transpose once
     ("fuse_elementwise", fuse_elementwise),  # elementwise regions -> fused_elementwise

@@ -71,10 +71,29 @@ def split_lstm_grad_inputs(g: Graph, ctx: PassContext) -> PassResult:
     return res
 
 
+def _sum_into_cell(g: Graph, n: int, grads: list, ctx: PassContext) -> None:
+    """``lstm_cell(p + q, ...)`` whose gradients read its saved gates -> ``lstm_cell(p, ..., q,
+    z_sum=True)``: the cell adds (an unrolled step's ``h @ U`` and its ``x @ W + b`` slice), and the
+    add's own kernel goes. With the gates saved, the gradients read only z's shape: they get ``p``."""
+    z = g.inputs(n)[0]
+    if g.op(z) != "add" or ctx.is_fetched(z) or ctx.is_fed(z) \
+            or any(g.spec(i) != g.spec(z) for i in g.inputs(z)) \
+            or set(g.users(z)) != {n, *grads} or any(g.inputs(v).count(z) != 1 or g.inputs(v)[0] != z
+                                                    for v in [n, *grads]):
+        return
+    p, q = g.inputs(z)
+    g.set_inputs(n, [p] + list(g.inputs(n)[1:]) + [q])
+    g.node_data(n)["attrs"] = {**g.attrs(n), "z_sum": True}
+    for v in grads:
+        g.set_input(v, 0, p)
+    remove_unused(g, [z], ctx)
+
+
 def save_lstm_gates(g: Graph, ctx: PassContext) -> PassResult:
     """``lstm_cell`` whose output a ``lstm_cell_grad`` reads -> ``lstm_cell(gates=True)``. Its
     output grows by the gates' 4u columns, so its other readers keep seeing ``[h | c]``: a column
-    slice within it gets explicit bounds, any other reader reads the view ``out[:, :2u]``."""
+    slice within it gets explicit bounds, any other reader reads the view ``out[:, :2u]``. Then
+    ``_sum_into_cell`` moves the add that makes its ``z`` into it."""
     res = PassResult()
     for n in list(g.topo_order()):
         if g.op(n) != "lstm_cell" or g.attrs(n).get("gates") or ctx.is_fetched(n) or ctx.is_fed(n):
@@ -100,6 +119,7 @@ def save_lstm_gates(g: Graph, ctx: PassContext) -> PassResult:
                 view = new_node(g, "strided_slice", [n], {"key": (("s", None, None, None),
                                                                    ("s", 0, width, None))}, n)
             g.set_inputs(v, [view if i == n else i for i in g.inputs(v)])
+        _sum_into_cell(g, n, grads, ctx)
         res.changed += 1
     if res.changed:
         res.notes = [f"{res.changed} LSTM steps keep their gates"]

@@ -49,29 +49,48 @@ _CELL = '''
 @njit(cache=True, nogil=True, error_model="numpy"{flags})
 def lstm_cell(z, c, out):
     # out[:, :u] = h_new = o * tanh(c_new), out[:, u:2u] = c_new = f * c + i * g, and with 6u
-    # columns (lstm_cell(gates=True)) the activated gates i f g o after them, for the gradient.
-    # The gate offsets are unsigned: numba checks a signed index for wrap-around, and this loop
-    # ran 20% slower (6.4 -> 5.1 us on 32 x 64 units)
-    n, u = out.shape[0], np.uint64(z.shape[1] // 4)
-    blocks = out.shape[1] // (z.shape[1] // 4)
-    t = np.empty((blocks, z.shape[1] // 4), dtype=out.dtype)
-    u2, u3 = np.uint64(2) * u, np.uint64(3) * u
+    # columns (lstm_cell(gates=True)) the activated gates i f g o after them, for the gradient
+    n, u = out.shape[0], z.shape[1] // 4
+    t = np.empty((out.shape[1] // u, u), dtype=out.dtype)
+    for b in range(n):
+        _cell_row(z[b], c[b], t)
+        _store_row(out[b], t)
+
+
+@njit(cache=True, nogil=True, error_model="numpy"{flags})
+def lstm_cell_sum(z, w, c, out):
+    # lstm_cell of z + w (attrs['z_sum']: an unrolled step's h @ U and its slice of x @ W + b,
+    # added here instead of by a kernel of their own between the GEMM and the cell)
+    n, u = out.shape[0], z.shape[1] // 4
+    t = np.empty((out.shape[1] // u, u), dtype=out.dtype)
+    zt = np.empty(z.shape[1], dtype=z.dtype)
     for b in range(n):
         zr = z[b]
-        cr = c[b]
-        if blocks == 6:
-            for j in range(u):
-                i, f, g, o = _sig(zr[j]), _sig(zr[u + j]), _tanh(zr[u2 + j]), _sig(zr[u3 + j])
-                cn = i * g + f * cr[j]
-                t[1, j] = cn
-                t[0, j] = o * _tanh(cn)
-                t[2, j], t[3, j], t[4, j], t[5, j] = i, f, g, o
-        else:
-            for j in range(u):
-                cn = _sig(zr[j]) * _tanh(zr[u2 + j]) + _sig(zr[u + j]) * cr[j]
-                t[1, j] = cn
-                t[0, j] = _sig(zr[u3 + j]) * _tanh(cn)
+        wr = w[b]
+        for j in range(zt.shape[0]):
+            zt[j] = zr[j] + wr[j]
+        _cell_row(zt, c[b], t)
         _store_row(out[b], t)
+
+
+@njit(error_model="numpy"{flags})
+def _cell_row(zr, cr, t):
+    # one row's [h | c (| i f g o)] into t. The gate offsets are unsigned: numba checks a signed
+    # index for wrap-around, and this loop ran 20% slower (6.4 -> 5.1 us on 32 x 64 units)
+    u = np.uint64(t.shape[1])
+    u2, u3 = np.uint64(2) * u, np.uint64(3) * u
+    if t.shape[0] == 6:
+        for j in range(u):
+            i, f, g, o = _sig(zr[j]), _sig(zr[u + j]), _tanh(zr[u2 + j]), _sig(zr[u3 + j])
+            cn = i * g + f * cr[j]
+            t[1, j] = cn
+            t[0, j] = o * _tanh(cn)
+            t[2, j], t[3, j], t[4, j], t[5, j] = i, f, g, o
+    else:
+        for j in range(u):
+            cn = _sig(zr[j]) * _tanh(zr[u2 + j]) + _sig(zr[u + j]) * cr[j]
+            t[1, j] = cn
+            t[0, j] = _sig(zr[u3 + j]) * _tanh(cn)
 
 
 @njit(cache=True, nogil=True, error_model="numpy"{flags})
@@ -160,14 +179,19 @@ def bind_lstm(ctx: NodeCtx):
     dt = ctx.out_dtype
     if dt.kind != "f" or 0 in ctx.in_shapes[0]:
         return None
-    from graphc.ops.rnn import _grad_layout
-    has_c, n_d = (ctx.n_in == 2, 0) if ctx.op == "lstm_cell" else _grad_layout(ctx.n_in, ctx.attrs)
+    from graphc.ops.rnn import _cell_layout, _grad_layout
+    cell = ctx.op == "lstm_cell"
+    has_c, n_d = (_cell_layout(ctx.n_in, ctx.attrs), 0) if cell else _grad_layout(ctx.n_in, ctx.attrs)
+    z_sum = 0
     ins = [In(i) for i in range(ctx.n_in)]
+    if cell and ctx.attrs.get("z_sum"):     # (z, [c,] w): the kernel takes (z, w, c)
+        ins.insert(1, ins.pop())
+        z_sum = 1
     if not has_c:      # no cell state: a zero one
         n, u = ctx.in_shapes[0][0], ctx.in_shapes[0][1] // 4
-        ins.insert(1, Const(np.zeros((n, u), dt)))
+        ins.insert(1 + z_sum, Const(np.zeros((n, u), dt)))
     sig = [arr_t(dt, 2)] * (len(ins) + 1)
-    name = ctx.op
+    name = "lstm_cell_sum" if z_sum else ctx.op
     if n_d == 2:        # dc is read where it lies, a column block of the next step's gradient
         name, sig[-2] = "lstm_cell_grad_split", arr_t(dt, 2, "A")
     k = getattr(_module(dt), name)

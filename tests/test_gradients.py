@@ -153,11 +153,6 @@ case("lstm_cell_grad",                                                          
      lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3]], {}),
      u(2, 8), u(2, 2), u(2, 4), u(2, 4))
 case("lstm_cell_grad", lambda x: apply("lstm_cell_grad", [x[0], x[1], x[2]], {}), u(3, 4), u(3, 2), u(3, 2))
-case("lstm_cell", lambda x: apply("lstm_cell", [x[0] * 2.0, x[1]], {"gates": True}), u(2, 8), u(2, 2))  # + gates
-case("lstm_cell_grad",                                                                # dh, dc apart
-     lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3], x[4]],
-                     {"split_d": True}),
-     u(2, 8), u(2, 2), u(2, 4), u(2, 2), u(2, 2))
 # one process: the reduction over the job is the identity (tests/test_distributed.py runs two)
 case("allreduce", lambda x: gc.distributed.allreduce(x[0] * x[0], op="mean"), u(2, 3))
 case("allreduce", lambda x: gc.distributed.allreduce(x[0], op="sum") * x[0], u(4))
@@ -298,6 +293,15 @@ case("cond", lambda x: gc.cond(gc.reduce_sum(x[0]) > 0.0, lambda: x[0] * x[1], l
      away(3) + 1.2, u(3))
 case("cond", lambda x: gc.cond(gc.reduce_sum(x[0]) > 0.0, lambda: x[0] * x[1], lambda: x[1] - x[0]),
      away(3) - 1.2, u(3))
+# the forms the save_lstm_gates / split_lstm_grad_inputs passes make (appended: earlier cases keep their data)
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0] * 2.0, x[1]], {"gates": True}), u(2, 8), u(2, 2))  # + gates
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1], x[2] * 2.0], {"z_sum": True, "gates": True}),
+     u(2, 8), u(2, 2), u(2, 8))                                                     # z = x0 + 2 x2
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1]], {"z_sum": True}), u(3, 4), u(3, 4))   # no c
+case("lstm_cell_grad",                                                                # dh, dc apart
+     lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3], x[4]],
+                     {"split_d": True}),
+     u(2, 8), u(2, 2), u(2, 4), u(2, 2), u(2, 2))
 
 
 # -- the tests ---------------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ def test_lstm_training_steps_keep_gates_and_read_dh_dc_apart():
     assert sum(bool(opt.attrs(n).get("split_d")) for n in grads) == 2       # the last step has no dc in
     assert count(opt, "strided_slice_grad_n") == 0
     assert rep.passes[1].changed == 2 and rep.passes[2].changed == 3
+    assert sum(bool(opt.attrs(n).get("z_sum")) for n in cells) == 2         # the first step has no h @ U
+    fed_by_add = [n for n in cells if opt.op(opt.inputs(n)[0]) == "add"]
+    assert len(fed_by_add) == 1                    # the first step's x @ W + 0.0 (a broadcast: kept)
 
 
 def test_a_cell_output_read_whole_gets_the_h_c_view():

@@ -452,7 +452,10 @@ def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
                    apply("lstm_cell_grad", [z, c, hcg, d[:, :19], dc], {"split_d": True}),
                    apply("lstm_cell_grad", [z, h1g, d[:, :19], dc], {"split_d": True}),
                    apply("lstm_cell_grad", [z, c, hc, d[:, :19], dc], {"split_d": True}),
-                   apply("lstm_cell_grad", [z, c, hc, dd], {})]
+                   apply("lstm_cell_grad", [z, c, hc, dd], {}),
+                   apply("lstm_cell", [z * 0.25, c, z * 0.75], {"z_sum": True, "gates": True}),
+                   apply("lstm_cell", [z * 0.25, z * 0.75], {"z_sum": True}),
+                   gc.nn.lstm_cell(z * 0.25 + z * 0.75, c)]
     feeds = {z: data((5, 76), dtype) * 4.0, c: data((5, 19), dtype), d: data((5, 38), dtype),
              e: data((5, 60), dtype)}
     feeds[dd] = np.concatenate([feeds[d][:, :19], feeds[e][:, 41:]], axis=1)
@@ -461,6 +464,7 @@ def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
     np.testing.assert_array_equal(got[2], got[3])         # saved gates: bit-identical gradient
     np.testing.assert_array_equal(got[4], got[7])         # dh, dc apart: the same as [dh | dc]
     np.testing.assert_array_equal(got[6], got[7])
+    np.testing.assert_array_equal(got[8][:, :38], got[10])     # the cell adds z + w as the add op does
     assert "lstm_cell_grad" in [st.call.name for st in exe.plan.kernel_calls]
 
 

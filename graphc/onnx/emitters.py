@@ -314,8 +314,10 @@ def _pool(ex, n, ins, a):
 def _lstm_cell(ex, n, ins, a):
     """[h | c] from the gate pre-activations z = [i f g o] and the cell state (graphc's fused step)."""
     g = ex.g
-    z = ins[0]
-    u = g.spec(n).shape[1] // 2
+    a = g.attrs(n)
+    z = ex.node("Add", [ins[0], ins[-1]]) if a.get("z_sum") else ins[0]
+    ins = ins[:-1] if a.get("z_sum") else ins
+    u = g.spec(g.inputs(n)[0]).shape[1] // 4
     parts = ex.node("Split", [z, _i64(ex, [u] * 4)], n_out=4, axis=1)
     i, f, gg, o = (ex.node("Sigmoid", [parts[0]]), ex.node("Sigmoid", [parts[1]]), ex.node("Tanh", [parts[2]]),
                    ex.node("Sigmoid", [parts[3]]))
@@ -323,7 +325,7 @@ def _lstm_cell(ex, n, ins, a):
     if len(ins) == 2:
         c = ex.node("Add", [ex.node("Mul", [f, ins[1]]), c])
     h = ex.node("Mul", [o, ex.node("Tanh", [c])])
-    return ex.node("Concat", [h, c], base=g.name(n), axis=1)
+    return ex.node("Concat", [h, c] + ([i, f, gg, o] if a.get("gates") else []), base=g.name(n), axis=1)
 
 
 # -- LSTM layers as one ONNX LSTM node ---------------------------------------------------------------------

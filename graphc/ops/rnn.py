@@ -53,36 +53,49 @@ def _gates(z):
 
 
 # -- lstm_cell(z[, c]) -> [h_new | c_new] --------------------------------------------------------------
+def _cell_layout(n_in: int, a: dict, op: str = "lstm_cell") -> bool:
+    """Whether the step has a cell state c: inputs (z, [c,] [w]), w (the addend of z) with
+    attrs['z_sum'] (set by the save_lstm_gates pass)."""
+    n_w = 1 if a.get("z_sum") else 0
+    if n_in - 1 - n_w not in (0, 1):
+        raise ShapeError(f"{op} takes z, optionally c" + (" and w" if n_w else "") + f", got {n_in} inputs")
+    return n_in - 1 - n_w == 1
+
+
 def _cell_infer(specs, a):
     z = specs[0]
     u = _units(z, "lstm_cell")
-    if len(specs) == 2:
+    if _cell_layout(len(specs), a):
         _check_state("lstm_cell", z, specs[1], u, "the cell state c")
-    elif len(specs) != 1:
-        raise ShapeError(f"lstm_cell takes z and optionally c, got {len(specs)} inputs")
+    if a.get("z_sum"):
+        _check_state("lstm_cell", z, specs[-1], 4 * u, "the addend w of z")
     return TensorSpec((z.shape[0], (6 if a.get("gates") else 2) * u), z.dtype)
 
 
 def _cell_ref(v, a):
-    z = v[0]
+    z = (v[0] + v[-1]).astype(v[0].dtype) if a.get("z_sum") else v[0]
     i, f, g, o = _gates(z)
-    c_new = i * g if len(v) == 1 else f * v[1] + i * g
+    c_new = f * v[1] + i * g if _cell_layout(len(v), a) else i * g
     return np.concatenate([o * np.tanh(c_new), c_new] + ([i, f, g, o] if a.get("gates") else []),
                           axis=1).astype(z.dtype)
 
 
 def _cell_grad(x, y, dy, a):
     u = x[0].shape[1] // 4
+    has_c = _cell_layout(len(x), a)
+    zc = [x[0] + x[-1] if a.get("z_sum") else x[0]] + ([x[1]] if has_c else [])
     if not a.get("gates"):
-        g = apply("lstm_cell_grad", list(x) + [y, dy], {})
-        return [g[:, :4 * u]] + ([g[:, 4 * u:]] if len(x) == 2 else [])
-    # the saved gates are outputs too: their gradients add to dz through each activation's slope
-    g = apply("lstm_cell_grad", list(x) + [y, dy[:, :2 * u]], {})
-    i, f, gg, o = (y[:, k * u:(k + 1) * u] for k in range(2, 6))
-    di, df, dg, do = (dy[:, k * u:(k + 1) * u] for k in range(2, 6))
-    from .array import concat
-    extra = concat([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - gg * gg), do * o * (1.0 - o)], axis=1)
-    return [g[:, :4 * u] + extra] + ([g[:, 4 * u:]] if len(x) == 2 else [])
+        g = apply("lstm_cell_grad", zc + [y, dy], {})
+        dz = g[:, :4 * u]
+    else:
+        # the saved gates are outputs too: their gradients add to dz through each activation's slope
+        g = apply("lstm_cell_grad", zc + [y, dy[:, :2 * u]], {})
+        i, f, gg, o = (y[:, k * u:(k + 1) * u] for k in range(2, 6))
+        di, df, dg, do = (dy[:, k * u:(k + 1) * u] for k in range(2, 6))
+        from .array import concat
+        dz = g[:, :4 * u] + concat([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - gg * gg),
+                                    do * o * (1.0 - o)], axis=1)
+    return [dz] + ([g[:, 4 * u:]] if has_c else []) + ([dz] if a.get("z_sum") else [])
 
 
 register(OpDef(
@@ -90,7 +103,8 @@ register(OpDef(
     doc="One LSTM step from the gate pre-activations z = [i f g o] (batch, 4u) and the cell state c "
         "(batch, u; none on the first step): [h_new | c_new] (batch, 2u) with sigmoid gates and tanh. "
         "attrs['gates'] (set by the save_lstm_gates pass): [h_new | c_new | i f g o] (batch, 6u), the "
-        "activated gates kept for lstm_cell_grad, which then computes no gate again."))
+        "activated gates kept for lstm_cell_grad, which then computes no gate again. attrs['z_sum']: "
+        "inputs (z, [c,] w), the step of z + w."))
 
 
 # -- lstm_cell_grad(z[, c], out, d_out) -> [dz | dc] --------------------------------------------------------
@@ -161,8 +175,8 @@ register(OpDef(
     "lstm_cell_grad", fusion="opaque", infer=_grad_infer, reference=_grad_ref,
     composite=_grad_composite,
     doc="The gradient of lstm_cell: inputs (z, [c,] out, d_out) -> [dz | dc] (dc only with c); out "
-        "may hold the saved gates (lstm_cell with attrs['gates']); with attrs['split_d'] d_out comes "
-        "as two inputs dh, dc."))
+        "may hold the saved gates (lstm_cell with attrs['gates']: then only z's shape and dtype are "
+        "read); with attrs['split_d'] d_out comes as two inputs dh, dc."))
 
 
 def lstm_cell(z, c=None, name=None):
