@@ -111,9 +111,10 @@ def _one_blas_thread(run):
 
 class Bound:
     """A Plan with its buffers allocated and its driver generated (``source``, ``globals``,
-    ``segments``: how many jitted segments the driver calls). Binds under ``cfg``."""
+    ``segments``: how many jitted segments the driver calls). Binds under ``cfg``. ``serial_blas``:
+    the driver runs on one BLAS thread (tiered execution's baseline tier, see ``executor._bind``)."""
 
-    def __init__(self, exe, plan: Plan, cfg: config.Config):
+    def __init__(self, exe, plan: Plan, cfg: config.Config, serial_blas: bool = False):
         self.plan = plan
         self.raws = [_alloc(c) for c in plan.buffers]
         em = _Emitter(exe, plan, self.raws)
@@ -129,7 +130,7 @@ class Bound:
             src.extend(body)
         self.driver = src.function("driver", f"<graphc driver {id(self):x}>")
         self.source, self.globals = src.text(), src.globals
-        if any(bodies(plan.graph.attrs(s.node)) for s in plan.steps if s.kind == "call"):
+        if serial_blas or any(bodies(plan.graph.attrs(s.node)) for s in plan.steps if s.kind == "call"):
             self.driver = _one_blas_thread(self.driver)
 
     def line_times(self, F, state, run_key=0, repeat: int = 20) -> list:

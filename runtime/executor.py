@@ -106,8 +106,12 @@ class Executable:
         if self.config.tiered and cache.can_compile_in_background():
             todo = cache.cold(binding.kernels())
             if todo:
+                # one BLAS thread: the compile child has the other core (a GEMM split over two
+                # threads waits for the half that shares a core with it; MNIST MLP baseline epochs
+                # 0.37-0.46 s with numpy's two threads, 0.13 s with one)
                 baseline = Bound(self, lower(self.graph, self.fetches, self.feeds, shapes,
-                                             reference_only=True, order=self._order), self.config)
+                                             reference_only=True, order=self._order), self.config,
+                                 serial_blas=True)
                 t = threading.Thread(target=self._swap_in, args=(key, binding, todo), daemon=True,
                                      name=f"graphc-compile-{len(todo)}-kernels")
                 self._compiling.append(t)

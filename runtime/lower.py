@@ -36,6 +36,7 @@ from graphc.ir import Graph, TensorSpec, TupleSpec
 from graphc.ops.registry import get_op
 
 from . import cache
+from .baseline import baseline_call
 from .kernels import Call, NodeCtx, bind, finish, reference_call
 
 ALIGN = 64
@@ -232,8 +233,12 @@ def bind_schedule(graph: Graph, fetches: list, feeds: list, feed_shapes: dict,
             elif kind == "call":
                 ctx = NodeCtx(n, op, graph.attrs(n), in_shapes, [graph.spec(i).dtype for i in ins],
                               shape, spec.dtype, tuple(spec.shape), [graph.spec(i).shape for i in ins])
-                st.call = bind(ctx, compile=False) if shape is not None and not reference_only \
-                    else reference_call(ctx)
+                if shape is None:
+                    st.call = reference_call(ctx)
+                elif reference_only:        # the baseline tier: numpy, nothing to compile
+                    st.call = baseline_call(ctx)
+                else:
+                    st.call = bind(ctx, compile=False)
                 contexts[n] = ctx
             else:
                 st.storage = "fresh" if kind == "assign" else "value"

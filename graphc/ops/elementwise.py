@@ -66,11 +66,28 @@ def _ew_infer_binary(kinds: str, out_dtype=None):
     return infer
 
 
+def _ufunc_of(fn, ref):
+    """Mark ``ref`` as ``fn``'s numpy ufunc form (``ref.ufunc``, ``ref.consts``: the reference is
+    ``ufunc(*inputs, *consts)`` cast to its dtype) when ``fn`` is one; the baseline tier
+    (``runtime/baseline.py``) then calls the ufunc with ``out=`` a buffer instead."""
+    uf = fn if isinstance(fn, np.ufunc) else getattr(fn, "ufunc", None)
+    if uf is not None:
+        ref.ufunc, ref.consts = uf, tuple(getattr(fn, "consts", ()))
+    return ref
+
+
 def _cast_ref(fn):
     """Wrap a numpy reference so the result keeps the input dtype."""
     def ref(v, a):
         return np.asarray(fn(*v)).astype(v[0].dtype, copy=False)
-    return ref
+    return _ufunc_of(fn, ref)
+
+
+def _out_ref(fn, out_dtype):
+    """Wrap a numpy reference so the result has dtype ``out_dtype`` (comparisons: bool)."""
+    def ref(v, a):
+        return np.asarray(fn(*v)).astype(out_dtype, copy=False)
+    return _ufunc_of(fn, ref)
 
 
 def _unary(name, ref, scalar, grad, kinds="f", doc="", scalar_f32=None):
@@ -82,8 +99,7 @@ def _unary(name, ref, scalar, grad, kinds="f", doc="", scalar_f32=None):
 def _binary(name, ref, scalar, grad, kinds="fi", out_dtype=None, doc="", commutative=False):
     differentiable = grad is not None and "f" in kinds and out_dtype is None
     register(OpDef(name, fusion="elementwise", infer=_ew_infer_binary(kinds, out_dtype),
-                   reference=(lambda v, a: np.asarray(ref(*v)).astype(out_dtype, copy=False))
-                   if out_dtype is not None else _cast_ref(ref),
+                   reference=_out_ref(ref, out_dtype) if out_dtype is not None else _cast_ref(ref),
                    scalar=scalar, grad=grad, differentiable=differentiable, doc=doc,
                    commutative=commutative))
 
@@ -118,7 +134,12 @@ _unary("sigmoid", lambda x: np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))),
 # relu's gradient reads its output (y > 0 exactly when x > 0, NaN included), as TF's ReluGrad
 # does: the pre-activation then has one use and fuses into a conv/matmul epilogue with the relu
 # relu(-0.0) is +0.0, relu(NaN) NaN: numpy's maximum(x, 0) (a tie returns the second operand)
-_unary("relu", lambda x: np.maximum(x, 0), "({0} if {0} > 0 or {0} != {0} else 0)",
+def _relu_np(x):
+    return np.maximum(x, 0)
+
+
+_relu_np.ufunc, _relu_np.consts = np.maximum, (0,)
+_unary("relu", _relu_np, "({0} if {0} > 0 or {0} != {0} else 0)",
        lambda x, y, dy, a: [where(greater(y, 0), dy, 0)], kinds="fi")
 _unary("relu6", lambda x: np.clip(x, 0, 6), "min(max({0}, 0), 6)",
        lambda x, y, dy, a: [where(logical_and(greater(x[0], 0), less(x[0], 6)), dy, 0)])
