@@ -338,7 +338,8 @@ def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
     the interpreter's own data is out of the caches; 0.9 us alone). None unless the reference really
     returned a view of the input: of all of it, or a C-contiguous part (an unrolled RNN's time
     step ``xw[t]``; kernels take a fixed array as it is, so a strided part stays a per-run view)."""
-    if not (get_op(s.op).view or getattr(fn, "view_only", False)) or not s.inputs or any(u not in fixed or u in per_run for u in s.inputs):
+    if not (get_op(s.op).view or getattr(fn, "view_only", False)) or not s.inputs \
+            or any(u not in fixed or u in per_run for u in s.inputs):
         return None
     base = fixed[s.inputs[0]]
     args = [fixed[s.inputs[d.k]] if isinstance(d, In) else d.value for d in descs]
