@@ -18,10 +18,11 @@ float32 ``exp``/``log``/``tanh``/``sigmoid`` (also ``math.exp``/``log``/``tanh``
 float32 templates, e.g. approximate gelu) call the branch-free polynomial
 approximations of ``FAST_MATH`` (Cephes ``expf``/``logf``, a rational ``tanh``; <= 5 ulp,
 numpy's results for NaN, +-inf, overflow, underflow and subnormals) instead of
-scalar libm calls, so the loop vectorizes (no SVML here: numba's
-``math.exp`` is one ``expf`` call per element). Kernels using them are compiled
-with ``fastmath={'contract'}`` (FMA contraction only: never changes NaN/inf
-behaviour, and only ever reduces rounding error).
+scalar libm calls, so the loop vectorizes (numba's ``math.exp`` is one ``expf``
+call per element: pip's llvmlite lacks the SVML patch even with ``intel-cmplr-lib-rt``
+installed). Kernels using them are compiled with ``fastmath={'contract'}`` (FMA
+contraction only: never changes NaN/inf behaviour, and only ever reduces rounding
+error) and, on AVX-512 CPUs, for 512-bit vectors (``_wide_vectors``).
 
 Each step's scalar template (``OpDef.scalar``) is filled in with the argument
 names and scalar attrs, its numeric literals are typed as the step's dtype
