@@ -8,7 +8,8 @@ On 8M float32 (2M with --quick), best of 15:
    ``t = tanh(x*1.5 + 0.25); max(t * exp(-2t) - 0.125, -0.25)``; and all four transcendentals
    ``tanh(x*1.5 + 0.25) * exp(-0.5*x*x) + sigmoid(x) + log(1 + x*x)``: the compiled graph
    (``Executable.run``, which allocates the fetched output), the kernel alone into a preallocated
-   output, and numpy eager (one ufunc call per op, as the graph is written);
+   output (the plan's step: split over the worker threads from 2^20 elements), and numpy eager
+   (one ufunc call per op, as the graph is written);
 2. each of exp, tanh, sigmoid, log alone: the vectorized float32 polynomial kernel, the scalar
    libm kernel (``GRAPHC_FAST_MATH=0``: what graphc generated before) and the numpy ufunc;
    with the maximum error against numpy in ulp;

@@ -1,4 +1,5 @@
-"""Batch-split threading for nogil numba kernels (the single-channel direct conv, pooling gradients).
+"""Batch-split threading for nogil numba kernels (the single-channel direct conv, pooling gradients,
+elementwise kernels of 2^20 elements or more: ``kernels.split_rows``).
 
 A kernel whose batch items are independent is cut into chunks along the batch, which the calling
 thread and persistent worker threads take one at a time (numba's ``nogil`` kernels release the
