@@ -59,6 +59,7 @@ def _vector_bytes() -> int:
 
 
 _VECTOR_BYTES = _vector_bytes()
+VECTOR_BYTES = _VECTOR_BYTES      # for the generated elementwise kernels (codegen.ew_source)
 
 
 @intrinsic

@@ -1,4 +1,5 @@
-"""Batch-split threading for nogil numba kernels (the single-channel direct conv, pooling gradients).
+"""Batch-split threading for nogil numba kernels (the single-channel direct conv, pooling gradients,
+elementwise kernels of 2^20 elements or more: ``kernels.split_rows``).
 
 A kernel whose batch items are independent is cut into chunks along the batch, which the calling
 thread and persistent worker threads take one at a time (numba's ``nogil`` kernels release the
@@ -178,7 +179,8 @@ def entry_point(disp, sig: tuple):
     return call
 
 
-def batch_split(kern, work_per_item: int, split: tuple = (0, 2), n_threads: int | None = None):
+def batch_split(kern, work_per_item: int, split: tuple = (0, 2), n_threads: int | None = None,
+                min_work: int | None = None):
     """``kern(*args)`` run over chunks of the batch, shared out among ``n_threads`` threads (default:
     ``threads`` of the configuration in force when the split is made, i.e. when a plan is bound).
 
@@ -188,13 +190,14 @@ def batch_split(kern, work_per_item: int, split: tuple = (0, 2), n_threads: int 
     by every chunk. The batch is cut into CHUNKS_PER_THREAD chunks per thread, which the threads
     take one at a time: a worker that starts late, or shares its core with another busy thread,
     takes fewer, so a split is never much slower than one call. Small batches
-    (``n * work_per_item < SPLIT_MIN_WORK``) or one thread run in one call.
+    (``n * work_per_item < min_work``, default SPLIT_MIN_WORK) or one thread run in one call.
     """
     n_threads = config.get().threads if n_threads is None else n_threads
+    min_work = SPLIT_MIN_WORK if min_work is None else min_work
 
     def run(*args):
         n = args[split[0]].shape[0]
-        if n_threads < 2 or n < 2 or n * work_per_item < SPLIT_MIN_WORK:
+        if n_threads < 2 or n < 2 or n * work_per_item < min_work:
             kern(*args)
             return
         rows = [args[k].shape[0] // n for k in split]

@@ -48,3 +48,18 @@ def test_non_tensor_return_is_a_clear_error():
 
     with pytest.raises(TypeError, match="must return tensors"):
         bad(np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("value, traced", [
+    (np.ones((2, 3), np.float16), "float32"), (np.arange(4, dtype=np.uint8), "int32"),
+    (np.arange(4, dtype=np.uint32), "int64"), (np.float32(2.0), "float32"),
+    (np.array(3, np.int64), "int64"), (np.ones((0, 2), np.float64), "float64")])
+def test_array_arguments_trace_by_the_dtype_rules(value, traced):
+    # the signature reads only dtype and rank (no copy of the argument): as TensorFlow converts
+    @gc.function(executor="reference")
+    def f(x):
+        return x + x
+
+    sig = f._signature((value,))
+    assert sig == (("array", np.dtype(traced).str, np.ndim(value)),)
+    assert f.get_graph(value) is not None
