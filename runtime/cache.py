@@ -13,7 +13,7 @@ can crash, numba issue 4807; numba writes the entries of a kernel and of the
 helpers it calls, all in one module). A corrupt, truncated or stale entry
 (source file or numba cache file) is detected, deleted and rebuilt, never a
 crash. ``compile_parallel`` compiles a cold plan's kernel modules on two
-processes (a forked child fills the disk cache with some of them).
+processes (a child process, ``compile_child.py``, fills the disk cache with some of them).
 
     >>> from graphc.runtime import cache
     >>> sorted(cache.cache_info())[:3]
@@ -224,12 +224,27 @@ def load_module(source: str, tag: str = "k"):
                 _drop_numba_files(kdir, modname)
             _atomic_write(path, text)
             STATS["modules_written"] += 1
-        mod = _import_file(modname, path, text)
-        for obj in list(vars(mod).values()):
-            if hasattr(obj, "_cache") and hasattr(obj, "overloads"):
-                _hook_cache(obj, kdir, modname)
+        mod = _import_hooked(modname, path, text)
     _MODULES[key] = mod
     return mod
+
+
+def _import_hooked(modname: str, path: str, text: str):
+    mod = _import_file(modname, path, text)
+    for obj in list(vars(mod).values()):
+        if hasattr(obj, "_cache") and hasattr(obj, "overloads"):
+            _hook_cache(obj, os.path.dirname(path), modname)
+    return mod
+
+
+def import_cached(modname: str, path: str):
+    """Kernel module ``modname`` imported from its file ``path`` in the cache folder, as
+    ``load_module`` imports it (for the compile child, ``compile_child.py``)."""
+    mod = sys.modules.get(modname)
+    if mod is not None:
+        return mod
+    with file_lock(), open(path) as f:
+        return _import_hooked(modname, path, f.read())
 
 
 def _import_file(modname: str, path: str, text: str):
@@ -443,16 +458,16 @@ _LINK_READY: list = []
 
 def compile_parallel(pairs) -> int:
     """Compile the ``(dispatcher, signature)`` pairs of one plan on two processes when the cache
-    holds none of them: a forked child compiles some kernel modules into the disk cache while this
+    holds none of them: a child process compiles some kernel modules into the disk cache while this
     process compiles the others; ``ensure_compiled`` then loads the child's. Returns how many
-    modules the child compiled (0: none was forked). Nothing here is required: a failure in the
+    modules the child compiled (0: none was started). Nothing here is required: a failure in the
     child, or a kernel it could not compile, is compiled (or reported) by ``ensure_compiled``.
 
     Measured (2 cores, MNIST CNN training step, empty cache): 8.3 -> 5.8-6.1 s to compile its
     18 kernels. ``compile_jobs=1`` in ``graphc.config`` (``GRAPHC_COMPILE_JOBS=1``), or a platform
     other than Linux, compiles in this process.
     """
-    # Linux only: on macOS a forked child of a process with system frameworks loaded may hang
+    # Linux only (PR_SET_PDEATHSIG, fcntl locks across processes)
     if config.get().compile_jobs == 1 or not sys.platform.startswith("linux") or \
             (os.cpu_count() or 1) < 2 or fcntl is None:
         return 0
@@ -463,13 +478,13 @@ def compile_parallel(pairs) -> int:
     if len(shares) < 2:
         return 0
     mine, theirs = shares
-    pid = _fork_compiling(theirs)
+    child = _start_child(theirs)
     try:
         for disp, sig in mine:
             with contextlib.suppress(Exception):        # reported by ensure_compiled later
                 ensure_compiled(disp, sig)
     finally:
-        _reap(pid, CHILD_TIMEOUT_S)
+        _reap(child, CHILD_TIMEOUT_S)
     return len({d.py_func.__module__ for d, _ in theirs})
 
 
@@ -488,33 +503,38 @@ def _shares(pairs, n: int) -> list:
 CHILD_TIMEOUT_S = 600.0     # a compile child still running after this is killed (its work redone here)
 
 
-def _fork_holding_compile_locks() -> int:
-    """fork() while this thread holds numba's compiler lock and the cache's thread lock: another
-    thread of this process cannot be half-way through a compile, whose locks the child (which has
-    only this thread) could then never take. Python 3.12 warns about fork() in a process with
-    threads (BLAS and kernel workers): the child only compiles, on its one thread, and leaves
-    with os._exit."""
-    import warnings
-
-    with global_compiler_lock, _TLOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return os.fork()
+# the compile child's command line (compile_child.py; tests replace it with one that fails)
+CHILD_COMMAND = [sys.executable, "-m", "graphc.runtime.compile_child"]
 
 
-def _reap(pid: int, timeout: float) -> bool:
-    """Wait for compile child ``pid`` (killed after ``timeout`` s); True if it exited with 0."""
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status) == 0
-        if time.monotonic() > deadline:
-            import signal
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return False
-        time.sleep(0.005)
+def _start_child(pairs):
+    """A new process compiling ``pairs`` into the disk cache (``compile_child.py``): started, not
+    forked, so that no other thread's OpenBLAS call is cut off by ``fork()``'s handlers."""
+    import pickle
+    import subprocess
+    kernels = []
+    for disp, sig in pairs:
+        mod = sys.modules[disp.py_func.__module__]
+        kernels.append((mod.__name__, mod.__file__, disp.py_func.__name__, tuple(sig)))
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir())
+    proc = subprocess.Popen(CHILD_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    try:
+        proc.stdin.write(pickle.dumps({"parent": os.getpid(), "kernels": kernels}))
+        proc.stdin.close()
+    except OSError:             # the child is gone already: its status says so
+        pass
+    return proc
+
+
+def _reap(proc, timeout: float) -> bool:
+    """Wait for compile child ``proc`` (killed after ``timeout`` s); True if it exited with 0."""
+    import subprocess
+    try:
+        return proc.wait(timeout) == 0
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
 
 
 # -- background compiles (tiered execution) ----------------------------------------------------------
@@ -523,7 +543,7 @@ _BACKGROUND_LOCK = threading.Lock()
 
 
 def can_compile_in_background() -> bool:
-    """Whether kernels can compile in a forked child while this process runs (Linux, fcntl, two or
+    """Whether kernels can compile in a child process while this one runs (Linux, fcntl, two or
     more cores, and ``compile_jobs`` above 1 in the configuration in force)."""
     return config.get().compile_jobs > 1 and sys.platform.startswith("linux") and fcntl is not None \
         and (os.cpu_count() or 1) >= 2 and usable()
@@ -546,7 +566,7 @@ def cold(pairs) -> list:
 
 
 def compile_in_background(pairs, timeout: float | None = None) -> bool:
-    """Compile ``pairs`` into the disk cache in a forked child process and wait for it (call this
+    """Compile ``pairs`` into the disk cache in a child process and wait for it (call this
     from a background thread: the wait holds no lock and hardly the GIL). Pairs that another
     thread's child is compiling already are waited for, not compiled twice. True when every
     child exited cleanly within ``timeout`` (default ``CHILD_TIMEOUT_S``); a child that hangs is
@@ -574,26 +594,8 @@ def _compile_in_child(pairs, timeout: float) -> bool:
     core stays with the process, which keeps running. Measured on 2 cores (MNIST MLP training
     step, other work on the machine): one child 2.95 s to compile, two children 2.64 s, the
     reference steps meanwhile slower by the cores they lost."""
-    pids = [_fork_compiling(share) for share in _shares(pairs, max(1, config.get().compile_jobs - 1))]
-    return all([_reap(pid, timeout) for pid in pids])
-
-
-def _fork_compiling(pairs) -> int:
-    """Fork a child that compiles ``pairs`` into the disk cache and exits (status 1 on the first
-    failure; it dies with this process); returns its pid."""
-    pid = _fork_holding_compile_locks()
-    if pid == 0:
-        code = 0
-        try:
-            import ctypes
-            import signal
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))     # PR_SET_PDEATHSIG
-            for disp, sig in pairs:
-                ensure_compiled(disp, sig)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    return pid
+    children = [_start_child(share) for share in _shares(pairs, max(1, config.get().compile_jobs - 1))]
+    return all([_reap(c, timeout) for c in children])
 
 
 def function_source(fn) -> str:

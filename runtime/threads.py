@@ -52,7 +52,7 @@ from . import sync
 SPLIT_MIN_WORK = 1 << 20
 CHUNKS_PER_THREAD = 4
 SPIN_US = 30.0       # how long an idle worker spins for the next job before it sleeps
-_POOL: list = [None, None]    # [Workers, pid]: rebuilt in a forked child
+_POOL: list = [None, None]    # [Workers, pid]: rebuilt in a forked process
 _POOL_LOCK = threading.Lock()
 
 

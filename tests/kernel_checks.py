@@ -41,14 +41,9 @@ def split_into(monkeypatch, configure, threads):
     monkeypatch.setattr(threads_mod, "SPLIT_MIN_WORK", 1)
 
 
-# a script prelude: a compile child forked by this process fails at once (the parent's compiles work)
+# a script prelude: a compile child this process starts fails at once (the parent's compiles work)
 FAILING_COMPILE_CHILD = r"""
-import os
+import sys
 from graphc.runtime import cache
-_parent, _real = os.getpid(), cache.ensure_compiled
-def _failing(disp, sig):
-    if os.getpid() != _parent:
-        raise RuntimeError("child failure")
-    return _real(disp, sig)
-cache.ensure_compiled = _failing
+cache.CHILD_COMMAND = [sys.executable, "-c", "import sys; sys.stdin.buffer.read(); sys.exit(1)"]
 """

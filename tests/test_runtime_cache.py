@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -137,20 +138,43 @@ def test_a_cold_plan_compiles_on_two_processes(tmp_path):
     assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] == total
 
 
-def test_a_stuck_compile_child_is_killed():
+def test_a_stuck_compile_child_is_killed(monkeypatch):
     # _reap gives up on a child after its timeout: it is killed and reaped, and the caller goes on
     import time
 
     from graphc.runtime import cache
-    pid = os.fork()
-    if pid == 0:
-        time.sleep(30)
-        os._exit(0)
+    monkeypatch.setattr(cache, "CHILD_COMMAND", [sys.executable, "-c", "import time; time.sleep(30)"])
+    child = cache._start_child([])
     t = time.monotonic()
-    cache._reap(pid, 0.2)
-    assert time.monotonic() - t < 5
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)         # already reaped
+    assert cache._reap(child, 0.2) is False
+    assert time.monotonic() - t < 5 and child.returncode is not None     # killed and reaped
+
+
+def test_a_compile_child_does_not_stop_another_threads_blas():
+    # fork() runs OpenBLAS's atfork handler, which stops its worker threads: a GEMM running on
+    # them in another thread waited forever (this loop hung at once with forked children). The
+    # compile child is a new process: the GEMMs go on while children start and exit
+    script = textwrap.dedent("""
+        import threading, time, numpy as np
+        from graphc.runtime import cache
+        cache.CHILD_COMMAND = [__import__("sys").executable, "-c", "import sys; sys.stdin.buffer.read()"]
+        a = np.ones((256, 256), np.float32); out = np.empty_like(a)
+        started = []
+        def spawner():
+            for _ in range(20):
+                assert cache._reap(cache._start_child([]), 30)
+                started.append(1)
+        t = threading.Thread(target=spawner); t.start()
+        n = 0
+        while t.is_alive():
+            np.matmul(a, a, out=out); n += 1
+        t.join()
+        print(len(started), n > 0, float(out[0, 0]))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OPENBLAS_NUM_THREADS="2"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["20", "True", "256.0"]
 
 
 def _unusable_folders(tmp_path):
