@@ -8,12 +8,14 @@ the process was running on them then waited forever (a loop of 256 x 256 ``np.ma
 a thread that forks hung at once; with one BLAS thread it ran on). The price is the child's
 start: ~0.5 s to import numba and this package, while the parent runs.
 
-The parent writes one pickled job to the child's stdin: its pid and, per kernel, the module
-name and file in the cache folder, the function's name and the numba signature. The child dies
-with the parent (``PR_SET_PDEATHSIG``), imports each module from its file as the parent did
-(``cache.import_cached``), compiles with ``cache.ensure_compiled`` (numba writes its cache files
-by rename: a killed child leaves no entry a later process would trust), and exits with status 1
-on the first failure.
+The child dies with the parent (``PR_SET_PDEATHSIG``; the parent's pid is its argument), imports
+numba and this package, then reads one pickled job from its stdin (the parent may send it after
+the child started: its import overlaps the parent's work): per kernel, the module name and file
+in the cache folder, the function's name and the numba signature. It imports each module from
+its file as the parent did (``cache.import_cached``), compiles with ``cache.ensure_compiled``
+(numba writes its cache files by rename: a killed child leaves no entry a later process would
+trust), and exits with status 1 on the first failure. After each kernel it writes the kernel's index in the job to stdout, one
+line each: tiered execution swaps kernels in as they land (``cache.compile_in_background``).
 """
 from __future__ import annotations
 
@@ -31,12 +33,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main() -> int:
+    _die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
+    from . import cache         # before the job: the parent may still be deciding what to send
     job = pickle.load(sys.stdin.buffer)
-    _die_with_parent(job["parent"])
-    from . import cache
-    for modname, path, func, sig in job["kernels"]:
+    out = sys.stdout.buffer
+    for i, (modname, path, func, sig) in enumerate(job["kernels"]):
         disp = getattr(cache.import_cached(modname, path), func)
         cache.ensure_compiled(disp, sig)
+        out.write(b"%d\n" % i)     # kernel i is in the cache (the parent may swap it in now)
+        out.flush()
     return 0
 
 

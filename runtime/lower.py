@@ -264,6 +264,24 @@ def complete(b: Bindings) -> Plan:
     return plan
 
 
+def mixed(b: Bindings, baseline: Plan, ready) -> Plan:
+    """A plan of ``b`` between the tiers: each call whose kernels are all in ``ready`` (pairs
+    compiled into the disk cache) or in this process runs them, every other call the baseline
+    plan's call for its node (tiered execution swaps such plans in as kernels land). ``b`` is not
+    changed: its own ``complete`` makes the compiled plan later."""
+    import copy
+    import dataclasses
+    base = baseline._by_node
+    steps = []
+    for st in b.steps:
+        st = dataclasses.replace(st, scratch_buffers=[])
+        if st.kind == "call":
+            done = all((d, tuple(sig)) in ready or tuple(sig) in d.overloads for d, sig in st.call.warm)
+            st.call = copy.copy(st.call if done else base[st.node].call)
+        steps.append(st)
+    return complete(dataclasses.replace(b, steps=steps))
+
+
 def _hand_over_updates(graph: Graph, steps: list, fetch_set: set) -> None:
     """A kernel result that only feeds plain ``assign``s (directly, or through its ``fused_output``
     views, each used by nothing else) is written into a fresh array each run, and those assigns keep

@@ -96,7 +96,7 @@ def test_seed_training_steps_on_the_baseline_tier_equal_the_reference_interprete
     monkeypatch.setattr(cache, "can_compile_in_background", lambda: True)
     monkeypatch.setattr(lower.Bindings, "kernels", lambda self: ["never compiled"])
     monkeypatch.setattr(cache, "cold", lambda pairs: list(pairs))
-    monkeypatch.setattr(executor.Executable, "_swap_in", lambda self, key, binding, todo: None)
+    monkeypatch.setattr(executor.Executable, "_swap_in", lambda self, *args: None)
     rng = np.random.default_rng(0)
     shape = (784,) if kind == "mlp" else (28, 28, 1)
     x = rng.random((32,) + shape).astype(F32)

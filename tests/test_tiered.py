@@ -7,6 +7,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 from kernel_checks import FAILING_COMPILE_CHILD
 
 import graphc as gc
@@ -114,3 +115,155 @@ def test_a_failed_background_compile_keeps_the_reference_tier_with_one_warning(t
     n, swaps, kinds, msg = r.stdout.split(" ", 3)
     assert (n, swaps, kinds) == ("1", "0", "{True}"), r.stdout
     assert "the compile process failed or hung on" in msg and "kernel" in msg
+
+
+# -- kernels swap in as they land ----------------------------------------------------------------------
+def _three_kernel_graph():
+    # three kernels in three modules: two elementwise chains split by a GEMM, and a row softmax
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 16), name="x")
+        w = gc.Variable(np.linspace(-1.0, 1.0, 16 * 8, dtype=np.float32).reshape(16, 8), name="w")
+        h = gc.matmul(gc.tanh(x) * 2.0 + 1.0, w)
+        y = gc.nn.softmax(gc.sigmoid(h * 3.0) - h)
+        init = gc.global_variables_initializer()
+    return g, x, y, init
+
+
+def test_a_plan_between_the_tiers_runs_the_landed_kernels_and_the_baseline_for_the_rest(tmp_path, configure):
+    # lower.mixed: the calls whose kernels are compiled run them, the others the baseline tier's
+    # calls; the plan's results are the reference's, and the binding it came from is unchanged
+    from graphc.runtime import cache
+    from graphc.runtime.bound import Bound
+    from graphc.runtime.lower import bind_schedule, complete, lower, mixed
+    configure(tiered=False, cache_dir=str(tmp_path), compile_jobs=1)
+    g, x, y, init = _three_kernel_graph()
+    sess = gc.Session(graph=g)
+    sess.run(init)
+    exe = gc.runtime.compile(g, [y.node], [x.node])
+    shapes = {x.node: (5, 16)}
+    binding = bind_schedule(g, exe.fetches, exe.feeds, shapes)
+    baseline = lower(g, exe.fetches, exe.feeds, shapes, reference_only=True)
+    pairs = binding.kernels()
+    assert len({d.py_func.__module__ for d, _ in pairs}) >= 2
+    first = pairs[0]
+    cache.ensure_compiled(*first)
+    before = [(s.call.name, s.storage) for s in binding.steps if s.kind == "call"]
+    plan = mixed(binding, baseline, {first})
+    names = [s.call.name for s in plan.steps if s.kind == "call"]
+    kernel_calls = [s for s in plan.steps if s.kind == "call" and any(d is first[0] for d, _ in s.call.warm)]
+    assert kernel_calls and any(n.startswith(("ref:", "np-")) for n in names)
+    assert all(s.call.warm == [] or s in kernel_calls for s in plan.steps if s.kind == "call")
+    assert [(s.call.name, s.storage) for s in binding.steps if s.kind == "call"] == before     # unchanged
+    xv = np.linspace(-2, 2, 80, dtype=np.float32).reshape(5, 16)
+    got = Bound(exe, plan, gc.config.get()).driver([xv], sess.state, 0)[0][0]
+    want = gc.Session(graph=g, executor="reference")
+    want.run(init)
+    np.testing.assert_allclose(got, want.run(y, {x: xv}), rtol=1e-5, atol=1e-6)
+    full = complete(binding)              # the binding still makes the compiled plan
+    assert all(not s.call.name.startswith("ref:") for s in full.steps if s.kind == "call")
+
+
+def test_the_kernels_that_save_the_most_baseline_time_compile_first():
+    # the baseline plan's first run times each call (FirstRunTimes); the kernels are ranked by the
+    # time of the calls they replace, the max-pool gradient's numpy reference first here
+    from graphc.runtime.bound import Bound
+    from graphc.runtime.executor import FirstRunTimes, _by_benefit
+    from graphc.runtime.lower import bind_schedule, lower
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (8, 12, 12, 4), name="x")
+        loss = gc.reduce_sum(gc.nn.max_pool2d(x, 2) * 2.0) + gc.reduce_sum(gc.tanh(x) * 3.0)
+        (dx,) = gc.gradients(loss, [x])
+    exe = gc.runtime.compile(g, [dx.node], [x.node])
+    shapes = {x.node: (8, 12, 12, 4)}
+    binding = bind_schedule(g, exe.fetches, exe.feeds, shapes)
+    baseline = lower(g, exe.fetches, exe.feeds, shapes, reference_only=True)
+    timing = FirstRunTimes(baseline)
+    assert not timing.ready.is_set()
+    b = Bound(exe, baseline, gc.config.get())
+    xv = np.linspace(-1, 1, 8 * 12 * 12 * 4, dtype=np.float32).reshape(shapes[x.node])
+    want = b.driver([xv], {}, 0)[0][0].copy()
+    calls = {s.node for s in baseline.steps if s.kind == "call"}
+    assert timing.ready.is_set() and set(timing.seconds) == calls
+    first = dict(timing.seconds)
+    np.testing.assert_array_equal(b.driver([xv], {}, 0)[0][0], want)
+    assert timing.seconds == first                                     # only the first run
+    pairs = list(dict.fromkeys((d, tuple(sig)) for s in binding.steps if s.kind == "call" for d, sig in s.call.warm))
+    pool = next(s.node for s in binding.steps if s.op == "max_pool2d_grad")
+    seconds = {n: (1.0 if n == pool else 1e-3) for n in calls}
+    order = _by_benefit(binding, baseline, pairs, seconds)
+    assert next(iter(order))[0].py_func.__name__ == "max_pool_grad"
+    assert list(order.values()) == sorted(order.values(), reverse=True)
+    assert abs(sum(order.values()) - sum(seconds[s.node] for s in binding.steps
+                                         if s.kind == "call" and s.call.warm)) < 1e-9
+    static = _by_benefit(binding, baseline, pairs)                     # no run: sizes stand in
+    assert set(static) == set(pairs) and all(v > 0 for v in static.values())
+
+
+def test_ordered_shares_keep_the_wanted_order_and_whole_modules():
+    from graphc.runtime.cache import _shares
+
+    class Fn:
+        def __init__(self, mod, name):
+            self.py_func = type("F", (), {"__module__": mod, "__name__": name})
+    a1, a2, b1, c1 = Fn("a", "a1"), Fn("a", "a2"), Fn("b", "b1"), Fn("c", "c1")
+    pairs = [(a1, ()), (b1, ()), (a2, ()), (c1, ())]
+    assert _shares(pairs, 1, ordered=True) == [pairs]                         # modules interleaved
+    two = _shares(pairs, 2, ordered=True)
+    assert len(two) == 2 and sum(len(s) for s in two) == len(pairs)
+    for s in two:
+        assert s == sorted(s, key=pairs.index)
+        mods = {p[0].py_func.__module__ for p in s}
+        assert all(p[0].py_func.__module__ in mods for p in pairs if p in s)
+    assert {p[0].py_func.__module__ for p in two[0]}.isdisjoint({p[0].py_func.__module__ for p in two[1]})
+
+
+def test_the_compile_child_reports_each_kernel_as_it_lands(tmp_path, configure):
+    # compile_in_background(on_done=...) is told of every pair once, in the order asked for; a
+    # callback that raises still leaves no child running
+    from graphc.runtime import cache
+    from graphc.runtime.lower import bind_schedule
+    configure(cache_dir=str(tmp_path), compile_jobs=2)
+    g, x, y, init = _three_kernel_graph()
+    exe = gc.runtime.compile(g, [y.node], [x.node])
+    pairs = bind_schedule(g, exe.fetches, exe.feeds, {x.node: (3, 16)}).kernels()[::-1]
+    seen = []
+    assert cache.compile_in_background(pairs, on_done=seen.append)
+    assert seen == pairs and not cache.cold(pairs)
+    g2, x2, y2, _ = _three_kernel_graph()
+    with gc.config.override(cache_dir=str(tmp_path / "other")):
+        exe2 = gc.runtime.compile(g2, [(y2 * 5.0).node], [x2.node])
+        more = bind_schedule(g2, exe2.fetches, exe2.feeds, {x2.node: (3, 16)}).kernels()
+        started = []
+        real = cache._spawn_child
+        cache._spawn_child = lambda *a, **k: started.append(real(*a, **k)) or started[-1]
+        try:
+            with pytest.raises(RuntimeError, match="boom"):
+                cache.compile_in_background(more, on_done=lambda p: (_ for _ in ()).throw(RuntimeError("boom")))
+        finally:
+            cache._spawn_child = real
+        assert started and all(p.returncode is not None for p in started)
+
+
+def test_kernels_swap_in_as_they_land_and_every_step_agrees(tmp_path, configure):
+    configure(tiered=True, cache_dir=str(tmp_path))
+    g, x, y, init = _three_kernel_graph()
+    tiered, ref = gc.Session(graph=g), gc.Session(graph=g, executor="reference")
+    for s in (tiered, ref):
+        s.run(init)
+    xv = np.linspace(-2, 2, 64 * 16, dtype=np.float32).reshape(64, 16)
+    want = ref.run(y, {x: xv})
+    step = tiered.make_callable([y], [x])
+    outs = [step(xv)[0]]
+    exe = next(p.__self__ for k, p in tiered._programs.items() if len(k[1]) == 1)
+    deadline = time.monotonic() + 240
+    seen = {0}
+    while exe.tier_swaps == 0 and time.monotonic() < deadline:
+        outs.append(step(xv)[0])
+        seen.add(exe.tier_partial_swaps)
+    assert exe.wait_compiled(240) and exe.tier_swaps == 1
+    outs.append(step(xv)[0])
+    assert exe.tier_partial_swaps >= 1 and len(seen) >= 2      # steps ran on a plan between the tiers
+    for o in outs:
+        np.testing.assert_allclose(o, want, rtol=1e-5, atol=1e-6)
