@@ -91,12 +91,13 @@ def _by_benefit(binding, baseline: Plan, todo: list, seconds: dict | None = None
     base = baseline._by_node
     wanted = set(todo)
     weights = dict.fromkeys(todo, 0.0)
-    for st in binding.steps:
-        if st.kind != "call":
-            continue
-        pairs = [p for p in dict.fromkeys((d, tuple(sig)) for d, sig in st.call.warm) if p in wanted]
-        if not pairs:
-            continue
+    calls = [(st, [p for p in dict.fromkeys((d, tuple(sig)) for d, sig in st.call.warm) if p in wanted])
+             for st in binding.steps if st.kind == "call"]
+    calls = [(st, pairs) for st, pairs in calls if pairs]
+    # a run's times, if it timed every call that matters (the last call can be a view op that ran
+    # at bind time, ending the "first run" before it began)
+    seconds = seconds if seconds and all(st.node in seconds for st, _ in calls) else None
+    for st, pairs in calls:
         if seconds:
             cost = seconds.get(st.node, 0.0)
         else:

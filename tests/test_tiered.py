@@ -199,6 +199,7 @@ def test_the_kernels_that_save_the_most_baseline_time_compile_first():
                                          if s.kind == "call" and s.call.warm)) < 1e-9
     static = _by_benefit(binding, baseline, pairs)                     # no run: sizes stand in
     assert set(static) == set(pairs) and all(v > 0 for v in static.values())
+    assert _by_benefit(binding, baseline, pairs, {pool: 1.0}) == static   # a run that timed one call
 
 
 def test_ordered_shares_keep_the_wanted_order_and_whole_modules():
