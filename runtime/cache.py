@@ -628,22 +628,28 @@ def _compile_in_child(pairs, timeout: float, on_done=None, rank=None) -> bool:
     reference steps meanwhile slower by the cores they lost."""
     deadline = time.monotonic() + timeout
     n = min(max(1, config.get().compile_jobs - 1), len({d.py_func.__module__ for d, _ in pairs}))
-    procs = [_spawn_child(report=on_done is not None) for _ in range(n)]
-    children = []
+    procs: list = []
     try:
+        for _ in range(n):
+            procs.append(_spawn_child(report=on_done is not None))
         ranked = list(rank(pairs)) if rank is not None else pairs
         shares = _shares(ranked, n, ordered=on_done is not None or rank is not None)
-        shares += [[]] * (n - len(shares))
-        children = list(zip(procs, shares))
+        children = list(zip(procs, shares + [[]] * (n - len(shares))))
         for proc, share in children:
             _send_job(proc, share)
         if on_done is not None:
             _follow(children, deadline, on_done)
-    finally:
-        for proc in procs[len(children):]:
-            proc.kill()
-        done = [_reap(c, max(0.0, deadline - time.monotonic())) for c in procs]
-    return all(done)
+    except BaseException:       # no child outlives the failure (one waiting for its job would wait on)
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for proc in procs:
+            _reap(proc, 0.0)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+        raise
+    return all([_reap(c, max(0.0, deadline - time.monotonic())) for c in procs])
 
 
 def _follow(children, deadline: float, on_done) -> None:

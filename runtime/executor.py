@@ -49,21 +49,20 @@ PROFILE_WAIT_S = 2.0
 
 class FirstRunTimes:
     """The seconds each call of a baseline plan takes in its first run (``seconds``, by node;
-    ``ready`` is set when the run's last call returns). The plan's calls are wrapped, which costs
-    a flag check per call afterwards. Measured on the MNIST CNN's baseline step (19 ms): its two
-    max-pool gradients' numpy references took 8 ms, the elementwise programs on the same
-    elements well under 1 ms each; sizes alone did not tell them apart."""
+    ``ready`` is set when the first run of the driver ``watch`` wraps returns). The plan's calls
+    are wrapped, which costs a flag check per call afterwards. Measured on the MNIST CNN's
+    baseline step (19 ms): its two max-pool gradients' numpy references took 8 ms, the
+    elementwise programs on the same elements well under 1 ms each; sizes alone did not tell
+    them apart."""
 
     def __init__(self, plan: Plan):
         self.seconds: dict[int, float] = {}
         self.ready = threading.Event()
-        calls = [s for s in plan.steps if s.kind == "call" and s.call is not None]
-        for i, s in enumerate(calls):
-            s.call.steps = [(self._timed(fn, s.node, i == len(calls) - 1), d) for fn, d in s.call.steps]
-        if not calls:
-            self.ready.set()
+        for s in plan.steps:
+            if s.kind == "call" and s.call is not None:
+                s.call.steps = [(self._timed(fn, s.node), d) for fn, d in s.call.steps]
 
-    def _timed(self, fn, node: int, last: bool):
+    def _timed(self, fn, node: int):
         import functools
         import time
         seconds, ready = self.seconds, self.ready
@@ -77,9 +76,18 @@ class FirstRunTimes:
                 return fn(*args)
             finally:
                 seconds[node] = seconds.get(node, 0.0) + time.perf_counter() - t
-                if last:
-                    ready.set()
         return timed
+
+    def watch(self, driver):
+        """``driver`` (the baseline Bound's), setting ``ready`` when its first run returns."""
+        ready = self.ready
+
+        def first_run(F, state, run_key):
+            try:
+                return driver(F, state, run_key)
+            finally:
+                ready.set()
+        return first_run
 
 
 def _by_benefit(binding, baseline: Plan, todo: list, seconds: dict | None = None) -> dict:
@@ -184,6 +192,8 @@ class Executable:
                 plan = lower(self.graph, self.fetches, self.feeds, shapes, reference_only=True, order=self._order)
                 timing = FirstRunTimes(plan)
                 baseline = Bound(self, plan, self.config, serial_blas=True)
+                timing.seconds.clear()          # view ops called while binding
+                baseline.driver = timing.watch(baseline.driver)
                 t = threading.Thread(target=self._swap_in, args=(key, binding, todo, baseline, timing), daemon=True,
                                      name=f"graphc-compile-{len(todo)}-kernels")
                 self._compiling.append(t)
@@ -209,14 +219,17 @@ class Executable:
         def landed(pair):
             ready.add(pair)
             waiting = sum(weights.get(p, 0.0) for p in ready - swapped)
-            if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < len(todo):
+            if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < len(todo) \
+                    and self.config.driver != "numba":      # (a jitted driver compiles per plan)
                 swapped.update(self._partial_swap(key, binding, baseline, ready, swapped))
         try:
-            if not cache.compile_in_background(todo, on_done=landed, rank=rank):
-                failed = cache.cold(todo)
-                raise RuntimeError("the compile process failed or hung on "
-                                   f"{', '.join(d.py_func.__name__ for d, _ in failed) or 'a kernel'}")
+            # a new thread starts with an empty context: the executable's config (cache folder,
+            # compile_jobs) is put in force here, for the child and every lock and load
             with _config.use(self.config):
+                if not cache.compile_in_background(todo, on_done=landed, rank=rank):
+                    failed = cache.cold(todo)
+                    raise RuntimeError("the compile process failed or hung on "
+                                       f"{', '.join(d.py_func.__name__ for d, _ in failed) or 'a kernel'}")
                 b = Bound(self, complete(binding), self.config)
         except Exception as e:      # noqa: BLE001 - reported, and the reference tier keeps running
             warnings.warn(f"graphc: background compile of {len(todo)} kernels failed ({type(e).__name__}: "
@@ -235,6 +248,8 @@ class Executable:
         rest (still on one BLAS thread: the compile child has the other core). A landed kernel
         whose module the child has locked (it compiles the module's next kernel) waits for the next
         swap: loading it would wait for that compile. Returns the pairs the plan now runs."""
+        if key not in self._bound:      # dropped meanwhile (config.shape_sets)
+            return swapped
         loaded = set()
         for disp, sig in ready:
             with contextlib.suppress(Exception):        # busy, or failing: the final swap reports
@@ -243,8 +258,7 @@ class Executable:
         if loaded <= swapped:
             return swapped
         try:
-            with _config.use(self.config):
-                b = Bound(self, mixed(binding, baseline.plan, loaded), self.config, serial_blas=True)
+            b = Bound(self, mixed(binding, baseline.plan, loaded), self.config, serial_blas=True)
         except Exception:       # noqa: BLE001 - the next swap, or the final one, reports real errors
             return swapped
         with self._lock:
@@ -338,7 +352,9 @@ class Executable:
         except Exception as kernel_error:
             self._kernel_failed(kernel_error, F, state, run_key)
         finally:
-            free.append(b)
+            cur = self._bound.get(key)
+            if cur is not None and cur.plan is b.plan:      # not a plan a tier swap replaced meanwhile
+                free.append(b)
 
     @contextlib.contextmanager
     def runner(self):

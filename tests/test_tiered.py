@@ -180,8 +180,10 @@ def test_the_kernels_that_save_the_most_baseline_time_compile_first():
     binding = bind_schedule(g, exe.fetches, exe.feeds, shapes)
     baseline = lower(g, exe.fetches, exe.feeds, shapes, reference_only=True)
     timing = FirstRunTimes(baseline)
-    assert not timing.ready.is_set()
     b = Bound(exe, baseline, gc.config.get())
+    timing.seconds.clear()                                             # view ops run while binding
+    b.driver = timing.watch(b.driver)
+    assert not timing.ready.is_set()
     xv = np.linspace(-1, 1, 8 * 12 * 12 * 4, dtype=np.float32).reshape(shapes[x.node])
     want = b.driver([xv], {}, 0)[0][0].copy()
     calls = {s.node for s in baseline.steps if s.kind == "call"}
@@ -245,6 +247,17 @@ def test_the_compile_child_reports_each_kernel_as_it_lands(tmp_path, configure):
         finally:
             cache._spawn_child = real
         assert started and all(p.returncode is not None for p in started)
+        started.clear()                             # a job that cannot be sent: no child waits for it
+        send = cache._send_job
+        cache._spawn_child = lambda *a, **k: started.append(real(*a, **k)) or started[-1]
+        cache._send_job = lambda proc, pairs: (_ for _ in ()).throw(KeyError("no module"))
+        t = time.monotonic()
+        try:
+            with pytest.raises(KeyError):
+                cache._compile_in_child(more, 600.0)
+        finally:
+            cache._spawn_child, cache._send_job = real, send
+        assert time.monotonic() - t < 30 and started and all(p.returncode is not None for p in started)
 
 
 def test_kernels_swap_in_as_they_land_and_every_step_agrees(tmp_path, configure):
@@ -268,3 +281,60 @@ def test_kernels_swap_in_as_they_land_and_every_step_agrees(tmp_path, configure)
     assert exe.tier_partial_swaps >= 1 and len(seen) >= 2      # steps ran on a plan between the tiers
     for o in outs:
         np.testing.assert_allclose(o, want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_background_compile_runs_under_the_sessions_config(tmp_path):
+    # the compile thread starts with an empty context: it must put the executable's config in
+    # force, so that the child and every lock use the session's cache folder, not the environment's
+    script = textwrap.dedent("""
+        import os, sys, numpy as np, graphc as gc
+        from graphc.runtime import cache
+        seen = []
+        real = cache._spawn_child
+        cache._spawn_child = lambda *a, **k: seen.append((cache.cache_dir(), gc.config.get().compile_jobs)) or real(*a, **k)
+        g = gc.Graph()
+        with g.as_default():
+            x = gc.placeholder("float32", (None, 16), name="x")
+            y = gc.nn.softmax(gc.sigmoid(gc.tanh(x) * 3.0) - x)
+        sess = gc.Session(graph=g, config={"cache_dir": sys.argv[1], "compile_jobs": 3})
+        xv = np.ones((8, 16), np.float32)
+        sess.run(y, {x: xv})
+        exe = next(iter(sess._programs.values())).__self__
+        assert exe.wait_compiled(240) and exe.tier_swaps == 1
+        env_locks = [f for f in os.listdir(os.path.join(sys.argv[2], "kernels")) if f.startswith(".lock-graphc")] \\
+            if os.path.isdir(os.path.join(sys.argv[2], "kernels")) else []
+        print(seen == [(sys.argv[1], 3)] * len(seen) and bool(seen), env_locks)
+    """)
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "envdir"), GRAPHC_TIERED="1")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "sessdir"), str(tmp_path / "envdir")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "True []", r.stdout
+
+
+def test_a_binding_of_a_plan_swapped_out_during_its_run_is_not_reused(tmp_path, configure):
+    # a run that took a binding before a tier swap returns it to no free list: the next runs get
+    # the swapped-in plan, never the old one
+    from graphc.runtime.bound import Bound
+    from graphc.runtime.lower import lower
+    configure(tiered=False, cache_dir=str(tmp_path))
+    g, x, y, init = _three_kernel_graph()
+    sess = gc.Session(graph=g)
+    sess.run(init)
+    exe = gc.runtime.compile(g, [y.node], [x.node])
+    xv = np.ones((4, 16), np.float32)
+    exe.run({x.node: xv}, sess.state, 0)
+    key = ((4, 16),)
+    new = Bound(exe, lower(g, exe.fetches, exe.feeds, {x.node: (4, 16)}), gc.config.get())
+    acquire = exe._acquire
+
+    def acquire_then_swap(k):       # every binding busy: one more of the old plan, then a swap
+        b = acquire(k)
+        with exe._lock:
+            exe._bound[key], exe._free[key] = new, [new]
+        return b
+    exe._acquire = acquire_then_swap
+    exe._free[key] = []
+    out = exe.run({x.node: xv}, sess.state, 0)[0][0]
+    assert exe._free[key] == [new]
+    np.testing.assert_array_equal(exe.run({x.node: xv}, sess.state, 0)[0][0], out)
