@@ -524,18 +524,18 @@ CHILD_TIMEOUT_S = 600.0     # a compile child still running after this is killed
 CHILD_COMMAND = [sys.executable, "-m", "graphc.runtime.compile_child"]
 
 
-def _start_child(pairs, report: bool = False):
+def _start_child(pairs):
     """A new process compiling ``pairs`` into the disk cache (``compile_child.py``): started, not
-    forked, so that no other thread's OpenBLAS call is cut off by ``fork()``'s handlers. ``report``:
-    its stdout is a pipe on which it names each kernel it has compiled (``_follow``)."""
-    proc = _spawn_child(report)
+    forked, so that no other thread's OpenBLAS call is cut off by ``fork()``'s handlers."""
+    proc = _spawn_child()
     _send_job(proc, pairs)
     return proc
 
 
 def _spawn_child(report: bool = False):
     """A compile child with no job yet: it imports numba and graphc while this process decides
-    what to send it (``_send_job``)."""
+    what to send it (``_send_job``). ``report``: its stdout is a pipe on which it names each
+    kernel it has compiled (``_follow``)."""
     import subprocess
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir())
     return subprocess.Popen(CHILD_COMMAND + [str(os.getpid())], stdin=subprocess.PIPE,

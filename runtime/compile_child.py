@@ -14,8 +14,9 @@ the child started: its import overlaps the parent's work): per kernel, the modul
 in the cache folder, the function's name and the numba signature. It imports each module from
 its file as the parent did (``cache.import_cached``), compiles with ``cache.ensure_compiled``
 (numba writes its cache files by rename: a killed child leaves no entry a later process would
-trust), and exits with status 1 on the first failure. After each kernel it writes the kernel's index in the job to stdout, one
-line each: tiered execution swaps kernels in as they land (``cache.compile_in_background``).
+trust), and exits with status 1 on the first failure. After each kernel it writes the kernel's
+index in the job to stdout, one line each: tiered execution swaps kernels in as they land
+(``cache.compile_in_background``).
 """
 from __future__ import annotations
 

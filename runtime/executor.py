@@ -26,7 +26,9 @@ arrays), and nothing is written to ``state``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -63,8 +65,6 @@ class FirstRunTimes:
                 s.call.steps = [(self._timed(fn, s.node), d) for fn, d in s.call.steps]
 
     def _timed(self, fn, node: int):
-        import functools
-        import time
         seconds, ready = self.seconds, self.ready
 
         @functools.wraps(fn)
@@ -102,8 +102,7 @@ def _by_benefit(binding, baseline: Plan, todo: list, seconds: dict | None = None
     calls = [(st, [p for p in dict.fromkeys((d, tuple(sig)) for d, sig in st.call.warm) if p in wanted])
              for st in binding.steps if st.kind == "call"]
     calls = [(st, pairs) for st, pairs in calls if pairs]
-    # a run's times, if it timed every call that matters (the last call can be a view op that ran
-    # at bind time, ending the "first run" before it began)
+    # a run's times, if it timed every call that matters (a first run that raised part way did not)
     seconds = seconds if seconds and all(st.node in seconds for st, _ in calls) else None
     for st, pairs in calls:
         if seconds:
@@ -189,13 +188,14 @@ class Executable:
                 # one BLAS thread: the compile child has the other core (a GEMM split over two
                 # threads waits for the half that shares a core with it; MNIST MLP baseline epochs
                 # 0.37-0.46 s with numpy's two threads, 0.13 s with one)
-                plan = lower(self.graph, self.fetches, self.feeds, shapes, reference_only=True, order=self._order)
+                plan = lower(self.graph, self.fetches, self.feeds, shapes, reference_only=True,
+                             order=self._order)
                 timing = FirstRunTimes(plan)
                 baseline = Bound(self, plan, self.config, serial_blas=True)
                 timing.seconds.clear()          # view ops called while binding
                 baseline.driver = timing.watch(baseline.driver)
-                t = threading.Thread(target=self._swap_in, args=(key, binding, todo, baseline, timing), daemon=True,
-                                     name=f"graphc-compile-{len(todo)}-kernels")
+                t = threading.Thread(target=self._swap_in, args=(key, binding, todo, baseline, timing),
+                                     daemon=True, name=f"graphc-compile-{len(todo)}-kernels")
                 self._compiling.append(t)
                 t.start()
                 return baseline
@@ -235,13 +235,19 @@ class Executable:
             warnings.warn(f"graphc: background compile of {len(todo)} kernels failed ({type(e).__name__}: "
                           f"{e}); this plan keeps running its numpy references", KernelFallbackWarning)
             return
-        with self._lock:
-            if key not in self._bound:  # dropped meanwhile (config.shape_sets)
-                return
-            self._bound[key] = b
-            self._free[key] = [b]       # runs in flight finish on the reference tier's buffers
-            self._last = b
+        if self._install(key, b):
             self.tier_swaps += 1
+
+    def _install(self, key: tuple, b: Bound) -> bool:
+        """Make ``b`` the binding the next run of ``key`` takes (a tier swap); runs in flight
+        finish on their own buffers. False if the shape set was dropped meanwhile (shape_sets)."""
+        with self._lock:
+            if key not in self._bound:
+                return False
+            self._bound[key] = b
+            self._free[key] = [b]
+            self._last = b
+            return True
 
     def _partial_swap(self, key: tuple, binding, baseline: Bound, ready: set, swapped: set) -> set:
         """Swap in a plan running the kernels in ``ready`` and the baseline tier's calls for the
@@ -261,13 +267,9 @@ class Executable:
             b = Bound(self, mixed(binding, baseline.plan, loaded), self.config, serial_blas=True)
         except Exception:       # noqa: BLE001 - the next swap, or the final one, reports real errors
             return swapped
-        with self._lock:
-            if key not in self._bound:
-                return swapped
-            self._bound[key] = b
-            self._free[key] = [b]
-            self._last = b
-            self.tier_partial_swaps += 1
+        if not self._install(key, b):
+            return swapped
+        self.tier_partial_swaps += 1
         return loaded
 
     def wait_compiled(self, timeout: float | None = None) -> bool:

@@ -27,6 +27,8 @@ ties) as kernel calls over numbered buffers:
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -269,8 +271,6 @@ def mixed(b: Bindings, baseline: Plan, ready) -> Plan:
     compiled into the disk cache) or in this process runs them, every other call the baseline
     plan's call for its node (tiered execution swaps such plans in as kernels land). ``b`` is not
     changed: its own ``complete`` makes the compiled plan later."""
-    import copy
-    import dataclasses
     base = baseline._by_node
     steps = []
     for st in b.steps:
