@@ -239,10 +239,25 @@ def _emit_random(em: _Emitter, s) -> None:
 
 
 def _emit_call(em: _Emitter, s) -> None:
-    if s.call.mode == "value":
+    if s.storage == "alias":
+        _emit_alias(em, s)
+    elif s.call.mode == "value":
         _emit_value_call(em, s)
     else:
         _emit_out_call(em, s)
+
+
+def _emit_alias(em: _Emitter, s) -> None:
+    """A join whose pieces were written in place (``lower._join_in_place``): a strided view of
+    their buffer, made once here; its other inputs are copied into their slabs when it runs."""
+    off, shape, strides, copies = s.alias
+    raw = em.raws[s.buffer]
+    for _, u, (o, shp, st) in copies:
+        slab = np.ndarray(shp, s.dtype, buffer=raw, offset=o, strides=st)
+        em.barrier(f"np.copyto({em.src.array(slab)}, {em.arg(u)})")
+    view = np.ndarray(shape, s.dtype, buffer=raw, offset=off, strides=strides)
+    em.fixed[s.node] = view
+    em.free(f"v{s.node} = {em.src.array(view)}")
 
 
 def _emit_value_call(em: _Emitter, s) -> None:
@@ -274,7 +289,7 @@ def _emit_out_call(em: _Emitter, s) -> None:
     """Kernels writing the node's output buffer (a pool buffer, or a fresh array per run)."""
     n, call = s.node, s.call
     if s.storage == "buf":
-        em.fixed[n] = _view(em.raws[s.buffer], s.shape, s.dtype)
+        em.fixed[n] = _view(em.raws[s.buffer][s.offset:], s.shape, s.dtype)
         em.free(f"v{n} = {em.src.array(em.fixed[n])}")
     else:
         em.free(f"v{n} = np.empty({tuple(s.shape)!r}, {em.src.bind(s.dtype)})")
@@ -283,35 +298,43 @@ def _emit_out_call(em: _Emitter, s) -> None:
     warm = {id(disp): tuple(sig) for disp, sig in call.warm}
     for fn, descs in call.steps:
         ep = _entry_point(fn, warm)
-        args, copies = _kernel_args(em, s, fn, descs, warm, scratch,
-                                    read_only_ok=ep is not None or not hasattr(fn, "overloads"))
+        args, copies, fixed_copies = _kernel_args(em, s, fn, descs, warm, scratch,
+                                                  read_only_ok=ep is not None or not hasattr(fn, "overloads"))
         line = f"{em.src.bind(ep if ep is not None else fn, 'K')}({', '.join(args)})"
-        em.lines.append(Line(line, "kernel", jit=driver.numba_callable(fn, warm), args=args,
-                             copies=frozenset(copies)))
+        # a copy of a fixed strided view is made when its line runs, after the kernels before it:
+        # never inside a jitted segment, whose arguments are all evaluated before its first call
+        jit = None if fixed_copies else driver.numba_callable(fn, warm)
+        em.lines.append(Line(line, "kernel", jit=jit, args=args, copies=frozenset(copies)))
 
 
 def _kernel_args(em: _Emitter, s, fn, descs, warm: dict, scratch: list, read_only_ok: bool):
-    """The argument expressions of one out-mode kernel call, and the nodes it takes a contiguous
-    copy of (a copy is made when the line runs: see ``driver.place_segments``)."""
+    """The argument expressions of one out-mode kernel call, the nodes it takes a contiguous copy
+    of (a copy is made when the line runs: see ``driver.place_segments``), and whether one of
+    those is a fixed strided view (bound at bind time, copied per run)."""
     n = s.node
     c, c0 = ("_c", "_c0") if read_only_ok else ("_cw", "_cw0")
     sig = warm.get(id(fn), ())
-    args, copies = [], []
+    args, copies, fixed_copies = [], [], False
     for pos, d in enumerate(descs):
         if isinstance(d, In):
             u = s.inputs[d.k]
-            if u in em.fixed and u not in em.per_run:
-                arr = em.fixed[u]
-                args.append(em.src.array(arr.reshape(d.shape) if d.shape is not None else arr))
-            elif d.shape is not None:
-                args.append(f"{c}(v{u}, {tuple(d.shape)!r})")
-                copies.append(u)
+            fixed = u in em.fixed and u not in em.per_run
             # numpy code that takes any strides (BLAS through np.matmul), or a kernel typed for
             # any layout (blas.gemm_into): the value as it is
-            elif getattr(fn, "takes_strided", False) or _any_layout(sig, pos):
-                args.append(f"v{u}")
+            strided_ok = d.shape is None and (getattr(fn, "takes_strided", False) or _any_layout(sig, pos))
+            if fixed and (em.fixed[u].flags.c_contiguous or strided_ok):
+                arr = em.fixed[u]
+                args.append(em.src.array(arr.reshape(d.shape) if d.shape is not None else arr))
+                continue
+            val = em.src.array(em.fixed[u]) if fixed else f"v{u}"
+            fixed_copies |= fixed
+            if d.shape is not None:
+                args.append(f"{c}({val}, {tuple(d.shape)!r})")
+                copies.append(u)
+            elif strided_ok:
+                args.append(val)
             else:
-                args.append(f"{c0}(v{u})")
+                args.append(f"{c0}({val})")
                 copies.append(u)
         elif isinstance(d, Out):
             if n in em.fixed:
@@ -324,7 +347,7 @@ def _kernel_args(em: _Emitter, s, fn, descs, warm: dict, scratch: list, read_onl
             args.append(em.src.array(a.reshape(d.shape) if d.shape is not None else a))
         elif isinstance(d, Const):
             args.append(em.src.value(d.value))
-    return args, copies
+    return args, copies, fixed_copies
 
 
 EMITTERS = {"feed": _emit_feed, "var": _emit_var, "const": _emit_const, "unfed": _emit_unfed,
@@ -335,9 +358,10 @@ def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
     """The value of a view op whose input is a fixed array (a pool buffer or a constant), made at
     bind time: the view always shows the buffer's current contents, and the run skips a numpy call
     (in the MNIST CNN's step a flatten cost 7-18 us there: after kernels that streamed megabytes,
-    the interpreter's own data is out of the caches; 0.9 us alone). None unless the reference really
-    returned a view of the input: of all of it, or a C-contiguous part (an unrolled RNN's time
-    step ``xw[t]``; kernels take a fixed array as it is, so a strided part stays a per-run view)."""
+    the interpreter's own data is out of the caches; 0.9 us alone; the row-LSTM's training step
+    made 112 strided slices, 0.5-0.6 us each). None unless the reference really returned a view of
+    its input. A strided view is passed as it is only to kernels typed for any layout; others get a
+    contiguous copy made when their line runs (``_kernel_args``)."""
     if not (get_op(s.op).view or getattr(fn, "view_only", False)) or not s.inputs \
             or any(u not in fixed or u in per_run for u in s.inputs):
         return None
@@ -347,8 +371,7 @@ def _fixed_view(s, fn, descs, fixed: dict, per_run: set):
         val = fn(*args)
     except Exception:           # the run raises it
         return None
-    if isinstance(val, np.ndarray) and val.size and np.shares_memory(val, base) and (
-            val.size == base.size and val.ctypes.data == base.ctypes.data or val.flags.c_contiguous):
+    if isinstance(val, np.ndarray) and val.size and np.shares_memory(val, base):
         return val
     return None
 
@@ -357,7 +380,7 @@ def _pool_aliased(plan: Plan) -> set:
     """Nodes whose value may be (a view of) a pool buffer."""
     out = set()
     for s in plan.steps:
-        if s.storage == "buf" or (s.storage == "value" and s.kind == "call"
+        if s.storage in ("buf", "alias") or (s.storage == "value" and s.kind == "call"
                                   and any(u in out for u in s.inputs)):
             out.add(s.node)
     return out
