@@ -1,9 +1,12 @@
 """Fused recurrent-cell kernels: ``lstm_cell`` and ``lstm_cell_grad`` (graphc/ops/rnn.py).
 
 One row-by-row loop per time step: the unit loop reads the four gate blocks of ``z`` and the
-state rows contiguously, so it vectorizes. The source is generated per dtype: float32 uses the
-vectorizable sigmoid/tanh of the elementwise kernels (``codegen.FAST_MATH``, off with
-``GRAPHC_FAST_MATH=0``), float64 ``math.exp``/``math.tanh``. Without a cell state (the first
+state rows contiguously, so it vectorizes. The cell state (and a split gradient's ``dc``) is a
+column block of the previous step's output, taken where it lies (any layout) and copied one row at
+a time into a contiguous row. The source is generated per dtype: float32 uses the vectorizable
+sigmoid/tanh of the elementwise kernels (``codegen.FAST_MATH``, off with ``GRAPHC_FAST_MATH=0``)
+at the CPU's full vector width (512 bits on AVX-512: the 32 x 64 cell 8.7 -> 7.9 us), float64
+``math.exp``/``math.tanh``. Without a cell state (the first
 step) the same kernels run on a zero state: one compile each instead of two. The math helpers
 are plain njit functions that LLVM inlines: with numba's ``inline="always"`` a cold compile took
 1.1 s (cell) and 1.2 s (gradient), without it 0.9 s and 0.34 s.
@@ -52,8 +55,10 @@ def lstm_cell(z, c, out):
     # columns (lstm_cell(gates=True)) the activated gates i f g o after them, for the gradient
     n, u = out.shape[0], z.shape[1] // 4
     t = np.empty((out.shape[1] // u, u), dtype=out.dtype)
+    cr = np.empty(u, dtype=out.dtype)
     for b in range(n):
-        _cell_row(z[b], c[b], t)
+        _copy_row(cr, c, b)
+        _cell_row(z[b], cr, t)
         _store_row(out[b], t)
 
 
@@ -61,15 +66,17 @@ def lstm_cell(z, c, out):
 def lstm_cell_sum(z, w, c, out):
     # lstm_cell of z + w (attrs['z_sum']: an unrolled step's h @ U and its slice of x @ W + b,
     # added here instead of by a kernel of their own between the GEMM and the cell)
-    n, u = out.shape[0], z.shape[1] // 4
+    {wide}n, u = out.shape[0], z.shape[1] // 4
     t = np.empty((out.shape[1] // u, u), dtype=out.dtype)
     zt = np.empty(z.shape[1], dtype=z.dtype)
+    cr = np.empty(u, dtype=out.dtype)
     for b in range(n):
         zr = z[b]
         wr = w[b]
         for j in range(zt.shape[0]):
             zt[j] = zr[j] + wr[j]
-        _cell_row(zt, c[b], t)
+        _copy_row(cr, c, b)
+        _cell_row(zt, cr, t)
         _store_row(out[b], t)
 
 
@@ -77,7 +84,7 @@ def lstm_cell_sum(z, w, c, out):
 def _cell_row(zr, cr, t):
     # one row's [h | c (| i f g o)] into t. The gate offsets are unsigned: numba checks a signed
     # index for wrap-around, and this loop ran 20% slower (6.4 -> 5.1 us on 32 x 64 units)
-    u = np.uint64(t.shape[1])
+    {wide}u = np.uint64(t.shape[1])
     u2, u3 = np.uint64(2) * u, np.uint64(3) * u
     if t.shape[0] == 6:
         for j in range(u):
@@ -102,18 +109,20 @@ def lstm_cell_grad(z, c, out, dout, g):
     n, u = z.shape[0], z.shape[1] // 4
     saved = out.shape[1] == 6 * u
     t = np.empty((5, u), dtype=g.dtype)
+    cr = np.empty(u, dtype=g.dtype)
     for b in range(n):
         zr = z[b]
         orow = out[b]
         drow = dout[b]
+        _copy_row(cr, c, b)
         if saved:
             for j in range(u):
                 _grad_step(t, j, orow[2 * u + j], orow[3 * u + j], orow[4 * u + j], orow[5 * u + j],
-                           _tanh(orow[u + j]), drow[j], drow[u + j], c[b, j])
+                           _tanh(orow[u + j]), drow[j], drow[u + j], cr[j])
         else:
             for j in range(u):
                 _grad_step(t, j, _sig(zr[j]), _sig(zr[u + j]), _tanh(zr[2 * u + j]), _sig(zr[3 * u + j]),
-                           _tanh(orow[u + j]), drow[j], drow[u + j], c[b, j])
+                           _tanh(orow[u + j]), drow[j], drow[u + j], cr[j])
         _store_row(g[b], t)
 
 
@@ -123,24 +132,25 @@ def lstm_cell_grad_split(z, c, out, dh, dc, g):
     # dz_next @ U^T, dc a column block of the next step's gradient, read in place: each row is
     # copied into a contiguous one first (with dc's strides unknown the unit loop did not
     # vectorize: 15.9 us per 32 x 64 step against 6 us)
-    n, u = z.shape[0], z.shape[1] // 4
+    {wide}n, u = z.shape[0], z.shape[1] // 4
     saved = out.shape[1] == 6 * u
     t = np.empty((5, u), dtype=g.dtype)
     crow = np.empty(u, dtype=g.dtype)
+    cr = np.empty(u, dtype=g.dtype)
     for b in range(n):
         zr = z[b]
         orow = out[b]
         hrow = dh[b]
-        for j in range(u):
-            crow[j] = dc[b, j]
+        _copy_row(crow, dc, b)
+        _copy_row(cr, c, b)
         if saved:
             for j in range(u):
                 _grad_step(t, j, orow[2 * u + j], orow[3 * u + j], orow[4 * u + j], orow[5 * u + j],
-                           _tanh(orow[u + j]), hrow[j], crow[j], c[b, j])
+                           _tanh(orow[u + j]), hrow[j], crow[j], cr[j])
         else:
             for j in range(u):
                 _grad_step(t, j, _sig(zr[j]), _sig(zr[u + j]), _tanh(zr[2 * u + j]), _sig(zr[3 * u + j]),
-                           _tanh(orow[u + j]), hrow[j], crow[j], c[b, j])
+                           _tanh(orow[u + j]), hrow[j], crow[j], cr[j])
         _store_row(g[b], t)
 
 
@@ -152,6 +162,14 @@ def _grad_step(t, j, i, f, gg, o, tc, dh, dc_in, cp):
     t[2, j] = dc * i * ({one} - gg * gg)
     t[3, j] = dh * tc * o * ({one} - o)
     t[4, j] = dc * f
+
+
+@njit(error_model="numpy")
+def _copy_row(dst, a, b):
+    # row b of a 2-D array of any strides (a column block of a step's output, read where it lies)
+    # into a contiguous one, so the unit loops reading it vectorize
+    for j in range(dst.shape[0]):
+        dst[j] = a[b, j]
 
 
 @njit(error_model="numpy")
@@ -169,8 +187,9 @@ def _store_row(row, t):
 def _module(dtype):
     fast = np.dtype(dtype) == np.float32 and config.get().fast_math
     one = "_F(1.0)" if fast else "1.0"      # a float32 constant keeps float32 math in float32
+    wide = "_wide_vectors()\n    " if fast and codegen.simd.VECTOR_BYTES == 64 else ""
     src = (_FAST if fast else _EXACT) + _CELL.format(flags=", fastmath={'contract'}" if fast else "",
-                                                     one=one)
+                                                     one=one, wide=wide)
     return cache.load_module(src, "rnn")
 
 
@@ -191,6 +210,9 @@ def bind_lstm(ctx: NodeCtx):
         n, u = ctx.in_shapes[0][0], ctx.in_shapes[0][1] // 4
         ins.insert(1 + z_sum, Const(np.zeros((n, u), dt)))
     sig = [arr_t(dt, 2)] * (len(ins) + 1)
+    # the cell state is read where it lies (a column block of the previous step's output): a
+    # contiguous copy of it per step cost the row-LSTM's training step 56 numpy calls
+    sig[1 + z_sum] = arr_t(dt, 2, "A")
     name = "lstm_cell_sum" if z_sum else ctx.op
     if n_d == 2:        # dc is read where it lies, a column block of the next step's gradient
         name, sig[-2] = "lstm_cell_grad_split", arr_t(dt, 2, "A")
