@@ -355,16 +355,18 @@ def _join_in_place(graph: Graph, steps: list) -> dict:
     for s in steps:
         if s.kind != "call" or s.op not in ("stack", "concat") or s.storage != "buf" or len(s.inputs) < 2:
             continue
-        pieces, views = [], []
+        pieces, views, mine = [], [], set()
         for u in s.inputs:
             p, v = by_node.get(u), None
             if p is not None and p.kind == "call" and p.storage == "value" and len(p.inputs) == 1 \
                     and getattr(p.call.steps[0][0], "view_only", False):
                 v, p = p, by_node.get(p.inputs[0])
-            ok = p is not None and p.kind == "call" and p.storage == "buf" and p.node not in taken \
-                and p.node not in {q.node for q in pieces if q is not None}
+            ok = p is not None and p.kind == "call" and p.storage == "buf" \
+                and p.node not in taken and p.node not in mine
             pieces.append(p if ok else None)
             views.append(v)
+            if ok:
+                mine.add(p.node)
         if 2 * sum(p is not None for p in pieces) <= len(pieces):
             continue
         geometry = _join_geometry(s, graph.attrs(s.node)["axis"], pieces, views,
