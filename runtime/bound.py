@@ -32,7 +32,7 @@ from graphc.ops.state import update_value
 from . import blas_threads, driver
 from .driver import Line
 from .emit import Source
-from .kernels import Const, In, Out, Scratch
+from .kernels import Const, In, InRows, Out, Scratch
 from .lower import ALIGN, Plan
 
 UNINIT = object()
@@ -336,6 +336,17 @@ def _kernel_args(em: _Emitter, s, fn, descs, warm: dict, scratch: list, read_onl
             else:
                 args.append(f"{c0}({val})")
                 copies.append(u)
+        elif isinstance(d, InRows):
+            u = s.inputs[d.k]
+            fixed = u in em.fixed and u not in em.per_run
+            rows = _rows_view(em.fixed[u], d.rows, d.cols) if fixed else None
+            if rows is not None:
+                args += [em.src.array(rows[0]), em.src.value(rows[1])]
+                continue
+            val = em.src.array(em.fixed[u]) if fixed else f"v{u}"
+            fixed_copies |= fixed
+            args += [f"{c}({val}, {(d.rows * d.cols,)!r})", em.src.value(d.cols)]
+            copies.append(u)
         elif isinstance(d, Out):
             if n in em.fixed:
                 out = em.fixed[n]
@@ -348,6 +359,23 @@ def _kernel_args(em: _Emitter, s, fn, descs, warm: dict, scratch: list, read_onl
         elif isinstance(d, Const):
             args.append(em.src.value(d.value))
     return args, copies, fixed_copies
+
+
+def _rows_view(a: np.ndarray, rows: int, cols: int):
+    """``(flat, ld)`` for ``InRows``: ``a`` as a ``rows`` x ``cols`` matrix whose rows are
+    contiguous and ``ld`` elements apart, ``flat`` a C-contiguous 1-d view of ``a``'s memory from
+    its first element to its last; None when ``a`` is not such a view."""
+    if a.size != rows * cols or a.size == 0:
+        return None
+    m = a.reshape(rows, cols)
+    if not np.shares_memory(m, a):      # reshape copied: no view of that shape
+        return None
+    item = m.dtype.itemsize
+    s0, s1 = m.strides
+    if (cols > 1 and s1 != item) or s0 % item or (rows > 1 and s0 < cols * item):
+        return None
+    ld = s0 // item if rows > 1 else cols
+    return np.lib.stride_tricks.as_strided(m, ((rows - 1) * ld + cols,), (item,)), ld
 
 
 EMITTERS = {"feed": _emit_feed, "var": _emit_var, "const": _emit_const, "unfed": _emit_unfed,

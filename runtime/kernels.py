@@ -5,6 +5,8 @@ one shape set) and returns a ``Call``: the kernel invocations that compute the
 node, over argument descriptors the executor turns into arrays:
 
 * ``In(k, shape)``: input ``k`` (reshaped to ``shape``, a view; C-contiguous),
+* ``InRows(k, rows, cols)``: input ``k`` as a ``rows`` x ``cols`` matrix with a leading
+  dimension, passed as two arguments (a flat C-contiguous array and the row pitch),
 * ``Out(shape)``: the node's output buffer (preallocated by the memory plan),
 * ``Scratch(j, shape)``: temporary buffer ``j`` of ``Call.scratch``,
 * ``Const(value)``: a bound Python/numpy value.
@@ -40,6 +42,18 @@ from . import blas_threads, cache, codegen, threads
 class In:
     k: int
     shape: tuple | None = None
+
+
+@dataclass(frozen=True)
+class InRows:
+    """Input ``k`` as a ``rows`` x ``cols`` matrix in two kernel arguments, BLAS-style: a flat
+    C-contiguous array from its first element to its last, and ``ld``, the distance in elements
+    between row starts. A fixed view whose rows are contiguous but spaced apart (a column block of
+    a pool buffer: the unrolled LSTM's stacked gate gradients) is passed where it lies instead of
+    copied; anything else is made C-contiguous (``ld == cols``)."""
+    k: int
+    rows: int
+    cols: int
 
 
 @dataclass(frozen=True)

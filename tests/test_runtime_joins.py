@@ -115,3 +115,23 @@ def test_join_buffers_are_reused_after_their_last_use():
     assert plan.joins and plan.peak_bytes < plan.naive_bytes
     assert "+" in str(plan)         # the pieces at their offsets in the join's buffer
     _check_runs(exe, g, [y], [x], [(8, 16)])
+
+
+def test_column_sums_read_a_stack_of_column_blocks_where_it_lies(driver):
+    # the row-LSTM's bias gradient: a sum over (steps, batch) of a stack of column blocks of each
+    # step's buffer; the kernel takes the block with its row pitch (InRows), no contiguous copy
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float32", (None, 6), name="x")
+        s = gc.stack([gc.tanh(x * float(t + 1))[:, :4] for t in range(3)], axis=0)   # (3, batch, 4)
+        total = gc.reduce_sum(s, axis=[0, 1]) * 2.0
+        mean = gc.reduce_mean(s, axis=[0, 1]) + 1.0
+    exe = runtime.compile(g, [total.node, mean.node], [x.node])
+    plan = exe.prepare({x.node: (5, 6)})
+    join = _step(plan, "stack")[0]
+    assert join.storage == "alias" and join.alias[2][1:] == (6 * 4, 4)    # rows 6 apart
+    names = {k for k, v in exe.bound.globals.items() if getattr(v, "__name__", "") == "sum_rows"}
+    sums = [ln for ln in exe.bound.source.splitlines() if ln.strip().split("(")[0] in names]
+    assert not any("_c" in ln for ln in sums), sums       # (numba: in a segment, or not copied)
+    assert len(sums) == (2 if driver == "python" else 0)     # a copy would keep it out of a segment
+    _check_runs(exe, g, [total, mean], [x], [(5, 6)])
