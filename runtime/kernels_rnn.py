@@ -63,18 +63,22 @@ def lstm_cell(z, c, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy"{flags})
-def lstm_cell_sum(z, w, c, out):
-    # lstm_cell of z + w (attrs['z_sum']: an unrolled step's h @ U and its slice of x @ W + b,
-    # added here instead of by a kernel of their own between the GEMM and the cell)
+def lstm_cell_sum(z, w, bias, c, out):
+    # lstm_cell of (z + bias) + w (attrs['z_sum'], attrs['z_bias']: an unrolled step's slice of
+    # x @ W, its bias row and h @ U, added here instead of by kernels of their own between the
+    # GEMMs and the cell; the bias add over all steps' x @ W cost the row-LSTM 33 us a step)
     {wide}n, u = out.shape[0], z.shape[1] // 4
     t = np.empty((out.shape[1] // u, u), dtype=out.dtype)
     zt = np.empty(z.shape[1], dtype=z.dtype)
+    br = np.empty(z.shape[1], dtype=z.dtype)
+    for j in range(br.shape[0]):        # the bias (a variable, any layout) as a contiguous row
+        br[j] = bias[j]
     cr = np.empty(u, dtype=out.dtype)
     for b in range(n):
         zr = z[b]
         wr = w[b]
         for j in range(zt.shape[0]):
-            zt[j] = zr[j] + wr[j]
+            zt[j] = (zr[j] + br[j]) + wr[j]
         _copy_row(cr, c, b)
         _cell_row(zt, cr, t)
         _store_row(out[b], t)
@@ -201,18 +205,23 @@ def bind_lstm(ctx: NodeCtx):
     from graphc.ops.rnn import _cell_layout, _grad_layout
     cell = ctx.op == "lstm_cell"
     has_c, n_d = (_cell_layout(ctx.n_in, ctx.attrs), 0) if cell else _grad_layout(ctx.n_in, ctx.attrs)
-    z_sum = 0
-    ins = [In(i) for i in range(ctx.n_in)]
-    if cell and ctx.attrs.get("z_sum"):     # (z, [c,] w): the kernel takes (z, w, c)
-        ins.insert(1, ins.pop())
-        z_sum = 1
+    n, u = ctx.in_shapes[0][0], ctx.in_shapes[0][1] // 4
+    z_sum = int(cell and bool(ctx.attrs.get("z_sum") or ctx.attrs.get("z_bias")))
+    if z_sum:       # (z, [c,] [w,] [b]): the kernel takes (z, w, b, c), zeros for what is missing
+        k = 1 + has_c
+        w = In(k) if ctx.attrs.get("z_sum") else Const(np.zeros((n, 4 * u), dt))
+        b = In(k + bool(ctx.attrs.get("z_sum"))) if ctx.attrs.get("z_bias") else Const(np.zeros(4 * u, dt))
+        ins = [In(0), w, b] + ([In(1)] if has_c else [])
+    else:
+        ins = [In(i) for i in range(ctx.n_in)]
     if not has_c:      # no cell state: a zero one
-        n, u = ctx.in_shapes[0][0], ctx.in_shapes[0][1] // 4
-        ins.insert(1 + z_sum, Const(np.zeros((n, u), dt)))
+        ins.insert(1 + 2 * z_sum, Const(np.zeros((n, u), dt)))
     sig = [arr_t(dt, 2)] * (len(ins) + 1)
     # the cell state is read where it lies (a column block of the previous step's output): a
     # contiguous copy of it per step cost the row-LSTM's training step 56 numpy calls
-    sig[1 + z_sum] = arr_t(dt, 2, "A")
+    sig[1 + 2 * z_sum] = arr_t(dt, 2, "A")
+    if z_sum:       # the bias row: a variable as it is (no per-step contiguity check)
+        sig[2] = arr_t(dt, 1, "A")
     name = "lstm_cell_sum" if z_sum else ctx.op
     if n_d == 2:        # dc is read where it lies, a column block of the next step's gradient
         name, sig[-2] = "lstm_cell_grad_split", arr_t(dt, 2, "A")

@@ -298,6 +298,10 @@ case("lstm_cell", lambda x: apply("lstm_cell", [x[0] * 2.0, x[1]], {"gates": Tru
 case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1], x[2] * 2.0], {"z_sum": True, "gates": True}),
      u(2, 8), u(2, 2), u(2, 8))                                                     # z = x0 + 2 x2
 case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1]], {"z_sum": True}), u(3, 4), u(3, 4))   # no c
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1], x[2], x[3] * 2.0],                  # + a bias row
+                                  {"z_sum": True, "z_bias": True, "gates": True}),
+     u(2, 8), u(2, 2), u(2, 8), u(8))
+case("lstm_cell", lambda x: apply("lstm_cell", [x[0], x[1]], {"z_bias": True}), u(3, 4), u(4))     # bias only
 case("lstm_cell_grad",                                                                # dh, dc apart
      lambda x: apply("lstm_cell_grad", [x[0], x[1], gc.nn.lstm_cell(x[0], x[1]) + x[2], x[3], x[4]],
                      {"split_d": True}),

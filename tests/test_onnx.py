@@ -124,6 +124,28 @@ def test_export_graph_tf1_style(tmp_path):
         assert np.max(np.abs(a - b)) <= TOL and np.max(np.abs(a - c)) <= TOL
 
 
+def test_export_graph_fused_lstm_cell_forms(tmp_path):
+    # the forms the save_lstm_gates pass makes: the cell adds (z + b) + w and keeps its gates
+    from graphc.ops.registry import apply
+    g = gc.Graph()
+    with g.as_default():
+        z = gc.placeholder("float32", (None, 8), name="z")
+        c = gc.placeholder("float32", (None, 2), name="c")
+        w = gc.placeholder("float32", (None, 8), name="w")
+        b = gc.constant(np.linspace(-1, 1, 8, dtype=np.float32))
+        y = apply("lstm_cell", [z, c, w, b], {"z_sum": True, "z_bias": True, "gates": True})
+        y1 = apply("lstm_cell", [z, b], {"z_bias": True})
+        sess = gc.Session()
+    path = str(tmp_path / "cell.onnx")
+    gco.export_graph([y, y1], [z, c, w], path, session=sess, output_names=["y", "y1"])
+    rng = np.random.default_rng(5)
+    feeds = {k: rng.standard_normal((3, n)).astype(np.float32) for k, n in (("z", 8), ("c", 2), ("w", 8))}
+    want = sess.run([y, y1], {z: feeds["z"], c: feeds["c"], w: feeds["w"]})
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, o in zip(want, got):
+        assert a.shape == o.shape and np.max(np.abs(a - o)) <= TOL
+
+
 @pytest.mark.parametrize("opset", [13, 18, 21])
 def test_export_at_other_opsets(opset, tmp_path, exported):
     m = exported["transformer"][0]

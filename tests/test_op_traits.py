@@ -217,7 +217,7 @@ def test_reads_shape_only_op_ignores_the_values(op, rng):
     x = rng.standard_normal((3, 4, 2))
     for dt in ("int32", "int64"):
         ref = get_op(op).reference
-        attrs = {"out_type": np.dtype(dt)}
+        attrs = {"out_type": np.dtype(dt), "dtype": np.dtype(dt)}    # (shape, size / zeros_like, ones_like)
         np.testing.assert_array_equal(ref([x], attrs), ref([np.broadcast_to(np.zeros(()), x.shape)], attrs))
         assert ref([x], attrs).dtype == np.dtype(dt)
 

@@ -121,3 +121,51 @@ def test_default_pipeline_values_match_bit_for_bit_on_the_lstm_gradient():
     got = evaluate(b, rb.fetches, fv, state).values
     for p, q in zip(want, got):
         np.testing.assert_array_equal(p, q)
+
+
+def _unrolled_lstm_xw(steps=4, units=2, also_read=False):
+    # as the LSTM layer unrolls: x @ W + b for all steps at once (time-major), a slice per step,
+    # the zero initial state made like the first step's gates
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float64", (None, steps, 3), name="x")
+        w = gc.Variable(np.linspace(-1, 1, 3 * 4 * units).reshape(3, 4 * units), name="w")
+        u = gc.Variable(np.linspace(1, -1, units * 4 * units).reshape(units, 4 * units), name="u")
+        b = gc.Variable(np.linspace(-0.5, 0.5, 4 * units), name="b")
+        xw = gc.matmul(gc.transpose(x, [1, 0, 2]), w) + b
+        xs = gc.unstack(xw)                 # (a scan's steps: their gradient is one stack)
+        h = gc.zeros_like(xs[0][:, :units])
+        c = None
+        for t in range(steps):
+            hc = gc.nn.lstm_cell(xs[t] + gc.matmul(h, u), c)
+            h, c = hc[:, :units], hc[:, units:]
+        loss = gc.reduce_sum(h * h) + (gc.reduce_sum(xw) if also_read else 0.0)
+        grads = gc.gradients(loss, [w, u, b])
+    return g, [loss] + grads, [x]
+
+
+def test_the_bias_of_x_w_moves_into_the_cells():
+    g, fetches, feeds = _unrolled_lstm_xw()
+    pipe = ["dce", "fold", "simplify", "cse", "merge_gemms"]     # (the slices' gradient: one stack)
+    before, rb = optimize(g, [f.node for f in fetches], feeds=[x.node for x in feeds], pipeline=pipe)
+    opt, rep = check_same(g, fetches, feeds, pipeline=pipe + ["split_lstm_grad_inputs", "save_lstm_gates"])
+    cells = [n for n in opt.topo_order() if opt.op(n) == "lstm_cell"]
+    assert len(cells) == 4 and all(opt.attrs(n).get("z_bias") for n in cells)
+    assert count(before, "add") - count(opt, "add") >= 1 + 3       # x @ W + b, and each step's + h @ U
+    assert not [n for n in opt.topo_order() if opt.op(n) == "add" and len(opt.spec(n).shape) == 3]
+    assert "4 LSTM steps add their bias themselves" in rep.passes[-1].notes
+    # the cells add (x @ W + b) + h @ U in the graph's order: no bit of any result changes
+    fv, state = sample_inputs(g, [f.node for f in fetches], [x.node for x in feeds], seed=5)
+    want = evaluate(before, rb.fetches, fv, state).values
+    got = evaluate(opt, rep.fetches, fv, state).values
+    for p, q in zip(want, got):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_bias_add_read_elsewhere_stays():
+    g, fetches, feeds = _unrolled_lstm_xw(also_read=True)
+    opt, rep = check_same(g, fetches, feeds, pipeline=["dce", "merge_gemms", "split_lstm_grad_inputs",
+                                                       "save_lstm_gates"])
+    cells = [n for n in opt.topo_order() if opt.op(n) == "lstm_cell"]
+    assert cells and not any(opt.attrs(n).get("z_bias") for n in cells)
+    assert [n for n in opt.topo_order() if opt.op(n) == "add" and len(opt.spec(n).shape) == 3]

@@ -446,6 +446,7 @@ def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
         d = gc.placeholder(dtype, (None, 38), name="d")
         e = gc.placeholder(dtype, (None, 60), name="e")
         dd = gc.placeholder(dtype, (None, 38), name="dd")
+        bias = gc.placeholder(dtype, (4 * 19,), name="bias")
         hc, hcg = gc.nn.lstm_cell(z, c), apply("lstm_cell", [z, c], {"gates": True})
         h1g = apply("lstm_cell", [z], {"gates": True})
         dc = e[:, 41:]                                                     # strided: 19 of 60 columns
@@ -457,9 +458,13 @@ def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
                    apply("lstm_cell_grad", [z, c, hc, dd], {}),
                    apply("lstm_cell", [z * 0.25, c, z * 0.75], {"z_sum": True, "gates": True}),
                    apply("lstm_cell", [z * 0.25, z * 0.75], {"z_sum": True}),
-                   gc.nn.lstm_cell(z * 0.25 + z * 0.75, c)]
+                   gc.nn.lstm_cell(z * 0.25 + z * 0.75, c),
+                   apply("lstm_cell", [z * 0.25, c, z * 0.75, bias], {"z_sum": True, "z_bias": True}),
+                   gc.nn.lstm_cell((z * 0.25 + bias) + z * 0.75, c),
+                   apply("lstm_cell", [z * 0.25, bias], {"z_bias": True, "gates": True}),
+                   apply("lstm_cell", [z * 0.25 + bias], {"gates": True})]
     feeds = {z: data((5, 76), dtype) * 4.0, c: data((5, 19), dtype), d: data((5, 38), dtype),
-             e: data((5, 60), dtype)}
+             e: data((5, 60), dtype), bias: data((76,), dtype)}
     feeds[dd] = np.concatenate([feeds[d][:, :19], feeds[e][:, 41:]], axis=1)
     exe, got, _ = run_both(fetches, feeds, rtol=2e-5, atol=2e-6)
     assert got[0].shape == (5, 6 * 19) and got[1].shape == (5, 6 * 19)
@@ -467,6 +472,8 @@ def test_lstm_cell_kernels_with_saved_gates_and_split_gradient(dtype):
     np.testing.assert_array_equal(got[4], got[7])         # dh, dc apart: the same as [dh | dc]
     np.testing.assert_array_equal(got[6], got[7])
     np.testing.assert_array_equal(got[8][:, :38], got[10])     # the cell adds z + w as the add op does
+    np.testing.assert_array_equal(got[11], got[12])            # and (z + b) + w as the add ops do
+    np.testing.assert_array_equal(got[13], got[14])
     assert "lstm_cell_grad" in [st.call.name for st in exe.plan.kernel_calls]
 
 

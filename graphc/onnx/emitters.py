@@ -315,8 +315,11 @@ def _lstm_cell(ex, n, ins, a):
     """[h | c] from the gate pre-activations z = [i f g o] and the cell state (graphc's fused step)."""
     g = ex.g
     a = g.attrs(n)
-    z = ex.node("Add", [ins[0], ins[-1]]) if a.get("z_sum") else ins[0]
-    ins = ins[:-1] if a.get("z_sum") else ins
+    z = ins[0]
+    if a.get("z_bias"):         # (z + b) + w: the order the unrolled graph adds them in
+        z, ins = ex.node("Add", [z, ins[-1]]), ins[:-1]
+    if a.get("z_sum"):
+        z, ins = ex.node("Add", [z, ins[-1]]), ins[:-1]
     u = g.spec(g.inputs(n)[0]).shape[1] // 4
     parts = ex.node("Split", [z, _i64(ex, [u] * 4)], n_out=4, axis=1)
     i, f, gg, o = (ex.node("Sigmoid", [parts[0]]), ex.node("Sigmoid", [parts[1]]), ex.node("Tanh", [parts[2]]),

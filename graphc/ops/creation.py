@@ -72,11 +72,11 @@ def _like_infer(specs, a):
 
 
 register(OpDef(
-    "zeros_like", fusion="opaque", infer=_like_infer,
+    "zeros_like", fusion="opaque", infer=_like_infer, reads_shape_only=True,
     reference=lambda v, a: np.zeros(v[0].shape, a["dtype"]),
     grad=lambda x, y, dy, a: [None], doc="Zeros with the run-time shape of the input."))
 register(OpDef(
-    "ones_like", fusion="opaque", infer=_like_infer,
+    "ones_like", fusion="opaque", infer=_like_infer, reads_shape_only=True,
     reference=lambda v, a: np.ones(v[0].shape, a["dtype"]),
     grad=lambda x, y, dy, a: [None], doc="Ones with the run-time shape of the input."))
 

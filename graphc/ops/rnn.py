@@ -54,12 +54,25 @@ def _gates(z):
 
 # -- lstm_cell(z[, c]) -> [h_new | c_new] --------------------------------------------------------------
 def _cell_layout(n_in: int, a: dict, op: str = "lstm_cell") -> bool:
-    """Whether the step has a cell state c: inputs (z, [c,] [w]), w (the addend of z) with
-    attrs['z_sum'] (set by the save_lstm_gates pass)."""
-    n_w = 1 if a.get("z_sum") else 0
+    """Whether the step has a cell state c: inputs (z, [c,] [w,] [b]), w (an addend of z, batch x
+    4u) with attrs['z_sum'], b (a bias row, 4u) with attrs['z_bias'] (both set by the
+    save_lstm_gates pass)."""
+    n_w = (1 if a.get("z_sum") else 0) + (1 if a.get("z_bias") else 0)
     if n_in - 1 - n_w not in (0, 1):
-        raise ShapeError(f"{op} takes z, optionally c" + (" and w" if n_w else "") + f", got {n_in} inputs")
+        raise ShapeError(f"{op} takes z, optionally c" + (" and w" if a.get("z_sum") else "")
+                         + (" and b" if a.get("z_bias") else "") + f", got {n_in} inputs")
     return n_in - 1 - n_w == 1
+
+
+def _cell_z(x: list, a: dict):
+    """The step's gate pre-activations from its inputs: ``(z + b) + w`` (the order the unrolled
+    graph adds them in: ``x_t @ W + b`` first, then ``h @ U``)."""
+    z = x[0]
+    if a.get("z_bias"):
+        z = z + x[-1]
+    if a.get("z_sum"):
+        z = z + x[-2 if a.get("z_bias") else -1]
+    return z
 
 
 def _cell_infer(specs, a):
@@ -68,12 +81,17 @@ def _cell_infer(specs, a):
     if _cell_layout(len(specs), a):
         _check_state("lstm_cell", z, specs[1], u, "the cell state c")
     if a.get("z_sum"):
-        _check_state("lstm_cell", z, specs[-1], 4 * u, "the addend w of z")
+        _check_state("lstm_cell", z, specs[-2 if a.get("z_bias") else -1], 4 * u, "the addend w of z")
+    if a.get("z_bias"):
+        b = specs[-1]
+        if b.dtype != z.dtype or tuple(b.shape) != (4 * u,):
+            raise ShapeError(f"lstm_cell: the bias b of z must be {z.dtype.name} of shape ({4 * u},), "
+                             f"got {b.dtype.name} {b.shape}")
     return TensorSpec((z.shape[0], (6 if a.get("gates") else 2) * u), z.dtype)
 
 
 def _cell_ref(v, a):
-    z = (v[0] + v[-1]).astype(v[0].dtype) if a.get("z_sum") else v[0]
+    z = _cell_z(v, a).astype(v[0].dtype)
     i, f, g, o = _gates(z)
     c_new = f * v[1] + i * g if _cell_layout(len(v), a) else i * g
     return np.concatenate([o * np.tanh(c_new), c_new] + ([i, f, g, o] if a.get("gates") else []),
@@ -83,7 +101,7 @@ def _cell_ref(v, a):
 def _cell_grad(x, y, dy, a):
     u = x[0].shape[1] // 4
     has_c = _cell_layout(len(x), a)
-    zc = [x[0] + x[-1] if a.get("z_sum") else x[0]] + ([x[1]] if has_c else [])
+    zc = [_cell_z(x, a)] + ([x[1]] if has_c else [])
     if not a.get("gates"):
         g = apply("lstm_cell_grad", zc + [y, dy], {})
         dz = g[:, :4 * u]
@@ -95,7 +113,9 @@ def _cell_grad(x, y, dy, a):
         from .array import concat
         dz = g[:, :4 * u] + concat([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - gg * gg),
                                     do * o * (1.0 - o)], axis=1)
-    return [dz] + ([g[:, 4 * u:]] if has_c else []) + ([dz] if a.get("z_sum") else [])
+    from .reduction import reduce_sum
+    return [dz] + ([g[:, 4 * u:]] if has_c else []) + ([dz] if a.get("z_sum") else []) + \
+        ([reduce_sum(dz, axis=0)] if a.get("z_bias") else [])
 
 
 register(OpDef(
@@ -104,7 +124,8 @@ register(OpDef(
         "(batch, u; none on the first step): [h_new | c_new] (batch, 2u) with sigmoid gates and tanh. "
         "attrs['gates'] (set by the save_lstm_gates pass): [h_new | c_new | i f g o] (batch, 6u), the "
         "activated gates kept for lstm_cell_grad, which then computes no gate again. attrs['z_sum']: "
-        "inputs (z, [c,] w), the step of z + w."))
+        "inputs (z, [c,] w), the step of z + w; attrs['z_bias']: a last input b (4u,), the step of "
+        "(z + b) [+ w]."))
 
 
 # -- lstm_cell_grad(z[, c], out, d_out) -> [dz | dc] --------------------------------------------------------
