@@ -67,12 +67,17 @@ def test_a_batched_product_summed_over_its_batch_is_one_gemm():
     assert count(opt, "reshape") == 2 and count(opt, "reduce_sum") == 1
 
 
+def _lstm_inputs(steps, units):
+    x = gc.placeholder("float64", (None, steps, 3), name="x")
+    w = gc.Variable(np.linspace(-1, 1, 3 * 4 * units).reshape(3, 4 * units), name="w")
+    u = gc.Variable(np.linspace(1, -1, units * 4 * units).reshape(units, 4 * units), name="u")
+    return x, w, u
+
+
 def _unrolled_lstm(steps=3, units=2, whole_reader=False):
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder("float64", (None, steps, 3), name="x")
-        w = gc.Variable(np.linspace(-1, 1, 3 * 4 * units).reshape(3, 4 * units), name="w")
-        u = gc.Variable(np.linspace(1, -1, units * 4 * units).reshape(units, 4 * units), name="u")
+        x, w, u = _lstm_inputs(steps, units)
         h = c = None
         outs = []
         for t in range(steps):
@@ -128,9 +133,7 @@ def _unrolled_lstm_xw(steps=4, units=2, also_read=False):
     # the zero initial state made like the first step's gates
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder("float64", (None, steps, 3), name="x")
-        w = gc.Variable(np.linspace(-1, 1, 3 * 4 * units).reshape(3, 4 * units), name="w")
-        u = gc.Variable(np.linspace(1, -1, units * 4 * units).reshape(units, 4 * units), name="u")
+        x, w, u = _lstm_inputs(steps, units)
         b = gc.Variable(np.linspace(-0.5, 0.5, 4 * units), name="b")
         xw = gc.matmul(gc.transpose(x, [1, 0, 2]), w) + b
         xs = gc.unstack(xw)                 # (a scan's steps: their gradient is one stack)
