@@ -1,6 +1,7 @@
 """Model benchmark: epoch time at batch 32 on MNIST (8,000 train images) in graphc, PyTorch and JAX.
 
     python examples/bench_models.py [--models mlp,cnn,lstm] [--epochs 3] [--data DIR] [--profile]
+                                    [--rounds N]
 
 The same architectures (the MLP, CNN and row-LSTM seeds), the same data, batch size 32, Adam
 (lr 1e-3, Keras' epsilon 1e-7) and categorical cross-entropy on a softmax output, all measured in
@@ -21,7 +22,9 @@ process once every kernel is compiled, and the report adds the whole cold ``fit`
 compilation included) against that warm one (issue #17: ratio <= 2).
 "first step" is the cold first call: from building the model to the end of its first training step
 (graphc with its default tiered execution, JAX's jit compile, PyTorch's eager first step). Ratios < 1
-mean graphc is faster. ``--profile`` adds a cProfile of the
+mean graphc is faster. ``--rounds N`` runs each framework N times, taking turns, and adds the
+graphc/torch ratio of every round and their median (the first round's numbers fill the tables).
+``--profile`` adds a cProfile of the
 graphc MLP epoch and the time per ``Session.run`` against a bare executable run.
 """
 from __future__ import annotations
@@ -315,6 +318,9 @@ def main(argv=None):
     ap.add_argument("--frameworks", default="graphc,torch,jax")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--warm-cache", action="store_true", help="graphc keeps the kernel cache")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every framework this many times, taking turns, and report the median "
+                         "of the per-round graphc/torch ratios (a shared machine's speed drifts)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -327,14 +333,20 @@ def main(argv=None):
             worker(kind, fw, args.data, args.epochs)
         return
     fws = ["graphc", "torch", "jax"]
-    rows, colds = [], {}
+    rows, colds, rounds = [], {}, []
     for kind in args.models.split(","):
         res, firsts = {}, {}
-        for fw in args.frameworks.split(","):
+        for rnd, fw in [(k, fw) for k in range(args.rounds) for fw in args.frameworks.split(",")]:
             r = run_isolated(kind, fw, args)
             if "skipped" in r:
                 print(f"{kind:5s} {fw:7s} skipped ({r['skipped']})", flush=True)
                 continue
+            if rnd:         # a later round: its steady epoch, for the per-round ratios below
+                rounds.append((kind, rnd, fw, steady(r["times"])))
+                print(f"{kind:5s} {fw:7s} round {rnd + 1} epoch times " + " ".join(f"{t:.3f}" for t in r["times"]),
+                      flush=True)
+                continue
+            rounds.append((kind, rnd, fw, steady(r["times"])))
             res[fw], firsts[fw] = steady(r["times"]), r["first"]
             print(f"{kind:5s} {fw:7s} epoch times " + " ".join(f"{t:.3f}" for t in r["times"]) +
                   f"  steady {res[fw]:.3f}s  first step {r['first']:.2f}s  held-out acc "
@@ -355,6 +367,14 @@ def main(argv=None):
         r1 = f"{g / res['torch']:12.2f}" if g and "torch" in res else f"{'-':>12s}"
         r2 = f"{g / res['jax']:11.2f}" if g and "jax" in res else f"{'-':>11s}"
         print(f"{kind:6s} {cells}   {r1} {r2}")
+    if args.rounds > 1:
+        by = {(k, rnd, fw): t for k, rnd, fw, t in rounds}
+        print(f"\ngraphc/torch per round ({args.rounds} rounds, frameworks taking turns) and their median")
+        for kind, _, _ in rows:
+            ratios = [by[(kind, k, "graphc")] / by[(kind, k, "torch")] for k in range(args.rounds)
+                      if (kind, k, "graphc") in by and (kind, k, "torch") in by]
+            if ratios:
+                print(f"{kind:6s} " + " ".join(f"{q:.2f}" for q in ratios) + f"   median {np.median(ratios):.2f}")
     print("\ncold first call: building the model to the end of its first training step")
     print(f"{'model':6s} " + " ".join(f"{fw:>9s}" for fw in fws))
     for kind, _, firsts in rows:
