@@ -374,7 +374,7 @@ def main(argv=None):
             ratios = [by[(kind, k, "graphc")] / by[(kind, k, "torch")] for k in range(args.rounds)
                       if (kind, k, "graphc") in by and (kind, k, "torch") in by]
             if ratios:
-                print(f"{kind:6s} " + " ".join(f"{q:.2f}" for q in ratios) + f"   median {np.median(ratios):.2f}")
+                print(f"{kind:6s} " + " ".join(f"{q:.3f}" for q in ratios) + f"   median {np.median(ratios):.3f}")
     print("\ncold first call: building the model to the end of its first training step")
     print(f"{'model':6s} " + " ".join(f"{fw:>9s}" for fw in fws))
     for kind, _, firsts in rows:
