@@ -135,3 +135,21 @@ def test_column_sums_read_a_stack_of_column_blocks_where_it_lies(driver):
     assert not any("_c" in ln for ln in sums), sums       # (numba: in a segment, or not copied)
     assert len(sums) == (2 if driver == "python" else 0)     # a copy would keep it out of a segment
     _check_runs(exe, g, [total, mean], [x], [(5, 6)])
+
+
+def test_rows_view_finds_the_row_pitch_or_declines():
+    from graphc.runtime.bound import _rows_view
+    buf = np.arange(6 * 10, dtype=np.float32).reshape(6, 10)
+    flat, ld = _rows_view(buf[:, 2:6], 6, 4)                   # a column block: rows 10 apart
+    assert ld == 10 and flat.flags.c_contiguous and flat.size == 5 * 10 + 4
+    assert np.shares_memory(flat, buf) and flat[0] == buf[0, 2] and flat[-1] == buf[5, 5]
+    got = np.stack([flat[r * ld:r * ld + 4] for r in range(6)])
+    np.testing.assert_array_equal(got, buf[:, 2:6])
+    stacked = buf.reshape(3, 2, 10)[:, :, :4]                  # (3, 2, 4) slabs: one pitch for 6 rows
+    assert _rows_view(stacked, 6, 4)[1] == 10
+    assert _rows_view(buf, 6, 10)[1] == 10                     # contiguous: ld == cols
+    assert _rows_view(buf[2:3, 1:5], 1, 4)[1] == 4             # one row
+    assert _rows_view(buf[:, ::2], 6, 5) is None               # columns not contiguous
+    assert _rows_view(buf[::-1], 6, 10) is None                # rows going backwards
+    assert _rows_view(buf[:, :4].T, 4, 6) is None              # a transpose: no such view
+    assert _rows_view(buf.reshape(3, 2, 10)[:, :, :4].transpose(1, 0, 2), 6, 4) is None
