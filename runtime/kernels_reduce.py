@@ -23,6 +23,7 @@ import numpy as np
 from graphc.ir import TensorSpec
 from graphc.ops.fused import infer_program
 
+from .baseline import NP_REDUCERS as _NP, numpy_reducer as _reducer, numpy_reduction_ok as _supported
 from .cache import KernelFamily
 from .kernels import Call, Const, In, InRows, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
 
@@ -43,30 +44,6 @@ def sum_rows(x, ld, out, scale):
             acc[j] += xr[j]
     for j in range(c):
         out[j] = acc[j] * scale
-
-_NP = {"reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min, "reduce_prod": np.prod,
-       "reduce_any": np.any, "reduce_all": np.all, "reduce_mean": np.mean}
-
-
-def _reducer(op: str, axis: tuple, keepdims: bool):
-    fn = _NP[op]
-    axis = tuple(axis)
-
-    def reduce_into(x, out):
-        fn(x, axis=axis, keepdims=keepdims, out=out)
-    reduce_into.__name__ = f"{op}_into"
-    return reduce_into
-
-
-def _supported(op: str, dtype, in_shape, axis) -> bool:
-    if op not in _NP:
-        return False
-    if op == "reduce_mean" and np.dtype(dtype).kind != "f":
-        return False          # TensorFlow's truncating integer mean: the reference does it
-    if op in ("reduce_max", "reduce_min") and any(in_shape[a] == 0 for a in axis):
-        return False          # empty max/min: the reference's fill value
-    return True
-
 
 @fam.kernel(parallel=False)
 def sum_mid(x, out, scale):

@@ -115,3 +115,34 @@ def test_seed_training_steps_on_the_baseline_tier_equal_the_reference_interprete
     exes = [p.__self__ for p in tier.session._programs.values()]
     names = {s.call.name for e in exes for s in e.bound.plan.steps if s.kind == "call"}
     assert all(n.startswith("ref:") for n in names) and "ref:np-fused_multi_output" in names
+
+
+@pytest.mark.parametrize("op,dtype,shape,axis,keepdims", [
+    ("reduce_sum", "float32", (32, 10), (0,), False), ("reduce_sum", "float32", (4, 5, 6), (0, 2), True),
+    ("reduce_mean", "float32", (32,), (0,), False), ("reduce_mean", "float64", (3, 7), (1,), True),
+    ("reduce_max", "float32", (6, 5), (1,), False), ("reduce_min", "int32", (6, 5), (0,), False),
+    ("reduce_prod", "float64", (4, 3), (0, 1), False), ("reduce_any", "bool", (4, 3), (1,), False),
+    ("reduce_all", "bool", (4, 3), (0,), True)])
+def test_reductions_run_numpy_into_the_buffer_with_the_reference_bits(op, dtype, shape, axis, keepdims, rng):
+    from graphc.runtime.kernels import NodeCtx
+    x = (rng.standard_normal(shape) * 3).astype(dtype) if dtype != "bool" else rng.random(shape) > 0.5
+    x = np.ascontiguousarray(np.swapaxes(x, 0, -1)).swapaxes(0, -1) if len(shape) > 1 else x   # strided
+    attrs = {"axis": axis, "keepdims": keepdims}
+    want = get_op(op).reference([x], attrs)
+    ctx = NodeCtx(0, op, attrs, [shape], [np.dtype(dtype)], want.shape, want.dtype, want.shape, [shape])
+    call = baseline.baseline_call(ctx)
+    assert call.name == f"ref:np-{op}" and call.mode == "out"
+    (fn, _), = call.steps
+    out = np.full(want.shape, 7, want.dtype)
+    fn(x, out)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_reductions_numpy_cannot_match_keep_the_reference():
+    from graphc.runtime.kernels import NodeCtx
+    for op, dtype, shape in [("reduce_mean", "int32", (4, 3)), ("reduce_max", "float32", (0, 3)),
+                             ("reduce_sum", "float32", (0, 3))]:
+        out_shape = (3,)
+        ctx = NodeCtx(0, op, {"axis": (0,), "keepdims": False}, [shape], [np.dtype(dtype)], out_shape,
+                      np.dtype(dtype), out_shape, [shape])
+        assert baseline.baseline_call(ctx).name == f"ref:{op}"
