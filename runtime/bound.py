@@ -339,9 +339,9 @@ def _kernel_args(em: _Emitter, s, fn, descs, warm: dict, scratch: list, read_onl
         elif isinstance(d, InRows):
             u = s.inputs[d.k]
             fixed = u in em.fixed and u not in em.per_run
-            rows = _rows_view(em.fixed[u], d.rows, d.cols) if fixed else None
-            if rows is not None:
-                args += [em.src.array(rows[0]), em.src.value(rows[1])]
+            where = _rows_view(em.fixed[u], d.rows, d.cols) if fixed else None
+            if where is not None:           # (flat, ld): the view as it lies
+                args += [em.src.array(where[0]), em.src.value(where[1])]
                 continue
             val = em.src.array(em.fixed[u]) if fixed else f"v{u}"
             fixed_copies |= fixed
