@@ -31,12 +31,18 @@ def test_steps_per_epoch_larger_than_the_data_starts_a_new_pass():
 def test_batch_stream_reshuffles_every_pass():
     a = np.arange(5)
     stream = _batch_stream([a, a * 10], 2, np.random.default_rng(0))
-    batches = [next(stream) for _ in range(6)]
+    views, batches = [], []
+    for _ in range(6):      # each batch copied before the next is drawn, as fit is done with it then
+        views.append(next(stream))
+        batches.append([np.array(v) for v in views[-1]])
     first, second = np.concatenate([b[0] for b in batches[:3]]), np.concatenate([b[0] for b in batches[3:]])
     assert sorted(first) == sorted(second) == list(range(5))
     assert [len(b[0]) for b in batches] == [2, 2, 1, 2, 2, 1]
     assert all(np.array_equal(b[1], b[0] * 10) for b in batches)   # arrays stay aligned
     assert not np.array_equal(first, second)
+    # every pass gathers into the first pass's buffer: one shuffled copy of the data, not one a pass
+    assert all(np.shares_memory(views[i][k], views[i + 3][k]) for i in range(3) for k in range(2))
+    assert not np.shares_memory(views[0][0], a)
     plain = _batch_stream([a], 2, None)
     assert [list(next(plain)[0]) for _ in range(4)] == [[0, 1], [2, 3], [4], [0, 1]]
 
