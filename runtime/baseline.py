@@ -188,16 +188,23 @@ NP_REDUCERS = {"reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min,
                "reduce_any": np.any, "reduce_all": np.all, "reduce_mean": np.mean}
 
 
-def numpy_reducer(op: str, axis: tuple, keepdims: bool):
+def numpy_reducer(op: str, axis: tuple, keepdims: bool, dtype=None):
     """``reduce_into(x, out)``: numpy's own reduction for ``op`` into ``out`` (pairwise float sums,
     SIMD; bit for bit the reference's where ``numpy_reduction_ok``), without the reference's
     warning filters (4-5 us a call: a quarter of the MNIST MLP's baseline step went to small
-    reductions and softmax references)."""
+    reductions and softmax references). ``dtype``: the operand's, when known."""
     fn = NP_REDUCERS[op]
     axis = tuple(axis)
-
-    def reduce_into(x, out):
-        fn(x, axis=axis, keepdims=keepdims, out=out)
+    if op == "reduce_mean" and dtype is not None and np.dtype(dtype) in (np.float32, np.float64):
+        def reduce_into(x, out):    # np.mean's own two steps (numpy's _methods._mean) without its
+            np.add.reduce(x, axis=axis, keepdims=keepdims, out=out)      # wrapper: 10 -> 3 us
+            count = 1
+            for a in axis:
+                count *= x.shape[a]
+            np.true_divide(out, np.intp(count), out=out, casting="unsafe")
+    else:
+        def reduce_into(x, out):
+            fn(x, axis=axis, keepdims=keepdims, out=out)
     reduce_into.__name__ = f"{op}_into"
     reduce_into.takes_strided = True        # numpy code: any strides
     return reduce_into
@@ -209,6 +216,8 @@ def numpy_reduction_ok(op: str, dtype, in_shape, axis) -> bool:
         return False
     if op == "reduce_mean" and np.dtype(dtype).kind != "f":
         return False          # TensorFlow's truncating integer mean: the reference does it
+    if op == "reduce_mean" and np.dtype(dtype) == np.float16:
+        return False          # into a float16 out, np.mean divides the rounded sum in float16
     if op in ("reduce_max", "reduce_min") and any(in_shape[a] == 0 for a in axis):
         return False          # empty max/min: the reference's fill value
     return True
@@ -234,11 +243,11 @@ def baseline_call(ctx: NodeCtx) -> Call:
     return call if call is not None else reference_call(ctx)
 
 
-def _plain_reduction(ctx: NodeCtx) -> bool:
-    """A reduction numpy computes into the output buffer as the reference does (not empty: the
-    reference's empty means and fills, without warnings)."""
-    return numpy_reduction_ok(ctx.op, ctx.out_dtype, ctx.in_shapes[0], ctx.attrs.get("axis", ())) \
-        and 0 not in ctx.in_shapes[0] and np.dtype(ctx.in_dtypes[0]) == np.dtype(ctx.out_dtype)
+def _plain_reduction(op: str, attrs: dict, in_shape, in_dtype, out_dtype) -> bool:
+    """Reduction ``op`` of an operand of ``in_shape`` is one numpy computes into the output buffer
+    as the reference does (not empty: the reference's empty means and fills, without warnings)."""
+    return numpy_reduction_ok(op, out_dtype, in_shape, attrs.get("axis", ())) \
+        and 0 not in in_shape and np.dtype(in_dtype) == np.dtype(out_dtype)
 
 
 def _program_call(ctx: NodeCtx) -> Call | None:
@@ -261,15 +270,26 @@ def _program_call(ctx: NodeCtx) -> Call | None:
             return np.asarray(cref(list(vals), c_attrs))
         return _call(ctx, _with_prologue(contraction, fn, nc), scratch, op)
     if op == "fused_reduction":
-        fn, scratch = program_function(attrs["program"], _specs(ctx, range(ctx.n_in)), final="return")
-        rref, r_attrs, n = get_op(attrs["reduce"]).reference, dict(attrs["r_attrs"]), ctx.n_in
+        specs = _specs(ctx, range(ctx.n_in))
+        fn, scratch = program_function(attrs["program"], specs, final="return")
+        red, r_attrs, n = attrs["reduce"], dict(attrs["r_attrs"]), ctx.n_in
+        pre = infer_program_env(attrs["program"], [TensorSpec(s, np.dtype(d)) for s, d in specs])[-1]
+        if _plain_reduction(red, r_attrs, pre.shape, pre.dtype, ctx.out_dtype):
+            reduce_into = numpy_reducer(red, r_attrs["axis"], r_attrs["keepdims"], pre.dtype)
 
-        def reduction(*args):
-            args[n][...] = rref([fn(*args[:n], *args[n + 1:])], r_attrs)
+            def reduction(*args):
+                reduce_into(fn(*args[:n], *args[n + 1:]), args[n])
+            reduction.__name__ = f"fused_{reduce_into.__name__}"
+        else:
+            rref = get_op(red).reference
+
+            def reduction(*args):
+                args[n][...] = rref([fn(*args[:n], *args[n + 1:])], r_attrs)
         reduction.takes_strided = True
         return _call(ctx, reduction, scratch, op)
-    if _plain_reduction(ctx):
-        return Call(steps=[(numpy_reducer(op, attrs["axis"], attrs["keepdims"]), [In(0), Out()])],
+    if _plain_reduction(op, attrs, ctx.in_shapes[0], ctx.in_dtypes[0], ctx.out_dtype):
+        reduce_into = numpy_reducer(op, attrs["axis"], attrs["keepdims"], ctx.in_dtypes[0])
+        return Call(steps=[(reduce_into, [In(0), Out()])],
                     name=f"ref:np-{op}", contiguous=False)
     od = OPS.get(op)
     if od is not None and od.fusion == "elementwise" and od.scalar not in (None, "<program>"):

@@ -162,7 +162,7 @@ def bind_reduce(ctx: NodeCtx):
                         lambda r, c: [InRows(0, r, c)])
     if lead is not None:
         return Call(steps=[lead[0]], name=ctx.op, warm=[lead[1]])
-    return Call(steps=[(_reducer(ctx.op, axis, kd), [In(0), Out()])], name=ctx.op)
+    return Call(steps=[(_reducer(ctx.op, axis, kd, ctx.in_dtypes[0]), [In(0), Out()])], name=ctx.op)
 
 
 @kernel_for("fused_reduction")
@@ -185,7 +185,7 @@ def bind_fused_reduction(ctx: NodeCtx):
     if lead is not None and np.dtype(p_dt) == np.dtype(ctx.out_dtype):
         return Call(steps=[step, lead[0]], name=f"ew[{label}]+{rop}", scratch=[(p_dt, p_shape)],
                     warm=[warm, lead[1]])
-    red = _reducer(rop, rattrs["axis"], rattrs["keepdims"])
+    red = _reducer(rop, rattrs["axis"], rattrs["keepdims"], p_dt)
     return Call(steps=[step, (red, [Scratch(0, p_shape), Out()])], name=f"ew[{label}]+{rop}",
                 scratch=[(p_dt, p_shape)], warm=[warm])
 

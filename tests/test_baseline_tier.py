@@ -120,6 +120,7 @@ def test_seed_training_steps_on_the_baseline_tier_equal_the_reference_interprete
 @pytest.mark.parametrize("op,dtype,shape,axis,keepdims", [
     ("reduce_sum", "float32", (32, 10), (0,), False), ("reduce_sum", "float32", (4, 5, 6), (0, 2), True),
     ("reduce_mean", "float32", (32,), (0,), False), ("reduce_mean", "float64", (3, 7), (1,), True),
+    ("reduce_mean", "float32", (4, 5, 6), (0, 2), False),
     ("reduce_max", "float32", (6, 5), (1,), False), ("reduce_min", "int32", (6, 5), (0,), False),
     ("reduce_prod", "float64", (4, 3), (0, 1), False), ("reduce_any", "bool", (4, 3), (1,), False),
     ("reduce_all", "bool", (4, 3), (0,), True)])
@@ -140,9 +141,37 @@ def test_reductions_run_numpy_into_the_buffer_with_the_reference_bits(op, dtype,
 
 def test_reductions_numpy_cannot_match_keep_the_reference():
     from graphc.runtime.kernels import NodeCtx
-    for op, dtype, shape in [("reduce_mean", "int32", (4, 3)), ("reduce_max", "float32", (0, 3)),
+    for op, dtype, shape in [("reduce_mean", "int32", (4, 3)), ("reduce_mean", "float16", (4, 3)),
+                             ("reduce_max", "float32", (0, 3)),
                              ("reduce_sum", "float32", (0, 3))]:
         out_shape = (3,)
         ctx = NodeCtx(0, op, {"axis": (0,), "keepdims": False}, [shape], [np.dtype(dtype)], out_shape,
                       np.dtype(dtype), out_shape, [shape])
         assert baseline.baseline_call(ctx).name == f"ref:{op}"
+
+
+@pytest.mark.parametrize("program,dtypes,reduce,plain", [
+    # the accuracy metric: mean(cast(equal(argmax(y), argmax(p)), float32))
+    ((("equal", (0, 1), ()), ("cast", (2,), (("dtype", np.dtype("float32")),))), ("int64", "int64"),
+     "reduce_mean", True),
+    ((("mul", (0, 1), ()),), ("float64", "float64"), "reduce_sum", True),
+    ((("sub", (0, 1), ()),), ("float32", "float32"), "reduce_max", True),
+    ((("add", (0, 1), ()),), ("int32", "int32"), "reduce_mean", False),      # TensorFlow's integer mean
+    ((("add", (0, 1), ()),), ("float16", "float16"), "reduce_mean", False)])  # numpy divides in float16
+def test_fused_reductions_reduce_with_numpy_where_it_has_the_reference_bits(program, dtypes, reduce, plain,
+                                                                             rng):
+    from graphc.runtime.kernels import NodeCtx
+    shape = (32, 10)
+    ins = [(rng.standard_normal(shape) * 3).astype(d) if np.dtype(d).kind == "f"
+           else rng.integers(0, 4, shape).astype(d) for d in dtypes]
+    ins[1] = ins[1].T.copy().T                      # a strided operand
+    attrs = {"program": program, "reduce": reduce, "r_attrs": (("axis", (0,)), ("keepdims", False))}
+    want = get_op("fused_reduction").reference(ins, attrs)
+    ctx = NodeCtx(0, "fused_reduction", attrs, [shape] * 2, [np.dtype(d) for d in dtypes], want.shape,
+                  want.dtype, want.shape, [shape] * 2)
+    call = baseline.baseline_call(ctx)
+    (fn, _), = call.steps
+    assert (fn.__name__ == f"fused_{reduce}_into") == plain
+    out = np.full(want.shape, 7, want.dtype)
+    fn(*ins, out, *[np.full(s, 9, d) for d, s in call.scratch])
+    assert out.dtype == want.dtype and out.tobytes() == want.tobytes()
