@@ -42,7 +42,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .cache import KernelFamily
+from .families import KernelFamily
 
 # (symbol pattern, integer bits): numpy >= 2 wheels (scipy-openblas, ILP64), numpy 1.2x wheels
 # (openblas64_), then LP64 builds (Accelerate, system OpenBLAS / MKL)
@@ -189,5 +189,5 @@ def gemm_kernel(ndim: int):
 
 def gemm_signature(dtype, ndim: int) -> tuple:
     """The kernel's argument types: a and b of any layout, out C-contiguous, two int64 flags."""
-    from .kernels import I64, arr_t
-    return (arr_t(dtype, ndim, "A"), arr_t(dtype, ndim, "A"), arr_t(dtype, ndim), I64, I64)
+    from .kernels import arr_t, scalar_t
+    return (arr_t(dtype, ndim, "A"), arr_t(dtype, ndim, "A"), arr_t(dtype, ndim), scalar_t("int64"), scalar_t("int64"))

@@ -26,21 +26,16 @@ import contextlib
 import glob
 import hashlib
 import importlib.util
-import inspect
 import json
-import linecache
 import os
 import shutil
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import types
 
-import numba
 import numpy as np
-from numba.core.compiler_lock import global_compiler_lock
 
 from graphc import config
 
@@ -74,6 +69,7 @@ def versions_key() -> str:
     llvmlite, numpy and Python, and the CPU (its name and a hash of its features)."""
     if not _VERSIONS:
         import llvmlite
+        import numba
         import llvmlite.binding as ll
         cpu = f"{ll.get_host_cpu_name()}-{hashlib.sha256(ll.get_host_cpu_features().flatten().encode()).hexdigest()[:8]}"
         _VERSIONS.append(f"graphc={_graphc_version()} numba={numba.__version__} llvmlite={llvmlite.__version__} "
@@ -157,6 +153,8 @@ def file_lock(root: str | None = None, key: str = "", wait: bool = True):
     already hold it: two threads taking them in opposite orders deadlocked (two cold graphs
     compiled from two threads hung in 6 of 9 runs). ``wait=False``: raise ``LockBusy`` at once
     when another process holds the lock."""
+    # imported here: only kernel loads, compiles and cache_clear lock, never a baseline-tier run
+    from numba.core.compiler_lock import global_compiler_lock
     with global_compiler_lock, _TLOCK:
         if _LOCK_DEPTH[0] or fcntl is None or not usable(root):
             _LOCK_DEPTH[0] += 1
@@ -652,9 +650,86 @@ def _compile_in_child(pairs, timeout: float, on_done=None, rank=None) -> bool:
     return all([_reap(c, max(0.0, deadline - time.monotonic())) for c in procs])
 
 
+# -- a plan bound by its compile child (tiered execution in a process without numba) -----------------
+# A process that has not imported numba runs a cold plan's baseline tier at once, and its compile
+# child binds the plan as well as compiling it: importing numba and binding cost the parent's first
+# step ~0.19 s of the MNIST MLP's ~0.23 s, and importing it on a thread still held the GIL for as
+# long. Whether a plan has been compiled is known without numba by a marker file per plan.
+def entry_key(disp, sig: tuple) -> str:
+    """A kernel's name across processes: its module (named by its source's hash) and entry."""
+    return f"{disp.py_func.__module__}:{_entry(disp, sig)}"
+
+
+def plan_key(plan_job) -> str:
+    """The marker name of a plan: a digest of what binds it (graph, fetches, feeds, config), not
+    its feed shapes (kernels are specialised on dtype and rank only)."""
+    import pickle
+    return hashlib.sha256(pickle.dumps(plan_job, protocol=5)).hexdigest()[:24]
+
+
+def _plan_marker(key: str) -> str:
+    return os.path.join(_kernel_dir(), "plans", key)
+
+
+def plan_compiled(key: str) -> bool:
+    """Whether every kernel of plan ``key`` was in this cache folder when it was last bound: a
+    hint (``cache_clear`` drops the markers with the kernels; a marker that outlived a kernel
+    only means the parent binds the plan itself and finds it cold, as without markers)."""
+    return usable() and os.path.exists(_plan_marker(key))
+
+
+def mark_plan_compiled(key: str) -> None:
+    if not usable():
+        return
+    path = _plan_marker(key)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        _atomic_write(path, "")
+
+
+def bind_in_background(job: dict, seconds, on_todo, on_done, timeout: float | None = None) -> bool:
+    """Bind and compile a plan in a compile child (``compile_child.py``, a ``"plan"`` job: the graph,
+    fetches, feeds, feed shapes, schedule, configuration and marker key); this process needs no
+    numba. ``seconds()`` returns the baseline's first-run times by node, sent once known, by which
+    the child orders its kernels. ``on_todo(keys)`` gets the ``entry_key`` of every kernel it
+    compiles, then ``on_done(key)`` each as it lands. True when the child exited cleanly within
+    ``timeout`` (default ``CHILD_TIMEOUT_S``; killed after it)."""
+    import pickle
+    deadline = time.monotonic() + (CHILD_TIMEOUT_S if timeout is None else timeout)
+    proc = _spawn_child(report=True)
+    try:
+        try:
+            proc.stdin.write(pickle.dumps(job, protocol=5))
+            proc.stdin.flush()
+            proc.stdin.write(pickle.dumps(seconds(), protocol=5))
+            proc.stdin.close()
+        except OSError:             # the child is gone already: its status says so
+            pass
+        todo: list = []
+
+        def line(text: bytes) -> None:
+            if text.startswith(b"todo "):
+                todo[:] = json.loads(text[5:])
+                on_todo(list(todo))
+            elif text.strip().isdigit() and int(text) < len(todo):
+                on_done(todo[int(text)])
+        _follow([(proc, line)], deadline, None)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        _reap(proc, 0.0)
+        raise
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+    return _reap(proc, max(0.0, deadline - time.monotonic()))
+
+
 def _follow(children, deadline: float, on_done) -> None:
     """Read the children's reports (one line per compiled kernel: its index in the child's share)
-    and call ``on_done(pair)`` for each, until every child's output ends or ``deadline`` passes."""
+    and call ``on_done(pair)`` for each, until every child's output ends or ``deadline`` passes.
+    A child given a callable instead of its share (``bind_in_background``) has it called with each line."""
     import selectors
     sel = selectors.DefaultSelector()
     rest = {}
@@ -670,85 +745,14 @@ def _follow(children, deadline: float, on_done) -> None:
                     continue
                 *lines, rest[key.fileobj] = (rest[key.fileobj] + chunk).split(b"\n")
                 for line in lines:
-                    if line.strip().isdigit() and int(line) < len(key.data):
+                    if callable(key.data):
+                        key.data(line)
+                    elif line.strip().isdigit() and int(line) < len(key.data):
                         on_done(key.data[int(line)])
     finally:
         sel.close()
         for proc, _ in children:
             proc.stdout.close()
-
-
-def function_source(fn) -> str:
-    """``inspect.getsource(fn)``, the same text, for a function defined at the top level of a file:
-    its lines from its first decorator to the end of its last statement, which the code object's
-    positions give (Python 3.11+), checked by the next line that is not blank being at the top
-    level (else, and before 3.11, inspect's). inspect tokenizes each function in Python, ~1 ms apiece, and a
-    warm start builds the source of a whole family (17 functions in the nn one) to find its module."""
-    code = fn.__code__
-    lines = linecache.getlines(code.co_filename)
-    end = _last_line(code) if hasattr(code, "co_positions") else None
-    if lines and end is not None and code.co_firstlineno <= end <= len(lines):
-        after = (ln for ln in lines[end:] if ln.strip())
-        if not next(after, "")[:1].isspace():       # not an indented line (inspect keeps comments)
-            return "".join(lines[code.co_firstlineno - 1:end])
-    return inspect.getsource(fn)
-
-
-def _last_line(code) -> int | None:
-    """The last source line of ``code`` and the code nested in it."""
-    ends = [p[1] for p in code.co_positions() if p[1] is not None]
-    ends += [_last_line(c) or 0 for c in code.co_consts if isinstance(c, types.CodeType)]
-    return max(ends, default=None)
-
-
-# -- hand-written kernel families ------------------------------------------------------------------
-class KernelFamily:
-    """Hand-written numba kernels kept as plain Python functions, compiled through the cache.
-
-    ``@fam.kernel(parallel=False)`` marks a function; ``fam.get(name)`` returns its
-    numba dispatcher (all marked functions of the family live in one cached module
-    so they may call each other).
-    """
-
-    def __init__(self, tag: str, prelude=None):
-        """``prelude``: a callable returning source text put before the kernels (helpers they call;
-        called when the module is built, so it may depend on run-time settings)."""
-        self.tag = tag
-        self.prelude = prelude
-        self.funcs: list[tuple] = []
-        self._mod = None
-        self._key = None
-
-    def kernel(self, parallel: bool = False, contract: bool = False, reassoc: bool = False):
-        """``contract``: let LLVM fuse a*b+c into one FMA (results may differ in the last bit);
-        ``reassoc``: let LLVM reorder a float reduction so it vectorizes (a sum's rounding changes).
-        Helpers are plain kernels too: LLVM inlines small ones into their callers after numba links
-        them. numba's own ``inline="always"`` types the helper again at every call site; dropping it
-        took the LSTM program's cold compile from ~6.4 to ~3.9 s at the same run time."""
-        def deco(fn):
-            self.funcs.append((fn, (parallel, contract, reassoc)))
-            return fn
-        return deco
-
-    def source(self) -> str:
-        parallel = config.get().parallel
-        parts = [self.prelude()] if self.prelude else []
-        for fn, (par, contract, reassoc) in self.funcs:
-            src = textwrap.dedent(function_source(fn))
-            lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
-            opts = ", parallel=True" if par and parallel else ""
-            flags = ["'contract'"] * contract + ["'reassoc'"] * reassoc
-            opts += f", fastmath={{{', '.join(flags)}}}" if flags else ""
-            deco = f"@njit(cache=True, nogil=True, error_model='numpy'{opts})"
-            parts.append(deco + "\n" + "\n".join(lines) + "\n")
-        return "\n\n".join(parts)
-
-    def get(self, name: str):
-        key = (cache_dir(), GENERATION[0], config.get().parallel, self.prelude() if self.prelude else None)
-        if self._mod is None or self._key != key:
-            self._mod = load_module(self.source(), self.tag)
-            self._key = key
-        return getattr(self._mod, name)
 
 
 # -- CLI helpers -------------------------------------------------------------------------------------

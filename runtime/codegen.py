@@ -50,7 +50,7 @@ from graphc import config
 from graphc.ir import TensorSpec
 from graphc.ops.registry import get_op
 
-from . import cache, simd
+from . import cache
 from .emit import Source
 
 PARALLEL_MIN_ELEMENTS = 1 << 17   # prange only pays above this (static estimate, None dims = 32)
@@ -445,6 +445,7 @@ def ew_source(program: tuple, in_dtypes: list, out_dtype, pattern: tuple, parall
         off = 1 if outputs is not None else 0
         # LLVM vectorizes at 256 bits on AVX-512 Intel cores (their prefer-256-bit tuning); the
         # polynomials are compute-bound: 512 bits took the 8M sigmoid chain from 7.0 to 5.1 ms
+        from . import simd                      # (llvmlite: imported when a kernel is generated)
         if used and simd.VECTOR_BYTES == 64:
             src.add("_wide_vectors()")
         src.extend(f"n{d} = out.shape[{d + off}]" for d in range(rank))

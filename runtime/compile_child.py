@@ -17,9 +17,17 @@ its file as the parent did (``cache.import_cached``), compiles with ``cache.ensu
 trust), and exits with status 1 on the first failure. After each kernel it writes the kernel's
 index in the job to stdout, one line each: tiered execution swaps kernels in as they land
 (``cache.compile_in_background``).
+
+A ``"plan"`` job (``cache.bind_in_background``, from a process that has not imported numba) holds
+a graph, its fetches, feeds, feed shapes, schedule and configuration instead: the child binds the
+plan itself, writes ``todo`` and the JSON list of the kernels it lacks (``cache.entry_key``), reads
+a second message, the parent's baseline first-run times by node, compiles the kernels in the
+order of the baseline time they save (``executor._by_benefit``), writing each one's index as it
+lands, and marks the plan compiled (``cache.mark_plan_compiled``).
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -38,11 +46,45 @@ def main() -> int:
     from . import cache         # before the job: the parent may still be deciding what to send
     job = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
+    if "plan" in job:
+        return _bind_and_compile(job["plan"], out)
     for i, (modname, path, func, sig) in enumerate(job["kernels"]):
         disp = getattr(cache.import_cached(modname, path), func)
         cache.ensure_compiled(disp, sig)
         out.write(b"%d\n" % i)     # kernel i is in the cache (the parent may swap it in now)
         out.flush()
+    return 0
+
+
+def _bind_and_compile(p: dict, out) -> int:
+    from graphc import config
+
+    from . import cache
+    from .executor import _by_benefit
+    from .lower import bind_schedule, lower
+    with config.use(p["config"]):
+        binding = bind_schedule(p["graph"], p["fetches"], p["feeds"], p["shapes"], order=p["order"])
+        todo = cache.cold(binding.kernels())
+        out.write(b"todo " + json.dumps([cache.entry_key(d, s) for d, s in todo]).encode() + b"\n")
+        out.flush()
+        seconds = pickle.load(sys.stdin.buffer)
+        if todo:
+            baseline = lower(p["graph"], p["fetches"], p["feeds"], p["shapes"], reference_only=True,
+                             order=p["order"])
+            index = {pair: i for i, pair in enumerate(todo)}
+            ranked = list(_by_benefit(binding, baseline, todo, seconds))
+
+            def landed(pair):
+                out.write(b"%d\n" % index[pair])
+                out.flush()
+            if config.get().compile_jobs > 2:      # more children, each a share of the modules
+                if not cache.compile_in_background(ranked, on_done=landed):
+                    return 1
+            else:
+                for disp, sig in ranked:
+                    cache.ensure_compiled(disp, sig)
+                    landed((disp, sig))
+        cache.mark_plan_compiled(p["marker"])
     return 0
 
 

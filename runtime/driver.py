@@ -46,12 +46,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import llvmlite.binding as ll
-from numba import types
-from numba.core import cgutils
-from numba.core.errors import TypingError
-from numba.extending import intrinsic
-
 from . import cache
 from .emit import Source
 
@@ -77,6 +71,7 @@ def numba_callable(fn, warm: dict):
 def kernel_symbol(disp, sig: tuple) -> str:
     """The LLVM name under which ``disp``'s native code for ``sig`` is registered (now, in this
     process): stable across processes for the same kernel source and signature."""
+    import llvmlite.binding as ll       # (this module is imported by the baseline tier too: no numba)
     cres = disp.overloads[sig]
     py = disp.py_func
     key = f"{py.__module__}.{py.__qualname__}({', '.join(map(str, sig))})"
@@ -95,6 +90,10 @@ def kernel_call(symbol: str):
     fn = _CALLS.get(symbol)
     if fn is not None:
         return fn
+    from numba import types
+    from numba.core import cgutils
+    from numba.core.errors import TypingError
+    from numba.extending import intrinsic
     argtys, resty = _SIGS[symbol]
     names = ", ".join(f"a{i}" for i in range(len(argtys)))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 import time
 import warnings
@@ -47,6 +48,12 @@ from .lower import Plan, bind_schedule, complete, lower, mixed
 PARTIAL_SWAP_SHARE = 0.1
 # the background compile waits this long for the baseline's first run to order the kernels by
 PROFILE_WAIT_S = 2.0
+
+
+def numba_imported() -> bool:
+    """Whether this process has imported numba (~0.15 s, which a cold plan's first step does not
+    wait for: ``Executable._baseline_tier``)."""
+    return "numba" in sys.modules
 
 
 class FirstRunTimes:
@@ -78,11 +85,20 @@ class FirstRunTimes:
                 seconds[node] = seconds.get(node, 0.0) + time.perf_counter() - t
         return timed
 
-    def watch(self, driver):
-        """``driver`` (the baseline Bound's), setting ``ready`` when its first run returns."""
+    def watch(self, driver, second=None):
+        """``driver`` (the baseline Bound's), setting ``ready`` when its first run returns, and
+        calling ``second()`` (once) when a later run starts."""
         ready = self.ready
+        pending = [second] if second is not None else []
 
         def first_run(F, state, run_key):
+            if pending and ready.is_set():
+                try:
+                    start = pending.pop()       # atomic: one of two threads gets it
+                except IndexError:
+                    pass
+                else:
+                    start()
             try:
                 return driver(F, state, run_key)
             finally:
@@ -137,6 +153,10 @@ class Executable:
         self.tier_partial_swaps = 0     # plans with some kernels landed swapped in before that
         self._last: Bound | None = None
         self._order: list | None = None                  # the run's schedule, made on first bind
+        self._marker: str | None = None                  # cache.plan_key of this executable's plan
+        self._unbound: threading.Event | None = None     # set when the child binding its plan is done
+        self._starts: list = []             # the baseline tier's compile starts (_baseline_tier)
+        self._start_lock = threading.Lock()
         self._feed_dtypes = {f: graph.spec(f).dtype for f in self.feeds}
 
     # -- planning ----------------------------------------------------------------------------------
@@ -177,12 +197,17 @@ class Executable:
         """Lower and bind shape set ``key``. Tiered execution (``config.tiered``): when some of the
         plan's kernels are not in the disk cache, the plan first runs on its numpy references
         while a child process compiles them; a background thread then loads them, binds the
-        compiled plan and swaps it in between two runs (``_swap_in``)."""
+        compiled plan and swaps it in between two runs (``_swap_in``). In a process that has not
+        imported numba, a plan not marked compiled (``cache.plan_compiled``) is not bound here at
+        all: its compile child binds it (``_baseline_tier``)."""
         shapes = dict(zip(self.feeds, key))
         if self._order is None:     # the schedule: the same for every shape set (~45% of a bind)
             self._order = schedule(self.graph, self.fetches, {n: None for n in self.feeds})
+        tiered = self.config.tiered and cache.can_compile_in_background()
+        if tiered and not numba_imported() and not cache.plan_compiled(self._plan_key()):
+            return self._baseline_tier(key, shapes)
         binding = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
-        if self.config.tiered and cache.can_compile_in_background():
+        if tiered:
             todo = cache.cold(binding.kernels())
             if todo:
                 # one BLAS thread: the compile child has the other core (a GEMM split over two
@@ -199,7 +224,45 @@ class Executable:
                 self._compiling.append(t)
                 t.start()
                 return baseline
-        return Bound(self, complete(binding), self.config)
+        b = Bound(self, complete(binding), self.config)
+        cache.mark_plan_compiled(self._plan_key())
+        return b
+
+    def _plan_key(self) -> str:
+        if self._marker is None:
+            self._marker = cache.plan_key((self.graph, self.fetches, self.feeds, self.config))
+        return self._marker
+
+    def _baseline_tier(self, key: tuple, shapes: dict) -> Bound:
+        """Shape set ``key`` on its numpy references, in a process that has not imported numba,
+        while a compile child binds the plan and compiles its kernels (``_swap_in_unbound``); the
+        executable's later shape sets wait for that child, then bind as usual (``_swap_in_after``).
+        Whether the plan has kernels at all is not known here: the child starts with the plan's
+        second run, so a plan run once (a variable initializer) starts none (the MNIST MLP's two
+        initializers' children took the first 0.4 s of its training steps from 0.4 to 0.8 ms)."""
+        plan = lower(self.graph, self.fetches, self.feeds, shapes, reference_only=True, order=self._order)
+        timing = FirstRunTimes(plan)
+        baseline = Bound(self, plan, self.config, serial_blas=True)
+        timing.seconds.clear()
+
+        started = []
+
+        def start():        # at the second run, or when wait_compiled is called
+            with self._start_lock:
+                if started:
+                    return
+                started.append(True)
+                first = self._unbound is None
+                if first:
+                    self._unbound = threading.Event()
+                t = threading.Thread(target=self._swap_in_unbound if first else self._swap_in_after,
+                                     args=(key, shapes, baseline, timing), daemon=True,
+                                     name="graphc-compile-unbound")
+                self._compiling.append(t)
+            t.start()
+        self._starts.append(start)
+        baseline.driver = timing.watch(baseline.driver, second=start)
+        return baseline
 
     def _swap_in(self, key: tuple, binding, todo: list, baseline: Bound, timing) -> None:
         """Background thread of tiered execution: compile ``todo`` in a child process, then bind
@@ -231,10 +294,94 @@ class Executable:
                     raise RuntimeError("the compile process failed or hung on "
                                        f"{', '.join(d.py_func.__name__ for d, _ in failed) or 'a kernel'}")
                 b = Bound(self, complete(binding), self.config)
+            cache.mark_plan_compiled(self._plan_key())
         except Exception as e:      # noqa: BLE001 - reported, and the reference tier keeps running
             warnings.warn(f"graphc: background compile of {len(todo)} kernels failed ({type(e).__name__}: "
                           f"{e}); this plan keeps running its numpy references", KernelFallbackWarning)
             return
+        if self._install(key, b):
+            self.tier_swaps += 1
+
+    def _swap_in_unbound(self, key: tuple, shapes: dict, baseline: Bound, timing) -> None:
+        """``_swap_in`` for a plan this process has not bound: its compile child binds it
+        (``cache.bind_in_background``). This process binds it (importing numba) once a kernel has
+        landed, to swap in plans running the landed kernels as ``_swap_in`` does, or once the child
+        is done; kernels still cold then (the child failed) leave the baseline tier, with one
+        warning naming them."""
+        state: dict = {"todo": [], "binding": None, "pairs": {}}
+        ready, swapped, weights = set(), set(), {}
+
+        def binding():      # (numba imported here, on this thread, when first needed)
+            if state["binding"] is None:
+                b = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
+                state["pairs"] = {cache.entry_key(d, s): (d, s) for d, s in b.kernels()}
+                state["binding"] = b
+            return state["binding"]
+
+        def seconds():
+            timing.ready.wait(PROFILE_WAIT_S)
+            return dict(timing.seconds)
+
+        def landed(entry):
+            b = binding()
+            pairs = state["pairs"]
+            if not weights:
+                weights.update(_by_benefit(b, baseline.plan, [pairs[e] for e in state["todo"] if e in pairs],
+                                           dict(timing.seconds)))
+            ready.update(pairs[e] for e in [entry] if e in pairs)
+            waiting = sum(weights.get(p, 0.0) for p in ready - swapped)
+            if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < len(weights) \
+                    and self.config.driver != "numba":
+                swapped.update(self._partial_swap(key, b, baseline, ready, swapped))
+        try:
+            with _config.use(self.config):
+                job = {"plan": {"graph": self.graph, "fetches": self.fetches, "feeds": self.feeds,
+                                "shapes": shapes, "order": self._order, "config": self.config,
+                                "marker": self._plan_key()}}
+                try:
+                    ok = cache.bind_in_background(job, seconds, state["todo"].extend, landed)
+                finally:
+                    self._unbound.set()
+                todo = cache.cold(binding().kernels())
+                if todo and not ok:
+                    raise RuntimeError("the compile process failed or hung on "
+                                       f"{', '.join(d.py_func.__name__ for d, _ in todo)}")
+        except Exception as e:      # noqa: BLE001 - reported, and the reference tier keeps running
+            warnings.warn(f"graphc: background compile of {len(state['todo']) or 'its'} kernels failed "
+                          f"({type(e).__name__}: {e}); this plan keeps running its numpy references",
+                          KernelFallbackWarning)
+            return
+        if todo:        # bound here otherwise than the child bound it: compiled as any cold plan
+            self._swap_in(key, binding(), todo, baseline, timing)
+            return
+        self._swap_in_compiled(key, binding())
+
+    def _swap_in_after(self, key: tuple, shapes: dict, baseline: Bound, timing) -> None:
+        """A later shape set of a plan bound by its compile child: once that child is done, bound
+        here, and swapped in (its kernels, specialised on dtype and rank, are mostly compiled)."""
+        self._unbound.wait()
+        try:
+            with _config.use(self.config):
+                binding = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
+                todo = cache.cold(binding.kernels())
+        except Exception as e:      # noqa: BLE001
+            warnings.warn(f"graphc: binding a plan's kernels failed ({type(e).__name__}: {e}); this plan "
+                          "keeps running its numpy references", KernelFallbackWarning)
+            return
+        if todo:
+            self._swap_in(key, binding, todo, baseline, timing)
+        else:
+            self._swap_in_compiled(key, binding)
+
+    def _swap_in_compiled(self, key: tuple, binding) -> None:
+        try:
+            with _config.use(self.config):
+                b = Bound(self, complete(binding), self.config)
+        except Exception as e:      # noqa: BLE001
+            warnings.warn(f"graphc: loading a plan's compiled kernels failed ({type(e).__name__}: {e}); "
+                          "this plan keeps running its numpy references", KernelFallbackWarning)
+            return
+        cache.mark_plan_compiled(self._plan_key())
         if self._install(key, b):
             self.tier_swaps += 1
 
@@ -273,7 +420,10 @@ class Executable:
         return loaded
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """Wait for tiered execution's background compiles; True when none is left running."""
+        """Wait for tiered execution's background compiles (starting those that wait for a plan's
+        second run); True when none is left running."""
+        for start in list(self._starts):
+            start()
         for t in list(self._compiling):
             t.join(timeout)
         return not any(t.is_alive() for t in self._compiling)

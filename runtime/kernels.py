@@ -27,7 +27,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numba
 import numpy as np
 
 from graphc import config
@@ -112,13 +111,19 @@ def kernel_for(*ops: str):
     return deco
 
 
+# Signatures are built when a kernel is bound, and numba imported then: the baseline tier (numpy
+# references) runs a cold plan's first steps in a process that has not imported numba (~0.15 s).
 def arr_t(dtype, ndim: int, layout: str = "C"):
     """The numba type of a C-contiguous array."""
+    import numba
     return numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout)
 
 
-I64 = numba.types.int64
-F64 = numba.types.float64
+def scalar_t(kind):
+    """The numba type of a scalar argument: of a numpy dtype, or numba's type of that name
+    (``"int64"``, ``"float64"``, ``"intp"``, ``"boolean"``, ``"none"``)."""
+    import numba
+    return getattr(numba.types, kind) if isinstance(kind, str) else numba.from_dtype(np.dtype(kind))
 
 
 def reference_call(ctx: NodeCtx) -> Call:

@@ -14,12 +14,11 @@ its usual error.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from graphc.ops.registry import get_op
 
-from .cache import KernelFamily
-from .kernels import Call, Const, In, NodeCtx, Out, arr_t, kernel_for
+from .families import KernelFamily
+from .kernels import Call, Const, In, NodeCtx, Out, arr_t, scalar_t, kernel_for
 
 fam = KernelFamily("array")
 
@@ -166,8 +165,7 @@ def bind_one_hot(ctx: NodeCtx):
     rows = int(np.prod(ctx.in_shapes[0], dtype=np.int64))
     on, off = np.array(a["on_value"]).astype(dt)[()], np.array(a["off_value"]).astype(dt)[()]
     k = fam.get("one_hot_last")
-    import numba
-    sc = numba.from_dtype(dt)
+    sc = scalar_t(dt)
     return Call(steps=[(k, [In(0, (rows,)), Out((rows, depth)), Const(on), Const(off)])],
                 name="one_hot", warm=[(k, (arr_t(ctx.in_dtypes[0], 1), arr_t(dt, 2), sc, sc))])
 
@@ -274,6 +272,3 @@ def copy_column_blocks(out, starts, *pieces):
             prow = p[r]
             for j in range(w):
                 orow[c0 + j] = prow[j]
-
-
-_ = prange  # (numba kernels above may use prange)

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 
-import numba
 import numpy as np
-from numba import prange
 
 from graphc import config
 from graphc.ir import TensorSpec
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from . import blas, threads
+from . import threads
 from . import kernels_winograd as winograd
-from .cache import KernelFamily
-from .kernels import I64, Call, Const, In, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
+from .families import KernelFamily
+from .kernels import Call, Const, In, NodeCtx, Out, Scratch, arr_t, scalar_t, ew_call, kernel_for
 
 fam = KernelFamily("conv")
+prange = range      # the family's kernels run compiled, where prange is numba's (cache.HEADER)
 
 
 # -- numba kernels (plain Python here; compiled through the cache) -------------------------------------
@@ -140,6 +139,7 @@ def _gemm(ta: bool, tb: bool, a, b, out, dtype, ndim: int = 2):
     numpy's BLAS, so that GEMMs do not cut segments; else ``np.matmul``. The kernel saves ~1 us per
     call, but costs a process ~0.15 s to load and ~1 s to compile cold (MLP forward, new process:
     warm 0.37 -> 0.50-0.56 s, cold 1.1 -> 2.1-2.2 s), which ~1 us per GEMM does not pay back."""
+    from . import blas      # (llvmlite: imported when a kernel is bound, not by the baseline tier)
     if blas.AVAILABLE and config.get().driver == "numba" and ndim in (2, 3) \
             and np.dtype(dtype) in (np.float32, np.float64):
         k = blas.gemm_kernel(ndim)
@@ -150,6 +150,7 @@ def _gemm(ta: bool, tb: bool, a, b, out, dtype, ndim: int = 2):
 
 def is_gemm(fn) -> bool:
     """Whether plan step function ``fn`` is one GEMM (either form)."""
+    from . import blas
     return fn in _MM.values() or (blas.AVAILABLE and fn in (blas.gemm_kernel(2), blas.gemm_kernel(3)))
 
 
@@ -178,7 +179,7 @@ def _conv_geom(x_shape, f_shape, attrs):
 
 
 def _geom_sig(dtype):
-    return (I64,) * 10
+    return (scalar_t("int64"),) * 10
 
 
 # conv2d forward with at most this many input channels runs the direct kernel (kernels_nn.conv2d_direct).
@@ -213,8 +214,8 @@ def _conv_steps(x_shape, f_shape, dtype, attrs, out_desc, in_map, scratch0: int,
         from .kernels_nn import fam as nn_fam
         dk = nn_fam.get("conv2d_direct")
         # no bias: None, for which numba compiles the kernel without the bias add (0.327 -> 0.305 ms)
-        b_t = arr_t(dtype, 1) if bias is not None else numba.types.none
-        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2), I64) + _geom_sig(dtype)
+        b_t = arr_t(dtype, 1) if bias is not None else scalar_t("none")
+        sig = (arr_t(dtype, 4), arr_t(dtype, 2), arr_t(dtype, 2), b_t, arr_t(dtype, 2), scalar_t("int64")) + _geom_sig(dtype)
         fn = dk
         if config.get().threads > 1:
             fn = threads.batch_split(threads.entry_point(dk, sig), oh * ow * k * o, split=(0, 1, 4))

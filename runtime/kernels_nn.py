@@ -15,24 +15,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
 from graphc import config
 from graphc.ops.nn import _geometry
 from graphc.ops.registry import get_op
 
-from . import codegen, simd, threads
-from .cache import KernelFamily
-from .kernels import I64, Call, Const, In, NodeCtx, Out, arr_t, kernel_for
+from . import codegen, threads
+from .families import KernelFamily
+from .kernels import Call, Const, In, NodeCtx, Out, arr_t, scalar_t, kernel_for
 
 
 def _prelude() -> str:
+    from . import simd      # numba intrinsics: imported when a kernel is bound, not by the baseline tier
     return codegen.exp_prelude() + \
         f"from graphc.runtime.simd import conv_filter_grad_taps9_rows, conv_taps9_rows  # simd " \
         f"{simd.source_digest()}\n"
 
 
 fam = KernelFamily("nn", prelude=_prelude)
+prange = range      # the family's kernels run compiled, where prange is numba's (cache.HEADER)
 
 
 @fam.kernel()
@@ -584,7 +585,7 @@ def _pool_call(ctx: NodeCtx, name: str, n_arrays: int, ins: list, dy_shape=None,
     32): max_pool_grad 0.43 -> 0.36 ms split; the forward max_pool 0.175 -> 0.173 ms, so it stays whole."""
     geom = _pool_geom(ctx.in_shapes[0], ctx.attrs)
     k = fam.get(name)
-    sig = (arr_t(ctx.out_dtype, 4),) * n_arrays + (I64,) * (len(flags) + 8)
+    sig = (arr_t(ctx.out_dtype, 4),) * n_arrays + (scalar_t("int64"),) * (len(flags) + 8)
     fn = k
     cfg = config.get()
     if dy_shape is not None and cfg.threads > 1 and not cfg.parallel:

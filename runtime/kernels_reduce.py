@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from graphc.ir import TensorSpec
 from graphc.ops.fused import infer_program
 
 from .baseline import NP_REDUCERS as _NP, numpy_reducer as _reducer, numpy_reduction_ok as _supported
-from .cache import KernelFamily
-from .kernels import Call, Const, In, InRows, NodeCtx, Out, Scratch, arr_t, ew_call, kernel_for
+from .families import KernelFamily
+from .kernels import Call, Const, In, InRows, NodeCtx, Out, Scratch, arr_t, scalar_t, ew_call, kernel_for
 
 fam = KernelFamily("reduce")
 
@@ -107,7 +106,7 @@ def bind_arg(ctx: NodeCtx):
         return None
     rows, cols = int(np.prod(shape[:-1], dtype=np.int64)), int(shape[-1])
     k = fam.get("arg_rows")
-    sig = (arr_t(ctx.in_dtypes[0], 2), arr_t(ctx.out_dtype, 1), numba.types.boolean)
+    sig = (arr_t(ctx.in_dtypes[0], 2), arr_t(ctx.out_dtype, 1), scalar_t("boolean"))
     return Call(steps=[(k, [In(0, (rows, cols)), Out((rows,)), Const(ctx.op == "argmax")])], name=ctx.op,
                 warm=[(k, sig)])
 
@@ -135,7 +134,7 @@ def _leading_sum(op: str, dtype, in_shape, axis, out_desc, in_desc, in_rows):
         kern = fam.get("sum_rows")
         scale = 1.0 / rows if op == "reduce_mean" else 1.0
         step = (kern, in_rows(rows, cols) + [out_desc((cols,)), Const(scale)])
-        return step, (kern, (arr_t(dtype, 1), numba.types.intp, arr_t(dtype, 1), numba.types.float64))
+        return step, (kern, (arr_t(dtype, 1), scalar_t("intp"), arr_t(dtype, 1), scalar_t("float64")))
     elif tuple(axis) == tuple(range(nd - k, nd)):
         rows, cols = int(np.prod(in_shape[:nd - k], dtype=np.int64)), int(np.prod(in_shape[nd - k:],
                                                                                 dtype=np.int64))
@@ -146,11 +145,11 @@ def _leading_sum(op: str, dtype, in_shape, axis, out_desc, in_desc, in_rows):
         kern = fam.get("sum_mid")
         step = (kern, [in_desc((lead, mid, tail)), out_desc((lead, tail)),
                        Const(1.0 / mid if op == "reduce_mean" else 1.0)])
-        return step, (kern, (arr_t(dtype, 3), arr_t(dtype, 2), numba.types.float64))
+        return step, (kern, (arr_t(dtype, 3), arr_t(dtype, 2), scalar_t("float64")))
     else:
         return None
     step = (kern, [in_desc((rows, cols)), out_desc((n_out,)), Const(scale if op == "reduce_mean" else 1.0)])
-    return step, (kern, (arr_t(dtype, 2), arr_t(dtype, 1), numba.types.float64))
+    return step, (kern, (arr_t(dtype, 2), arr_t(dtype, 1), scalar_t("float64")))
 
 
 @kernel_for(*_NP)
@@ -311,6 +310,6 @@ def bind_cumsum(ctx: NodeCtx):
         return None
     k = fam.get("cumsum_mid")
     start = dt.type(-0.0) if dt.kind == "f" else dt.type(0)
-    sig = (arr_t(dt, 3), arr_t(dt, 3), numba.types.boolean, numba.types.boolean, numba.from_dtype(dt))
+    sig = (arr_t(dt, 3), arr_t(dt, 3), scalar_t("boolean"), scalar_t("boolean"), scalar_t(dt))
     return Call(steps=[(k, [In(0, view), Out(view), Const(bool(ctx.attrs["exclusive"])),
                             Const(bool(ctx.attrs["reverse"])), Const(start)])], name="cumsum", warm=[(k, sig)])

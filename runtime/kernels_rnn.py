@@ -191,7 +191,8 @@ def _store_row(row, t):
 def _module(dtype):
     fast = np.dtype(dtype) == np.float32 and config.get().fast_math
     one = "_F(1.0)" if fast else "1.0"      # a float32 constant keeps float32 math in float32
-    wide = "_wide_vectors()\n    " if fast and codegen.simd.VECTOR_BYTES == 64 else ""
+    from . import simd
+    wide = "_wide_vectors()\n    " if fast and simd.VECTOR_BYTES == 64 else ""
     src = (_FAST if fast else _EXACT) + _CELL.format(flags=", fastmath={'contract'}" if fast else "",
                                                      one=one, wide=wide)
     return cache.load_module(src, "rnn")

@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import simd
-from .cache import KernelFamily
-from .kernels import I64, Const, Scratch, arr_t
+from .families import KernelFamily
+from .kernels import Const, Scratch, arr_t, scalar_t
 
 
 def _prelude() -> str:
+    from . import simd      # numba intrinsics: imported when a kernel is bound
     return ("from graphc.runtime.simd import copy_values, winograd_a, winograd_at, winograd_bt, zero_values"
             f"  # simd {simd.source_digest()}\n")
 
@@ -214,8 +214,8 @@ def conv_steps(x_shape, f_shape, dtype, oh, ow, ph, pw, x_in, f_in, out_desc, sc
                + [Const(v) for v in (n, oh, ow, o)] + [b_desc, Const(int(relu)), Const(th), Const(tw),
                                                        Scratch(buf_s, None), Const(BATCH)])]
     flat = arr_t(dt, 1)
-    warm = [(inp, (arr_t(dt, 4), flat, flat, flat) + (I64,) * 6),
-            (outp, (flat, flat) + (I64,) * 4 + (flat,) + (I64,) * 3 + (flat, I64))]
+    warm = [(inp, (arr_t(dt, 4), flat, flat, flat) + (scalar_t("int64"),) * 6),
+            (outp, (flat, flat) + (scalar_t("int64"),) * 4 + (flat,) + (scalar_t("int64"),) * 3 + (flat, scalar_t("int64")))]
     return steps, scratch, warm
 
 
@@ -259,4 +259,4 @@ def filter_grad_steps(x_shape, dy_shape, dtype, ph, pw, x_in, dy_in, out_desc):
              (_bmm_tn, [Scratch(0, (36, tiles, c)), Scratch(1, (36, tiles, o)), Scratch(2, (36, c, o))]),
              (_filter_grad, [Scratch(2, (6, 6 * c * o)), Scratch(3, None), out_desc((3, 3, c * o))])]
     flat = arr_t(dt, 1)
-    return steps, scratch, [(inp, (arr_t(dt, 4), flat, flat, flat) + (I64,) * 6)]
+    return steps, scratch, [(inp, (arr_t(dt, 4), flat, flat, flat) + (scalar_t("int64"),) * 6)]

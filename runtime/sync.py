@@ -25,7 +25,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .cache import KernelFamily
+from .families import KernelFamily
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 

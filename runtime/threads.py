@@ -45,8 +45,6 @@ import numpy as np
 
 from graphc import config
 
-from . import sync
-
 # below this much work (multiply-adds or element visits) the hand-off costs more than the second
 # core saves
 SPLIT_MIN_WORK = 1 << 20
@@ -68,6 +66,7 @@ class Workers:
     def __init__(self):
         self._threads: list[_Worker] = []
         self._busy = threading.Lock()
+        from . import sync      # numba intrinsics: imported with the first split kernel, not before
         self.wait, self.publish = sync.fam.get("_wait_change"), sync.fam.get("_publish")
         self.turns = _calibrate(self.wait)
 

@@ -360,19 +360,19 @@ def test_kernel_family_sources_are_inspects(tmp_path, monkeypatch):
     import pkgutil
 
     import graphc.runtime as rt
-    from graphc.runtime import cache
+    from graphc.runtime import cache, families
     mods = [importlib.import_module(f"graphc.runtime.{m.name}") for m in pkgutil.iter_modules(rt.__path__)]
-    fams = {id(v): v for m in mods for v in vars(m).values() if isinstance(v, cache.KernelFamily)}
+    fams = {id(v): v for m in mods for v in vars(m).values() if isinstance(v, families.KernelFamily)}
     fns = [fn for fam in fams.values() for fn, _ in fam.funcs]
     assert len(fams) >= 5 and len(fns) >= 30
-    assert [cache.function_source(fn) for fn in fns] == [inspect.getsource(fn) for fn in fns]
+    assert [families.function_source(fn) for fn in fns] == [inspect.getsource(fn) for fn in fns]
     (tmp_path / "shapes_mod.py").write_text(FUNCTION_SHAPES)
     monkeypatch.syspath_prepend(str(tmp_path))
     shapes = importlib.import_module("shapes_mod")
     for name in ("decorated", "loop_then_pass", "return_then_comment", "nested", "docstring_only",
                  "one_liner"):
         fn = getattr(shapes, name)
-        assert cache.function_source(fn) == inspect.getsource(fn), name
+        assert families.function_source(fn) == inspect.getsource(fn), name
 
 
 LAZY = r"""
