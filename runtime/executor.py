@@ -281,10 +281,7 @@ class Executable:
 
         def landed(pair):
             ready.add(pair)
-            waiting = sum(weights.get(p, 0.0) for p in ready - swapped)
-            if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < len(todo) \
-                    and self.config.driver != "numba":      # (a jitted driver compiles per plan)
-                swapped.update(self._partial_swap(key, binding, baseline, ready, swapped))
+            self._swap_landed(key, binding, baseline, ready, swapped, weights, len(todo))
         try:
             # a new thread starts with an empty context: the executable's config (cache folder,
             # compile_jobs) is put in force here, for the child and every lock and load
@@ -328,11 +325,9 @@ class Executable:
             if not weights:
                 weights.update(_by_benefit(b, baseline.plan, [pairs[e] for e in state["todo"] if e in pairs],
                                            dict(timing.seconds)))
-            ready.update(pairs[e] for e in [entry] if e in pairs)
-            waiting = sum(weights.get(p, 0.0) for p in ready - swapped)
-            if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < len(weights) \
-                    and self.config.driver != "numba":
-                swapped.update(self._partial_swap(key, b, baseline, ready, swapped))
+            if entry in pairs:
+                ready.add(pairs[entry])
+                self._swap_landed(key, b, baseline, ready, swapped, weights, len(weights))
         try:
             with _config.use(self.config):
                 job = {"plan": {"graph": self.graph, "fetches": self.fetches, "feeds": self.feeds,
@@ -384,6 +379,16 @@ class Executable:
         cache.mark_plan_compiled(self._plan_key())
         if self._install(key, b):
             self.tier_swaps += 1
+
+    def _swap_landed(self, key: tuple, binding, baseline: Bound, ready: set, swapped: set, weights: dict,
+                     total: int) -> None:
+        """After a kernel landed: a partial swap (``_partial_swap``) when the landed kernels not in
+        use yet save ``PARTIAL_SWAP_SHARE`` of the baseline's time (``weights``: the time each
+        kernel compiling saves) and fewer than all ``total`` kernels have landed."""
+        waiting = sum(weights.get(p, 0.0) for p in ready - swapped)
+        if waiting >= PARTIAL_SWAP_SHARE * (sum(weights.values()) or 1.0) and len(ready) < total \
+                and self.config.driver != "numba":      # (a jitted driver compiles per plan)
+            swapped.update(self._partial_swap(key, binding, baseline, ready, swapped))
 
     def _install(self, key: tuple, b: Bound) -> bool:
         """Make ``b`` the binding the next run of ``key`` takes (a tier swap); runs in flight
