@@ -520,6 +520,9 @@ CHILD_TIMEOUT_S = 600.0     # a compile child still running after this is killed
 
 # the compile child's command line (compile_child.py; tests replace it with one that fails)
 CHILD_COMMAND = [sys.executable, "-m", "graphc.runtime.compile_child"]
+# The child multiplies no matrices: one BLAS thread. numpy's import starts OpenBLAS's worker
+# threads, and the idle one spins ~0.1 s of CPU, taken from the parent on a 2-core machine.
+CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _start_child(pairs):
@@ -535,7 +538,7 @@ def _spawn_child(report: bool = False):
     what to send it (``_send_job``). ``report``: its stdout is a pipe on which it names each
     kernel it has compiled (``_follow``)."""
     import subprocess
-    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir())
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir(), **CHILD_ENV)
     return subprocess.Popen(CHILD_COMMAND + [str(os.getpid())], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE if report else subprocess.DEVNULL, env=env)
 

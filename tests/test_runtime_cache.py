@@ -150,6 +150,17 @@ def test_a_stuck_compile_child_is_killed(monkeypatch):
     assert time.monotonic() - t < 5 and child.returncode is not None     # killed and reaped
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
+def test_a_compile_child_starts_no_blas_threads(monkeypatch):
+    # the child multiplies no matrices: numpy's import in it starts no OpenBLAS workers (their spin
+    # took ~0.1 s of CPU from the parent's training steps on 2 cores)
+    from graphc.runtime import cache
+    probe = "import os, numpy; print(len(os.listdir('/proc/self/task')))"
+    monkeypatch.setattr(cache, "CHILD_COMMAND", [sys.executable, "-c", probe])
+    out, _ = cache._spawn_child(report=True).communicate(timeout=120)
+    assert out.split() == [b"1"]
+
+
 def test_a_compile_child_does_not_stop_another_threads_blas():
     # fork() runs OpenBLAS's atfork handler, which stops its worker threads: a GEMM running on
     # them in another thread waited forever (this loop hung at once with forked children). The
