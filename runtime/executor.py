@@ -48,6 +48,9 @@ from .lower import Plan, bind_schedule, complete, lower, mixed
 PARTIAL_SWAP_SHARE = 0.1
 # the background compile waits this long for the baseline's first run to order the kernels by
 PROFILE_WAIT_S = 2.0
+# a tier swap waits this long for the executable's next run to make it between two steps; after
+# that (no run came: a loop ended, or one step takes longer) its background thread makes it
+BETWEEN_RUNS_WAIT_S = 0.5
 
 
 def numba_imported() -> bool:
@@ -59,14 +62,16 @@ def numba_imported() -> bool:
 class FirstRunTimes:
     """The seconds each call of a baseline plan takes in its first run (``seconds``, by node;
     ``ready`` is set when the first run of the driver ``watch`` wraps returns). The plan's calls
-    are wrapped, which costs a flag check per call afterwards. Measured on the MNIST CNN's
-    baseline step (19 ms): its two max-pool gradients' numpy references took 8 ms, the
-    elementwise programs on the same elements well under 1 ms each; sizes alone did not tell
-    them apart."""
+    are wrapped for that run; ``watch`` then puts the unwrapped calls back in the driver's
+    globals (a flag check per call cost the MNIST MLP's baseline step ~3%, 34 calls). Measured on
+    the MNIST CNN's baseline step (19 ms): its two max-pool gradients' numpy references took
+    8 ms, the elementwise programs on the same elements well under 1 ms each; sizes alone did
+    not tell them apart."""
 
     def __init__(self, plan: Plan):
         self.seconds: dict[int, float] = {}
         self.ready = threading.Event()
+        self._wrapped: dict[int, object] = {}       # id(timed wrapper) -> the call it wraps
         for s in plan.steps:
             if s.kind == "call" and s.call is not None:
                 s.call.steps = [(self._timed(fn, s.node), d) for fn, d in s.call.steps]
@@ -83,13 +88,30 @@ class FirstRunTimes:
                 return fn(*args)
             finally:
                 seconds[node] = seconds.get(node, 0.0) + time.perf_counter() - t
+        self._wrapped[id(timed)] = fn
         return timed
 
-    def watch(self, driver, second=None):
+    def _unwrap(self, names: dict) -> None:
+        """Every timed wrapper among ``names`` (a driver's globals) replaced by its call."""
+        for name, v in list(names.items()):
+            fn = self._wrapped.get(id(v))
+            if fn is not None and getattr(v, "__wrapped__", None) is fn:
+                names[name] = fn
+
+    def watch(self, driver, second=None, names: dict | None = None):
         """``driver`` (the baseline Bound's), setting ``ready`` when its first run returns, and
-        calling ``second()`` (once) when a later run starts."""
+        calling ``second()`` (once) when a later run starts. ``names``: the driver's globals, from
+        which the timed wrappers are then removed."""
         ready = self.ready
         pending = [second] if second is not None else []
+        if names is not None:
+            ready_set, unwrap = ready.set, self._unwrap
+
+            def done():
+                ready_set()
+                unwrap(names)
+        else:
+            done = ready.set
 
         def first_run(F, state, run_key):
             if pending and ready.is_set():
@@ -102,7 +124,8 @@ class FirstRunTimes:
             try:
                 return driver(F, state, run_key)
             finally:
-                ready.set()
+                if not ready.is_set():
+                    done()
         return first_run
 
 
@@ -135,6 +158,58 @@ def _by_benefit(binding, baseline: Plan, todo: list, seconds: dict | None = None
     return dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
 
+class BetweenRuns:
+    """Work that tiered execution's background threads hand to the thread making an executable's
+    next run, done before that run starts: binding a plan, loading landed kernels and installing
+    a swapped plan happen between two steps, not beside them. Python on a background thread
+    beside running steps takes the GIL from them whenever they release it (every numpy call
+    does), and then holds it for up to a switch interval: binding the MNIST LSTM's plan (0.25 s,
+    numba's import included) there made its cold 3-epoch ``fit`` 2-5% slower than binding it
+    before the first step. ``call(fn)`` returns ``fn()``'s result (or raises its error) once a
+    run has done it, or does it itself when no run has started within ``wait_s``; the runs call
+    ``run_pending()``."""
+
+    def __init__(self, wait_s: float | None = None):
+        self.wait_s = BETWEEN_RUNS_WAIT_S if wait_s is None else wait_s
+        self.jobs: list = []            # (checked by every run: empty almost always)
+        self._lock = threading.Lock()
+
+    def call(self, fn):
+        job = _Job(fn)
+        with self._lock:
+            self.jobs.append(job)
+        if not job.done.wait(self.wait_s):
+            job.run()                   # no run took it: here (nothing, if one took it just now)
+            job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def run_pending(self) -> None:
+        with self._lock:
+            jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job.run()
+
+
+class _Job:
+    __slots__ = ("fn", "done", "claim", "result", "error")
+
+    def __init__(self, fn):
+        self.fn, self.done, self.claim = fn, threading.Event(), threading.Lock()
+        self.result = self.error = None
+
+    def run(self) -> None:
+        if not self.claim.acquire(blocking=False):      # taken by the other thread
+            return
+        try:
+            self.result = self.fn()
+        except BaseException as e:      # noqa: BLE001 - raised again in the waiting thread
+            self.error = e
+        finally:
+            self.done.set()
+
+
 class Executable:
     """A compiled graph: ``run(feed_values, state, run_key) -> (fetch values, updates)``."""
 
@@ -156,6 +231,7 @@ class Executable:
         self._marker: str | None = None                  # cache.plan_key of this executable's plan
         self._unbound: threading.Event | None = None     # set when the child binding its plan is done
         self._starts: list = []             # the baseline tier's compile starts (_baseline_tier)
+        self._between = BetweenRuns()       # tier swaps made between two runs
         self._start_lock = threading.Lock()
         self._feed_dtypes = {f: graph.spec(f).dtype for f in self.feeds}
 
@@ -218,7 +294,7 @@ class Executable:
                 timing = FirstRunTimes(plan)
                 baseline = Bound(self, plan, self.config, serial_blas=True)
                 timing.seconds.clear()          # view ops called while binding
-                baseline.driver = timing.watch(baseline.driver)
+                baseline.driver = timing.watch(baseline.driver, names=baseline.globals)
                 t = threading.Thread(target=self._swap_in, args=(key, binding, todo, baseline, timing),
                                      daemon=True, name=f"graphc-compile-{len(todo)}-kernels")
                 self._compiling.append(t)
@@ -261,7 +337,7 @@ class Executable:
                 self._compiling.append(t)
             t.start()
         self._starts.append(start)
-        baseline.driver = timing.watch(baseline.driver, second=start)
+        baseline.driver = timing.watch(baseline.driver, second=start, names=baseline.globals)
         return baseline
 
     def _swap_in(self, key: tuple, binding, todo: list, baseline: Bound, timing) -> None:
@@ -281,7 +357,7 @@ class Executable:
 
         def landed(pair):
             ready.add(pair)
-            self._swap_landed(key, binding, baseline, ready, swapped, weights, len(todo))
+            self._between_runs(self._swap_landed, key, binding, baseline, ready, swapped, weights, len(todo))
         try:
             # a new thread starts with an empty context: the executable's config (cache folder,
             # compile_jobs) is put in force here, for the child and every lock and load
@@ -290,14 +366,11 @@ class Executable:
                     failed = cache.cold(todo)
                     raise RuntimeError("the compile process failed or hung on "
                                        f"{', '.join(d.py_func.__name__ for d, _ in failed) or 'a kernel'}")
-                b = Bound(self, complete(binding), self.config)
-            cache.mark_plan_compiled(self._plan_key())
         except Exception as e:      # noqa: BLE001 - reported, and the reference tier keeps running
             warnings.warn(f"graphc: background compile of {len(todo)} kernels failed ({type(e).__name__}: "
                           f"{e}); this plan keeps running its numpy references", KernelFallbackWarning)
             return
-        if self._install(key, b):
-            self.tier_swaps += 1
+        self._swap_in_compiled(key, binding)
 
     def _swap_in_unbound(self, key: tuple, shapes: dict, baseline: Bound, timing) -> None:
         """``_swap_in`` for a plan this process has not bound: its compile child binds it
@@ -308,7 +381,7 @@ class Executable:
         state: dict = {"todo": [], "binding": None, "pairs": {}}
         ready, swapped, weights = set(), set(), {}
 
-        def binding():      # (numba imported here, on this thread, when first needed)
+        def binding():      # (numba imported here when first needed: between two runs)
             if state["binding"] is None:
                 b = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
                 state["pairs"] = {cache.entry_key(d, s): (d, s) for d, s in b.kernels()}
@@ -319,7 +392,7 @@ class Executable:
             timing.ready.wait(PROFILE_WAIT_S)
             return dict(timing.seconds)
 
-        def landed(entry):
+        def land(entry):
             b = binding()
             pairs = state["pairs"]
             if not weights:
@@ -328,6 +401,9 @@ class Executable:
             if entry in pairs:
                 ready.add(pairs[entry])
                 self._swap_landed(key, b, baseline, ready, swapped, weights, len(weights))
+
+        def landed(entry):
+            self._between_runs(land, entry)
         try:
             with _config.use(self.config):
                 job = {"plan": {"graph": self.graph, "fetches": self.fetches, "feeds": self.feeds,
@@ -337,7 +413,7 @@ class Executable:
                     ok = cache.bind_in_background(job, seconds, state["todo"].extend, landed)
                 finally:
                     self._unbound.set()
-                todo = cache.cold(binding().kernels())
+                todo = self._between_runs(lambda: cache.cold(binding().kernels()))
                 if todo and not ok:
                     raise RuntimeError("the compile process failed or hung on "
                                        f"{', '.join(d.py_func.__name__ for d, _ in todo)}")
@@ -355,10 +431,12 @@ class Executable:
         """A later shape set of a plan bound by its compile child: once that child is done, bound
         here, and swapped in (its kernels, specialised on dtype and rank, are mostly compiled)."""
         self._unbound.wait()
+
+        def bind():
+            b = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
+            return b, cache.cold(b.kernels())
         try:
-            with _config.use(self.config):
-                binding = bind_schedule(self.graph, self.fetches, self.feeds, shapes, order=self._order)
-                todo = cache.cold(binding.kernels())
+            binding, todo = self._between_runs(bind)
         except Exception as e:      # noqa: BLE001
             warnings.warn(f"graphc: binding a plan's kernels failed ({type(e).__name__}: {e}); this plan "
                           "keeps running its numpy references", KernelFallbackWarning)
@@ -369,9 +447,20 @@ class Executable:
             self._swap_in_compiled(key, binding)
 
     def _swap_in_compiled(self, key: tuple, binding) -> None:
-        try:
+        """Swap in the plan running every kernel of ``binding`` (all compiled), between two runs."""
+        self._between_runs(self._install_compiled, key, binding)
+
+    def _between_runs(self, fn, *args):
+        """``fn(*args)`` under this executable's configuration, made between two of its runs
+        (``BetweenRuns``); returns its result."""
+        def job():
             with _config.use(self.config):
-                b = Bound(self, complete(binding), self.config)
+                return fn(*args)
+        return self._between.call(job)
+
+    def _install_compiled(self, key: tuple, binding) -> None:
+        try:
+            b = Bound(self, complete(binding), self.config)
         except Exception as e:      # noqa: BLE001
             warnings.warn(f"graphc: loading a plan's compiled kernels failed ({type(e).__name__}: {e}); "
                           "this plan keeps running its numpy references", KernelFallbackWarning)
@@ -429,8 +518,15 @@ class Executable:
         second run); True when none is left running."""
         for start in list(self._starts):
             start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in list(self._compiling):
-            t.join(timeout)
+            while t.is_alive():
+                self._between.run_pending()     # this thread makes no run meanwhile
+                left = 0.02 if deadline is None else min(0.02, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                t.join(left)
+        self._between.run_pending()
         return not any(t.is_alive() for t in self._compiling)
 
     def _acquire(self, key: tuple) -> Bound | None:
@@ -490,6 +586,8 @@ class Executable:
         """``run`` with the feed values as a list in ``self.feeds`` order, already numpy arrays of
         the fed nodes' dtypes (``Session.make_callable`` checks them); no conversion here.
         Thread-safe: concurrent runs use separate buffer sets (``_acquire``)."""
+        if self._between.jobs:      # a tier swap waiting to be made between two runs
+            self._between.run_pending()
         key = tuple([v.shape for v in F])
         free = self._free.get(key)
         self._used[key] = run_key
@@ -522,6 +620,8 @@ class Executable:
         empty: dict = {}
 
         def run(F):
+            if self._between.jobs:
+                self._between.run_pending()
             key = tuple([v.shape for v in F])
             b = held.get(key)
             if b is None:

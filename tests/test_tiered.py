@@ -338,3 +338,47 @@ def test_a_binding_of_a_plan_swapped_out_during_its_run_is_not_reused(tmp_path, 
     out = exe.run({x.node: xv}, sess.state, 0)[0][0]
     assert exe._free[key] == [new]
     np.testing.assert_array_equal(exe.run({x.node: xv}, sess.state, 0)[0][0], out)
+
+
+def test_work_handed_to_the_next_run_is_done_there_or_after_a_wait_by_its_own_thread():
+    import threading
+
+    from graphc.runtime.executor import BetweenRuns
+    between, seen = BetweenRuns(wait_s=30.0), []
+    t = threading.Thread(target=lambda: seen.append(between.call(threading.current_thread)))
+    t.start()
+    while not between.jobs:
+        time.sleep(0.001)
+    between.run_pending()                   # the next run: it does the job, the caller gets the result
+    t.join(30)
+    assert seen == [threading.main_thread()] and not between.jobs
+    alone = BetweenRuns(wait_s=0.05)        # no run comes: the caller does it after its wait
+    assert alone.call(threading.current_thread) is threading.current_thread()
+    alone.run_pending()                     # a run arriving late finds nothing left to do
+    with pytest.raises(ZeroDivisionError):  # an error reaches the caller, never the run
+        BetweenRuns(wait_s=0.05).call(lambda: 1 / 0)
+
+
+def test_tier_swaps_are_made_by_the_thread_running_the_steps(tmp_path, configure, monkeypatch):
+    import threading
+
+    from graphc.runtime import executor
+    configure(tiered=True, cache_dir=str(tmp_path))
+    monkeypatch.setattr(executor, "BETWEEN_RUNS_WAIT_S", 60.0)
+    installers = []
+    install = executor.Executable._install
+
+    def spy(self, key, b):
+        installers.append(threading.current_thread())
+        return install(self, key, b)
+    monkeypatch.setattr(executor.Executable, "_install", spy)
+    g, x, lab, loss, train, init = _training_graph()
+    sess = gc.Session(graph=g)
+    sess.run(init)
+    f = {x: np.ones((8, 12), np.float32), lab: np.zeros(8, np.int32)}
+    sess.run([loss, train], f)
+    exe = next(p.__self__ for k, p in sess._programs.items() if len(k[1]) == 2)
+    deadline = time.monotonic() + 240
+    while exe.tier_swaps == 0 and time.monotonic() < deadline:
+        sess.run([loss, train], f)
+    assert exe.tier_swaps == 1 and installers and set(installers) == {threading.main_thread()}

@@ -41,6 +41,27 @@ def unbound(monkeypatch, tmp_path, configure):
     return tmp_path
 
 
+def _timed(fn) -> bool:          # FirstRunTimes's wrapper (functools.wraps: __wrapped__ is its call)
+    return callable(getattr(fn, "__wrapped__", None))
+
+
+def test_the_first_run_is_timed_and_later_runs_call_the_references_directly(unbound):
+    g, x, lab, loss, train, init = _training_graph()
+    sess, ref = gc.Session(graph=g), gc.Session(graph=g, executor="reference")
+    for s in (sess, ref):
+        s.run(init)
+    f = _feeds(x, lab, 16)
+    got = sess.run([loss, train], f)[0]
+    exe = _exe(sess)
+    calls = [fn for s in exe.bound.plan.steps if s.kind == "call" for fn, _ in s.call.steps]
+    assert calls and all(_timed(fn) for fn in calls)        # the plan's calls, timed in run 1
+    assert not any(_timed(v) for v in exe.bound.globals.values())   # the driver's: unwrapped
+    np.testing.assert_allclose(got, ref.run([loss, train], f)[0], rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(sess.run([loss, train], f)[0], ref.run([loss, train], f)[0],
+                               rtol=2e-5, atol=1e-6)
+    assert exe.wait_compiled(240)
+
+
 def test_the_child_binds_and_compiles_and_every_step_agrees(unbound):
     g, x, lab, loss, train, init = _training_graph()
     tiered, ref = gc.Session(graph=g), gc.Session(graph=g, executor="reference")
