@@ -104,14 +104,6 @@ class FirstRunTimes:
         which the timed wrappers are then removed."""
         ready = self.ready
         pending = [second] if second is not None else []
-        if names is not None:
-            ready_set, unwrap = ready.set, self._unwrap
-
-            def done():
-                ready_set()
-                unwrap(names)
-        else:
-            done = ready.set
 
         def first_run(F, state, run_key):
             if pending and ready.is_set():
@@ -125,7 +117,9 @@ class FirstRunTimes:
                 return driver(F, state, run_key)
             finally:
                 if not ready.is_set():
-                    done()
+                    ready.set()
+                    if names is not None:
+                        self._unwrap(names)
         return first_run
 
 
